@@ -1,0 +1,286 @@
+//! The small JSON documents of a cluster's prefix: `head.json`, `identity.json` and
+//! `decommissioned.json`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::names::{ClusterName, Epoch};
+use super::segment::AgentInfo;
+use super::{Error, FORMAT_VERSION, parse_versioned};
+
+/// The `format` string of `head.json`.
+pub const HEAD_FORMAT: &str = "outpost.head";
+/// The `format` string of `identity.json`.
+pub const IDENTITY_FORMAT: &str = "outpost.identity";
+/// The `format` string of `decommissioned.json`.
+pub const DECOMMISSIONED_FORMAT: &str = "outpost.decommissioned";
+
+fn format_string(name: &str) -> String {
+    format!("{name}/v{FORMAT_VERSION}")
+}
+
+/// Where a segment is and what its stored bytes must hash to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    pub seq: u64,
+    /// The object key relative to the bucket prefix, e.g.
+    /// `outpost/v1/clusters/prod/epochs/<epoch>/0000000000000001.snap.ndjson.zst`.
+    pub key: String,
+    /// Lower-case hex sha256 of the stored (compressed) bytes.
+    pub sha256: String,
+    /// Size of the stored bytes.
+    pub bytes: u64,
+}
+
+/// `head.json`: the only mutable object of a cluster, the head of its segment chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    /// Always `outpost.head/v1` for this version.
+    pub format: String,
+    pub cluster: ClusterName,
+    pub epoch: Epoch,
+    /// The seq of the newest segment: the last diff, or the snapshot when there are no diffs.
+    pub seq: u64,
+    /// When the chain last moved (a new segment).
+    pub updated_at: DateTime<Utc>,
+    /// When the writer last proved it is alive; refreshed even when nothing changes.
+    pub heartbeat_at: DateTime<Utc>,
+    /// The newest snapshot of the epoch.
+    pub snapshot: SegmentRef,
+    /// Every diff after the snapshot, in seq order.
+    pub diffs: Vec<SegmentRef>,
+    /// How many objects the cluster holds after the newest segment.
+    pub objects: u64,
+    /// Objects per kind (`Kind` or `Kind.group`) after the newest segment.
+    pub kinds: BTreeMap<String, u64>,
+}
+
+impl Head {
+    /// A head whose chain is only `snapshot`.
+    pub fn new(
+        cluster: ClusterName,
+        epoch: Epoch,
+        snapshot: SegmentRef,
+        now: DateTime<Utc>,
+        objects: u64,
+        kinds: BTreeMap<String, u64>,
+    ) -> Self {
+        Self {
+            format: format_string(HEAD_FORMAT),
+            cluster,
+            epoch,
+            seq: snapshot.seq,
+            updated_at: now,
+            heartbeat_at: now,
+            snapshot,
+            diffs: Vec::new(),
+            objects,
+            kinds,
+        }
+    }
+
+    /// Parses `head.json`, refusing other documents and other format versions.
+    pub fn from_json(object: &str, bytes: &[u8]) -> Result<Self, Error> {
+        parse_versioned(object, HEAD_FORMAT, bytes)
+    }
+
+    /// The JSON bytes to store.
+    pub fn to_json(&self) -> Result<Vec<u8>, Error> {
+        to_json_pretty("head.json", self)
+    }
+
+    /// The segments of the chain in order: the snapshot, then the diffs.
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentRef> {
+        std::iter::once(&self.snapshot).chain(self.diffs.iter())
+    }
+
+    /// The reference to the newest segment (the tip of the chain).
+    pub fn tip(&self) -> &SegmentRef {
+        self.diffs.last().unwrap_or(&self.snapshot)
+    }
+
+    /// Total stored bytes of the diffs after the snapshot.
+    pub fn diff_bytes(&self) -> u64 {
+        self.diffs.iter().map(|d| d.bytes).sum()
+    }
+}
+
+/// A kind the agent watches, or could not watch and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForbiddenKind {
+    /// `Kind` for core and well-known kinds, `Kind.group` for CRDs.
+    pub kind: String,
+    pub reason: String,
+}
+
+/// The Spinnaker account a cluster asks to appear as, and who may use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRequest {
+    /// Defaults to the cluster name.
+    pub name: Option<String>,
+    /// Role names by permission (`READ`, `WRITE`, `EXECUTE`), as Spinnaker accounts carry them.
+    #[serde(default)]
+    pub permissions: BTreeMap<String, Vec<String>>,
+}
+
+/// `identity.json`: who a cluster is. The indexer may pin it and refuse an impostor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Always `outpost.identity/v1` for this version.
+    pub format: String,
+    pub cluster: ClusterName,
+    /// UID of the `kube-system` namespace: stable for the life of a cluster.
+    pub kube_system_uid: Option<String>,
+    /// `gitVersion` of the API server.
+    pub server_version: Option<String>,
+    /// sha256 (hex) of the DER bytes of the cluster CA certificate.
+    pub ca_fingerprint: Option<String>,
+    pub agent: AgentInfo,
+    /// Kinds being watched (`Kind` or `Kind.group`).
+    pub kinds: Vec<String>,
+    /// Kinds configured but not readable, with the reason (usually RBAC).
+    pub forbidden_kinds: Vec<ForbiddenKind>,
+    pub account: AccountRequest,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Identity {
+    /// An identity document for this build's format version.
+    pub fn new(cluster: ClusterName, updated_at: DateTime<Utc>) -> Self {
+        Self {
+            format: format_string(IDENTITY_FORMAT),
+            cluster,
+            kube_system_uid: None,
+            server_version: None,
+            ca_fingerprint: None,
+            agent: AgentInfo::current(),
+            kinds: Vec::new(),
+            forbidden_kinds: Vec::new(),
+            account: AccountRequest::default(),
+            updated_at,
+        }
+    }
+
+    /// Parses `identity.json`, refusing other documents and other format versions.
+    pub fn from_json(object: &str, bytes: &[u8]) -> Result<Self, Error> {
+        parse_versioned(object, IDENTITY_FORMAT, bytes)
+    }
+
+    /// The JSON bytes to store.
+    pub fn to_json(&self) -> Result<Vec<u8>, Error> {
+        to_json_pretty("identity.json", self)
+    }
+}
+
+/// `decommissioned.json`: the cluster is gone; the indexer evicts its rows at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decommissioned {
+    /// Always `outpost.decommissioned/v1` for this version.
+    pub format: String,
+    pub cluster: ClusterName,
+    pub decommissioned_at: DateTime<Utc>,
+    /// Free text, e.g. "terraform destroy".
+    pub reason: Option<String>,
+}
+
+impl Decommissioned {
+    /// A decommission notice for this build's format version.
+    pub fn new(cluster: ClusterName, at: DateTime<Utc>, reason: Option<String>) -> Self {
+        Self {
+            format: format_string(DECOMMISSIONED_FORMAT),
+            cluster,
+            decommissioned_at: at,
+            reason,
+        }
+    }
+
+    /// Parses `decommissioned.json`, refusing other documents and other format versions.
+    pub fn from_json(object: &str, bytes: &[u8]) -> Result<Self, Error> {
+        parse_versioned(object, DECOMMISSIONED_FORMAT, bytes)
+    }
+
+    /// The JSON bytes to store.
+    pub fn to_json(&self) -> Result<Vec<u8>, Error> {
+        to_json_pretty("decommissioned.json", self)
+    }
+}
+
+fn to_json_pretty<T: Serialize>(object: &str, value: &T) -> Result<Vec<u8>, Error> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::Serialize {
+        object: object.to_string(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> Head {
+        let cluster = ClusterName::new("prod").unwrap();
+        let epoch = Epoch::from_parts(1_700_000_000_000, 1).unwrap();
+        let snapshot = SegmentRef {
+            seq: 1,
+            key: "k".into(),
+            sha256: "00".repeat(32),
+            bytes: 10,
+        };
+        Head::new(cluster, epoch, snapshot, Utc::now(), 3, BTreeMap::new())
+    }
+
+    #[test]
+    fn head_round_trips_and_refuses_other_versions() {
+        let head = head();
+        let bytes = head.to_json().unwrap();
+        assert_eq!(Head::from_json("h", &bytes).unwrap(), head);
+        let newer = String::from_utf8(bytes)
+            .unwrap()
+            .replace("outpost.head/v1", "outpost.head/v2");
+        let err = Head::from_json("clusters/prod/head.json", newer.as_bytes()).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedVersion { .. }), "{err}");
+        assert!(err.to_string().contains("clusters/prod/head.json"));
+    }
+
+    #[test]
+    fn documents_are_not_mistaken_for_each_other() {
+        let bytes = head().to_json().unwrap();
+        assert!(matches!(
+            Identity::from_json("i", &bytes),
+            Err(Error::WrongDocument { .. })
+        ));
+        assert!(matches!(
+            Head::from_json("h", b"{\"format\": 1}"),
+            Err(Error::ParseDocument { .. })
+        ));
+        assert!(matches!(
+            Head::from_json("h", b"not json"),
+            Err(Error::ParseDocument { .. })
+        ));
+    }
+
+    #[test]
+    fn a_head_naming_an_invalid_cluster_is_refused() {
+        let bytes = String::from_utf8(head().to_json().unwrap())
+            .unwrap()
+            .replace("\"prod\"", "\"../other\"");
+        assert!(Head::from_json("h", bytes.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn identity_and_decommissioned_round_trip() {
+        let mut identity = Identity::new(ClusterName::new("a").unwrap(), Utc::now());
+        identity.kinds = vec!["Deployment".into(), "Widget.example.com".into()];
+        identity.forbidden_kinds.push(ForbiddenKind {
+            kind: "Secret".into(),
+            reason: "forbidden".into(),
+        });
+        let bytes = identity.to_json().unwrap();
+        assert_eq!(Identity::from_json("i", &bytes).unwrap(), identity);
+        let d = Decommissioned::new(ClusterName::new("a").unwrap(), Utc::now(), None);
+        assert_eq!(Decommissioned::from_json("d", &d.to_json().unwrap()).unwrap(), d);
+    }
+}

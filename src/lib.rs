@@ -1,0 +1,3 @@
+//! Outpost: ship Kubernetes cluster state to object storage and load it into Clouddriver's SQL cache.
+
+pub mod format;
