@@ -1,3 +1,5 @@
 //! Outpost: ship Kubernetes cluster state to object storage and load it into Clouddriver's SQL cache.
 
+pub mod cli;
 pub mod format;
+pub mod store;

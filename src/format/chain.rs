@@ -1,10 +1,10 @@
 //! Verification of a cluster's chain: `head.json` against the segments it names, and each
 //! segment against the one before it (sizes, sha256, `prev_sha256`, header vs key).
 
+use super::Error;
 use super::codec::{SegmentSummary, is_sha256_hex};
 use super::documents::Head;
 use super::segment::SegmentType;
-use super::Error;
 
 /// Checks what can be checked of a head without reading segments: the seqs of the snapshot and
 /// the diffs are consecutive and end at `head.seq`, every key is the one the layout gives for
@@ -143,7 +143,11 @@ mod tests {
         let mut summaries = Vec::new();
         let mut prev = None;
         for seq in 1..=diffs + 1 {
-            let t = if seq == 1 { SegmentType::Snapshot } else { SegmentType::Diff };
+            let t = if seq == 1 {
+                SegmentType::Snapshot
+            } else {
+                SegmentType::Diff
+            };
             let header = SegmentHeader::new(
                 t,
                 cluster.clone(),
@@ -208,8 +212,13 @@ mod tests {
         let (head, summaries) = chain(2);
         let mut wrong_hash = summaries[1].clone();
         wrong_hash.sha256 = "0".repeat(64);
-        let err = verify_segment(&head, 1, &wrong_hash).unwrap_err().to_string();
-        assert!(err.contains(&head.diffs[0].key) && err.contains("sha256"), "{err}");
+        let err = verify_segment(&head, 1, &wrong_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&head.diffs[0].key) && err.contains("sha256"),
+            "{err}"
+        );
 
         let mut wrong_size = summaries[1].clone();
         wrong_size.bytes += 1;
@@ -219,7 +228,9 @@ mod tests {
         // Pretend diff 2's stored hash is what head says, but its prev_sha256 is not diff 1's.
         let mut relinked = summaries[2].clone();
         relinked.header.prev_sha256 = Some("f".repeat(64));
-        let err = verify_segment(&head_with_bad_link, 2, &relinked).unwrap_err().to_string();
+        let err = verify_segment(&head_with_bad_link, 2, &relinked)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prev_sha256"), "{err}");
 
         head_with_bad_link.diffs[0].sha256 = "e".repeat(64);

@@ -9,7 +9,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::segment::{Counts, ObjectRef, Op, Record, RecordLine, SEGMENT_FORMAT, SegmentHeader, SegmentType};
+use super::segment::{
+    Counts, ObjectRef, Op, Record, RecordLine, SEGMENT_FORMAT, SegmentHeader, SegmentType,
+};
 use super::{Error, parse_versioned};
 
 /// How to compress a segment.
@@ -359,7 +361,9 @@ impl<R: Read> LineReader<R> {
             hasher: Sha256::new(),
             bytes: 0,
         };
-        let mut decoder = zstd::Decoder::new(source).map_err(decompress)?.single_frame();
+        let mut decoder = zstd::Decoder::new(source)
+            .map_err(decompress)?
+            .single_frame();
         // Refuse frames that ask for a window above 128 MiB (zstd's own default, made explicit).
         decoder.window_log_max(27).map_err(decompress)?;
         Ok(Self {
@@ -543,7 +547,10 @@ mod tests {
     }
 
     fn counts_of(records: &[Record]) -> Counts {
-        let put = records.iter().filter(|r| matches!(r, Record::Put { .. })).count() as u64;
+        let put = records
+            .iter()
+            .filter(|r| matches!(r, Record::Put { .. }))
+            .count() as u64;
         Counts {
             put,
             delete: records.len() as u64 - put,
@@ -566,7 +573,12 @@ mod tests {
 
     fn sample() -> (Vec<u8>, Vec<Record>) {
         let records: Vec<Record> = (0..50)
-            .map(|i| put(&format!("app-{i}"), serde_json::json!({"kind": "Deployment", "i": i, "pad": "x".repeat(i * 10)})))
+            .map(|i| {
+                put(
+                    &format!("app-{i}"),
+                    serde_json::json!({"kind": "Deployment", "i": i, "pad": "x".repeat(i * 10)}),
+                )
+            })
             .collect();
         let h = header(SegmentType::Diff, 2, counts_of(&records));
         let (bytes, _) = encode_all("seg", &h, &records, &EncodeOptions::default()).unwrap();
@@ -591,7 +603,8 @@ mod tests {
     fn writer_summary_matches_reader_summary() {
         let records = vec![put("a", serde_json::json!({"a": 1}))];
         let h = header(SegmentType::Snapshot, 1, counts_of(&records));
-        let (bytes, written) = encode_all("seg", &h, &records, &EncodeOptions { level: 19 }).unwrap();
+        let (bytes, written) =
+            encode_all("seg", &h, &records, &EncodeOptions { level: 19 }).unwrap();
         let (read, _) = decode(&bytes).unwrap();
         assert_eq!(written, read);
     }
@@ -599,7 +612,10 @@ mod tests {
     #[test]
     fn an_empty_object_is_refused() {
         let err = decode(b"").unwrap_err();
-        assert!(matches!(err, Error::MissingHeader { .. } | Error::Decompress { .. }), "{err}");
+        assert!(
+            matches!(err, Error::MissingHeader { .. } | Error::Decompress { .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -622,7 +638,10 @@ mod tests {
                 // content (e.g. the frame's window size): then the records are intact and
                 // only the sha256 differs, which the chain check against head.json refuses.
                 if let Ok((summary, decoded)) = decode(&copy) {
-                    assert_eq!(decoded, records, "a flip at byte {i} bit {bit} changed records");
+                    assert_eq!(
+                        decoded, records,
+                        "a flip at byte {i} bit {bit} changed records"
+                    );
                     assert_ne!(summary.sha256, crate::format::sha256_hex(&bytes));
                 }
             }
@@ -688,18 +707,23 @@ mod tests {
         let err = encode_all("seg", &h, &records, &EncodeOptions::default()).unwrap_err();
         assert!(matches!(err, Error::CountMismatch { .. }));
         // A segment whose header over-counts is refused by the reader too.
-        let mut writer = SegmentWriter::new("seg", Vec::new(), &h, &EncodeOptions::default()).unwrap();
+        let mut writer =
+            SegmentWriter::new("seg", Vec::new(), &h, &EncodeOptions::default()).unwrap();
         writer.write(&records[0]).unwrap();
         writer.counts.put = 2; // bypass the writer's own check to produce a lying segment
         let (bytes, _) = writer.finish().unwrap();
-        assert!(matches!(decode(&bytes), Err(Error::CountMismatch { put: 1, .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(Error::CountMismatch { put: 1, .. })
+        ));
     }
 
     #[test]
     fn snapshots_cannot_hold_deletes() {
         let target = put("a", serde_json::json!({})).target().clone();
         let h = header(SegmentType::Snapshot, 1, Counts::default());
-        let mut writer = SegmentWriter::new("seg", Vec::new(), &h, &EncodeOptions::default()).unwrap();
+        let mut writer =
+            SegmentWriter::new("seg", Vec::new(), &h, &EncodeOptions::default()).unwrap();
         assert!(writer.write_delete(&target).is_err());
     }
 
@@ -714,17 +738,28 @@ mod tests {
         let mut raw = serde_json::to_vec(&h).unwrap();
         raw.extend_from_slice(b"\n{\"op\":\"upsert\"}\n");
         let bytes = zstd::encode_all(&raw[..], 3).unwrap();
-        assert!(matches!(decode(&bytes), Err(Error::ParseRecord { line: 2, .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(Error::ParseRecord { line: 2, .. })
+        ));
     }
 
     #[test]
     fn headers_are_checked() {
-        for (seq, prev) in [(0, None), (1, Some("a".repeat(64))), (2, None), (2, Some("XYZ".into()))] {
+        for (seq, prev) in [
+            (0, None),
+            (1, Some("a".repeat(64))),
+            (2, None),
+            (2, Some("XYZ".into())),
+        ] {
             let mut h = header(SegmentType::Diff, 2, Counts::default());
             h.seq = seq;
             h.prev_sha256 = prev;
             let (bytes, _) = encode_all("seg", &h, &[], &EncodeOptions::default()).unwrap();
-            assert!(matches!(decode(&bytes), Err(Error::InvalidSegment { .. })), "seq {seq}");
+            assert!(
+                matches!(decode(&bytes), Err(Error::InvalidSegment { .. })),
+                "seq {seq}"
+            );
         }
     }
 
@@ -745,9 +780,20 @@ mod tests {
     }
 
     fn arb_record() -> impl Strategy<Value = Record> {
-        let target = ("[a-z0-9./]{1,20}", "\\PC{1,12}", "\\PC{0,12}", "\\PC{1,30}", "\\PC{0,36}").prop_map(
-            |(api_version, kind, namespace, name, uid)| ObjectRef { api_version, kind, namespace, name, uid },
-        );
+        let target = (
+            "[a-z0-9./]{1,20}",
+            "\\PC{1,12}",
+            "\\PC{0,12}",
+            "\\PC{1,30}",
+            "\\PC{0,36}",
+        )
+            .prop_map(|(api_version, kind, namespace, name, uid)| ObjectRef {
+                api_version,
+                kind,
+                namespace,
+                name,
+                uid,
+            });
         let body = prop::collection::btree_map("\\PC{0,8}", arb_json(), 0..5)
             .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()));
         (target, any::<bool>(), "\\PC{0,10}", body).prop_map(|(target, is_put, rv, body)| {

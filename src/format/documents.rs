@@ -281,6 +281,9 @@ mod tests {
         let bytes = identity.to_json().unwrap();
         assert_eq!(Identity::from_json("i", &bytes).unwrap(), identity);
         let d = Decommissioned::new(ClusterName::new("a").unwrap(), Utc::now(), None);
-        assert_eq!(Decommissioned::from_json("d", &d.to_json().unwrap()).unwrap(), d);
+        assert_eq!(
+            Decommissioned::from_json("d", &d.to_json().unwrap()).unwrap(),
+            d
+        );
     }
 }

@@ -67,8 +67,14 @@ pub enum Error {
         reason: String,
     },
     #[error("{object}: line {line} is longer than the limit of {limit} bytes")]
-    LineTooLong { object: String, line: u64, limit: u64 },
-    #[error("{object}: decompressed size passed the limit of {limit} bytes (refused as a possible zip bomb)")]
+    LineTooLong {
+        object: String,
+        line: u64,
+        limit: u64,
+    },
+    #[error(
+        "{object}: decompressed size passed the limit of {limit} bytes (refused as a possible zip bomb)"
+    )]
     DecompressedTooLarge { object: String, limit: u64 },
     #[error(
         "{object}: decompresses to more than {limit} times its compressed size (refused as a possible zip bomb)"
@@ -83,7 +89,9 @@ pub enum Error {
     },
     #[error("{object}: the last line is not terminated by a newline (truncated?)")]
     UnterminatedLine { object: String },
-    #[error("{object}: the header announces {expected_put} puts and {expected_delete} deletes but the segment holds {put} and {delete}")]
+    #[error(
+        "{object}: the header announces {expected_put} puts and {expected_delete} deletes but the segment holds {put} and {delete}"
+    )]
     CountMismatch {
         object: String,
         expected_put: u64,
@@ -185,6 +193,9 @@ mod tests {
         let msg = check_format("clusters/a/head.json", "outpost.head", "outpost.head/v7")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("clusters/a/head.json") && msg.contains("outpost.head/v7"), "{msg}");
+        assert!(
+            msg.contains("clusters/a/head.json") && msg.contains("outpost.head/v7"),
+            "{msg}"
+        );
     }
 }

@@ -69,8 +69,14 @@ impl Epoch {
         if millis.len() != 13 || !millis.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("the time part must be exactly 13 decimal digits"));
         }
-        if random.len() != 8 || !random.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(invalid("the random part must be exactly 8 lower-case hex digits"));
+        if random.len() != 8
+            || !random
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(invalid(
+                "the random part must be exactly 8 lower-case hex digits",
+            ));
         }
         Ok(Self(value.to_string()))
     }
@@ -155,7 +161,17 @@ mod tests {
             assert!(ClusterName::new(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "-a", "a-", "A", "a_b", "a.b", "a/b", "..", "a b", "ä", &"x".repeat(64),
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "a/b",
+            "..",
+            "a b",
+            "ä",
+            &"x".repeat(64),
         ] {
             let err = ClusterName::new(bad).unwrap_err().to_string();
             assert!(err.contains("cluster name"), "{bad}: {err}");
@@ -169,8 +185,16 @@ mod tests {
         assert_eq!(a.as_str(), "1700000000000-deadbeef");
         assert_eq!(a.started_at_millis(), 1_700_000_000_000);
         assert!(a < b);
-        for bad in ["", "1700000000000", "170000000000-deadbeef", "1700000000000-DEADBEEF",
-            "1700000000000-deadbee", "1700000000000-deadbeef-", "../../x", "1700000000000_deadbeef"] {
+        for bad in [
+            "",
+            "1700000000000",
+            "170000000000-deadbeef",
+            "1700000000000-DEADBEEF",
+            "1700000000000-deadbee",
+            "1700000000000-deadbeef-",
+            "../../x",
+            "1700000000000_deadbeef",
+        ] {
             assert!(Epoch::new(bad).is_err(), "{bad}");
         }
     }

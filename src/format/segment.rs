@@ -182,8 +182,16 @@ impl PartialEq for Record {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (
-                Self::Put { target: a, resource_version: ra, object: oa },
-                Self::Put { target: b, resource_version: rb, object: ob },
+                Self::Put {
+                    target: a,
+                    resource_version: ra,
+                    object: oa,
+                },
+                Self::Put {
+                    target: b,
+                    resource_version: rb,
+                    object: ob,
+                },
             ) => a == b && ra == rb && oa.get() == ob.get(),
             (Self::Delete { target: a }, Self::Delete { target: b }) => a == b,
             _ => false,
@@ -215,7 +223,12 @@ pub(crate) struct RecordLine<'a> {
     pub name: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     pub uid: std::borrow::Cow<'a, str>,
-    #[serde(rename = "resourceVersion", default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(
+        rename = "resourceVersion",
+        default,
+        skip_serializing_if = "Option::is_none",
+        borrow
+    )]
     pub resource_version: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     pub object: Option<&'a RawValue>,
@@ -276,6 +289,11 @@ impl<'a> RecordLine<'a> {
             }
         }
     }
+}
+
+/// Writes a record as one JSON line in the segment's own record form (without the newline).
+pub fn write_record_json(out: &mut impl std::io::Write, record: &Record) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &RecordLine::of(record))
 }
 
 #[cfg(test)]

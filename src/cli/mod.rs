@@ -1,0 +1,98 @@
+//! The command line: clap commands, and the only place that wires the modules together.
+//!
+//! Exit codes (documented in `outpost --help`):
+//! - 0: success;
+//! - 1: the command ran and found a fault (e.g. `inspect` found a broken chain);
+//! - 2: the command could not run: bad arguments or configuration, an unreachable bucket.
+
+mod inspect;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code: a fault was found.
+pub const EXIT_FAULT: u8 = 1;
+/// Exit code: the command could not run.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "outpost",
+    version,
+    about = "Give Spinnaker a live view of many Kubernetes clusters through object storage, with no inbound connection to any cluster.",
+    after_help = "Exit codes: 0 success; 1 a fault was found (e.g. a broken chain); 2 the command could not run (bad arguments, configuration, unreachable bucket).\n\nBucket URLs: file:///path, memory://name, s3://bucket/prefix?region=..&endpoint=.., gs://bucket/prefix, az://container/prefix?account=..; credentials come from each cloud's usual environment (AWS profiles/SSO/IRSA/instance roles, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*)."
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "OUTPOST_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `outpost=debug` (also RUST_LOG).
+    #[arg(long, global = true, default_value = "warn", env = "OUTPOST_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs the command line and turns the outcome into an exit code, printing any error once with
+/// its chain of causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Inspect(args) => inspect::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}
