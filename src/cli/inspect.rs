@@ -124,12 +124,11 @@ async fn inspect_cluster(store: &Store, cluster: &ClusterName) -> anyhow::Result
         segments: Vec::new(),
     };
     let identity_key = layout.identity(cluster);
-    match read_document(store, &identity_key).await? {
-        Some(bytes) => match Identity::from_json(&identity_key.to_string(), &bytes) {
+    if let Some(bytes) = read_document(store, &identity_key).await? {
+        match Identity::from_json(&identity_key.to_string(), &bytes) {
             Ok(identity) => report.identity = Some(identity),
             Err(e) => report.faults.push(e.to_string()),
-        },
-        None => {}
+        }
     }
     let decommissioned_key = layout.decommissioned(cluster);
     if let Some(bytes) = read_document(store, &decommissioned_key).await? {

@@ -91,6 +91,56 @@ impl Head {
         to_json_pretty("head.json", self)
     }
 
+    /// Extends the chain with the diff that follows the tip.
+    pub fn push_diff(
+        &mut self,
+        diff: SegmentRef,
+        now: DateTime<Utc>,
+        objects: u64,
+        kinds: BTreeMap<String, u64>,
+    ) -> Result<(), Error> {
+        self.check_next(diff.seq)?;
+        self.seq = diff.seq;
+        self.diffs.push(diff);
+        self.moved(now, objects, kinds);
+        Ok(())
+    }
+
+    /// Restarts the chain, within the same epoch, at a snapshot that follows the tip (the
+    /// diffs before it are dropped from the head; their objects stay in the bucket until
+    /// lifecycle rules expire them).
+    pub fn replace_snapshot(
+        &mut self,
+        snapshot: SegmentRef,
+        now: DateTime<Utc>,
+        objects: u64,
+        kinds: BTreeMap<String, u64>,
+    ) -> Result<(), Error> {
+        self.check_next(snapshot.seq)?;
+        self.seq = snapshot.seq;
+        self.snapshot = snapshot;
+        self.diffs.clear();
+        self.moved(now, objects, kinds);
+        Ok(())
+    }
+
+    fn check_next(&self, seq: u64) -> Result<(), Error> {
+        if seq != self.seq + 1 {
+            return Err(Error::BrokenChain {
+                object: format!("{}/head.json", self.cluster),
+                reason: format!("seq {seq} does not follow the tip {}", self.seq),
+            });
+        }
+        Ok(())
+    }
+
+    fn moved(&mut self, now: DateTime<Utc>, objects: u64, kinds: BTreeMap<String, u64>) {
+        self.updated_at = now;
+        self.heartbeat_at = now;
+        self.objects = objects;
+        self.kinds = kinds;
+    }
+
     /// The segments of the chain in order: the snapshot, then the diffs.
     pub fn segments(&self) -> impl Iterator<Item = &SegmentRef> {
         std::iter::once(&self.snapshot).chain(self.diffs.iter())
@@ -243,6 +293,19 @@ mod tests {
         let err = Head::from_json("clusters/prod/head.json", newer.as_bytes()).unwrap_err();
         assert!(matches!(err, Error::UnsupportedVersion { .. }), "{err}");
         assert!(err.to_string().contains("clusters/prod/head.json"));
+    }
+
+    #[test]
+    fn the_chain_grows_by_one_seq_at_a_time() {
+        let mut h = head();
+        let next = |seq| SegmentRef { seq, key: format!("k{seq}"), sha256: "11".repeat(32), bytes: 1 };
+        h.push_diff(next(2), Utc::now(), 4, BTreeMap::new()).unwrap();
+        assert!(h.push_diff(next(4), Utc::now(), 4, BTreeMap::new()).is_err());
+        h.push_diff(next(3), Utc::now(), 5, BTreeMap::new()).unwrap();
+        assert_eq!((h.seq, h.diffs.len(), h.objects), (3, 2, 5));
+        h.replace_snapshot(next(4), Utc::now(), 5, BTreeMap::new()).unwrap();
+        assert_eq!((h.seq, h.snapshot.seq, h.diffs.len()), (4, 4, 0));
+        assert_eq!(h.tip().seq, 4);
     }
 
     #[test]

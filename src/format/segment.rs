@@ -121,6 +121,20 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
+    /// The reference of a Kubernetes object given as JSON (`apiVersion`, `kind`,
+    /// `metadata.namespace`, `metadata.name`, `metadata.uid`), or `None` if a required field is
+    /// missing.
+    pub fn of_object(object: &serde_json::Value) -> Option<Self> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(serde_json::Value::as_str);
+        Some(Self {
+            api_version: text("/apiVersion")?.to_string(),
+            kind: text("/kind")?.to_string(),
+            namespace: text("/metadata/namespace").unwrap_or_default().to_string(),
+            name: text("/metadata/name")?.to_string(),
+            uid: text("/metadata/uid").unwrap_or_default().to_string(),
+        })
+    }
+
     /// The identity of the object across versions of its API: group, kind, namespace, name.
     pub fn key(&self) -> ObjectKey {
         ObjectKey {
@@ -161,6 +175,23 @@ pub enum Record {
 }
 
 impl Record {
+    /// A `put` of a Kubernetes object given as JSON, or `None` if it lacks `apiVersion`, `kind`
+    /// or `metadata.name`.
+    pub fn put_object(object: &serde_json::Value) -> Option<Self> {
+        let target = ObjectRef::of_object(object)?;
+        let resource_version = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let object = RawValue::from_string(object.to_string()).ok()?;
+        Some(Self::Put {
+            target,
+            resource_version,
+            object,
+        })
+    }
+
     /// The object the record is about.
     pub fn target(&self) -> &ObjectRef {
         match self {
