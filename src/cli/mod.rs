@@ -68,10 +68,28 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// An error and its causes on one line, each said once: many errors (object_store's among
+/// them) repeat their source's text in their own message, so a cause already contained in the
+/// message before it is skipped.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 fn init_logging(format: LogFormat, filter: &str) {
@@ -90,6 +108,19 @@ fn init_logging(format: LogFormat, filter: &str) {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn causes_already_in_the_message_are_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Outer(#[source] std::io::Error);
+        let e = anyhow::Error::new(Outer(std::io::Error::other("disk on fire")))
+            .context("could not save");
+        assert_eq!(
+            super::error_chain(&e),
+            "could not save: outer: disk on fire"
+        );
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {
