@@ -198,6 +198,11 @@ impl<W: Write> SegmentWriter<W> {
     }
 
     fn emit_line(&mut self) -> Result<(), Error> {
+        // A raw line feed can only be insignificant whitespace in JSON (inside strings it must
+        // be escaped), so dropping any keeps one record per line whatever the object's layout.
+        if self.line.contains(&b'\n') {
+            self.line.retain(|&b| b != b'\n');
+        }
         self.line.push(b'\n');
         self.decompressed_bytes += self.line.len() as u64;
         let result = self.encoder.write_all(&self.line);
@@ -341,7 +346,7 @@ impl<R: Read> SegmentReader<R> {
 
 /// Splits the decompressed text into lines, enforcing the size limits as it goes.
 struct LineReader<R: Read> {
-    lines: BufReader<zstd::Decoder<'static, BufReader<HashingReader<R>>>>,
+    lines: BufReader<zstd::Decoder<'static, BufReader<HashingReader<io::Chain<io::Cursor<Vec<u8>>, R>>>>>,
     object: String,
     limits: DecodeLimits,
     line: Vec<u8>,
@@ -350,14 +355,15 @@ struct LineReader<R: Read> {
 }
 
 impl<R: Read> LineReader<R> {
-    fn new(object: &str, inner: R, limits: &DecodeLimits) -> Result<Self, Error> {
+    fn new(object: &str, mut inner: R, limits: &DecodeLimits) -> Result<Self, Error> {
         let decompress = |source| Error::Decompress {
             object: object.to_string(),
             decompressed: 0,
             source,
         };
+        let frame_start = read_frame_start(object, &mut inner)?;
         let source = HashingReader {
-            inner,
+            inner: io::Cursor::new(frame_start).chain(inner),
             hasher: Sha256::new(),
             bytes: 0,
         };
@@ -517,6 +523,41 @@ fn check_header(object: &str, header: &SegmentHeader) -> Result<(), Error> {
     Ok(())
 }
 
+/// The zstd frame magic number, as stored (little-endian).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Reads the first five bytes of a segment (magic number and frame header descriptor) and
+/// checks that they start a zstd frame that carries a content checksum, which every segment
+/// must: without it, damage inside the compressed data could go unseen by zstd.
+fn read_frame_start(object: &str, inner: &mut impl Read) -> Result<Vec<u8>, Error> {
+    let mut start = Vec::with_capacity(5);
+    inner
+        .take(5)
+        .read_to_end(&mut start)
+        .map_err(|source| Error::Decompress {
+            object: object.to_string(),
+            decompressed: 0,
+            source,
+        })?;
+    if start.is_empty() {
+        return Err(Error::MissingHeader {
+            object: object.to_string(),
+        });
+    }
+    let invalid = |reason: &str| Error::InvalidSegment {
+        object: object.to_string(),
+        reason: reason.to_string(),
+    };
+    if start.len() < 5 || start[..4] != ZSTD_MAGIC {
+        return Err(invalid("not a zstd frame (bad magic number)"));
+    }
+    const CONTENT_CHECKSUM_FLAG: u8 = 1 << 2;
+    if start[4] & CONTENT_CHECKSUM_FLAG == 0 {
+        return Err(invalid("the zstd frame has no content checksum"));
+    }
+    Ok(start)
+}
+
 /// Whether `text` is a sha256 in lower-case hex.
 pub fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -583,6 +624,14 @@ mod tests {
         let h = header(SegmentType::Diff, 2, counts_of(&records));
         let (bytes, _) = encode_all("seg", &h, &records, &EncodeOptions::default()).unwrap();
         (bytes, records)
+    }
+
+    /// Compresses arbitrary text the way segments are (one frame with a content checksum).
+    fn compress(text: &[u8]) -> Vec<u8> {
+        let mut encoder = zstd::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_checksum(true).unwrap();
+        std::io::Write::write_all(&mut encoder, text).unwrap();
+        encoder.finish().unwrap()
     }
 
     fn decode(bytes: &[u8]) -> Result<(SegmentSummary, Vec<Record>), Error> {
@@ -732,12 +781,12 @@ mod tests {
         let h = header(SegmentType::Diff, 2, Counts { put: 1, delete: 0 });
         let mut raw = serde_json::to_vec(&h).unwrap();
         raw.extend_from_slice(b"\n{\"op\":\"put\",\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"namespace\":\"\",\"name\":\"p\",\"uid\":\"u\",\"resourceVersion\":\"1\",\"object\":[1]}\n");
-        let bytes = zstd::encode_all(&raw[..], 3).unwrap();
+        let bytes = compress(&raw);
         let err = decode(&bytes).unwrap_err();
         assert!(matches!(err, Error::InvalidRecord { line: 2, .. }), "{err}");
         let mut raw = serde_json::to_vec(&h).unwrap();
         raw.extend_from_slice(b"\n{\"op\":\"upsert\"}\n");
-        let bytes = zstd::encode_all(&raw[..], 3).unwrap();
+        let bytes = compress(&raw);
         assert!(matches!(
             decode(&bytes),
             Err(Error::ParseRecord { line: 2, .. })
@@ -858,7 +907,7 @@ mod tests {
             let mut text = zstd::decode_all(&bytes[..]).unwrap();
             let i = at.index(text.len());
             text[i] = byte;
-            let _ = decode(&zstd::encode_all(&text[..], 1).unwrap());
+            let _ = decode(&compress(&text));
         }
     }
 }

@@ -298,12 +298,23 @@ mod tests {
     #[test]
     fn the_chain_grows_by_one_seq_at_a_time() {
         let mut h = head();
-        let next = |seq| SegmentRef { seq, key: format!("k{seq}"), sha256: "11".repeat(32), bytes: 1 };
-        h.push_diff(next(2), Utc::now(), 4, BTreeMap::new()).unwrap();
-        assert!(h.push_diff(next(4), Utc::now(), 4, BTreeMap::new()).is_err());
-        h.push_diff(next(3), Utc::now(), 5, BTreeMap::new()).unwrap();
+        let next = |seq| SegmentRef {
+            seq,
+            key: format!("k{seq}"),
+            sha256: "11".repeat(32),
+            bytes: 1,
+        };
+        h.push_diff(next(2), Utc::now(), 4, BTreeMap::new())
+            .unwrap();
+        assert!(
+            h.push_diff(next(4), Utc::now(), 4, BTreeMap::new())
+                .is_err()
+        );
+        h.push_diff(next(3), Utc::now(), 5, BTreeMap::new())
+            .unwrap();
         assert_eq!((h.seq, h.diffs.len(), h.objects), (3, 2, 5));
-        h.replace_snapshot(next(4), Utc::now(), 5, BTreeMap::new()).unwrap();
+        h.replace_snapshot(next(4), Utc::now(), 5, BTreeMap::new())
+            .unwrap();
         assert_eq!((h.seq, h.snapshot.seq, h.diffs.len()), (4, 4, 0));
         assert_eq!(h.tip().seq, 4);
     }

@@ -50,6 +50,14 @@ impl Folder {
 
     /// Reads a whole object.
     pub fn get(&self, key: &object_store::path::Path) -> Result<(Bytes, Version), Error> {
+        let size = self.size(key)?;
+        if size > super::MAX_DOCUMENT_BYTES {
+            return Err(Error::TooLarge {
+                key: key.to_string(),
+                size,
+                limit: super::MAX_DOCUMENT_BYTES,
+            });
+        }
         let path = self.file(key);
         match fs::read(&path) {
             Ok(bytes) => {

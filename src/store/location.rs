@@ -27,9 +27,11 @@ pub enum Backend {
     S3 {
         bucket: String,
         region: Option<String>,
-        /// A custom endpoint for S3-compatible stores (implies path-style unless told otherwise).
+        /// A custom endpoint for S3-compatible stores.
         endpoint: Option<String>,
-        path_style: bool,
+        /// Path-style requests; when not given: true with a custom endpoint (from the URL or
+        /// `AWS_ENDPOINT_URL`), false for AWS itself.
+        path_style: Option<bool>,
     },
     /// Google Cloud Storage.
     Gcs { bucket: String },
@@ -129,9 +131,7 @@ impl BucketLocation {
                 let bucket = need_bucket("bucket")?;
                 let endpoint = options.remove("endpoint");
                 let region = options.remove("region");
-                let path_style = take_bool(&mut options, "path_style")
-                    .map_err(&invalid)?
-                    .unwrap_or(endpoint.is_some());
+                let path_style = take_bool(&mut options, "path_style").map_err(&invalid)?;
                 (
                     Backend::S3 {
                         bucket,
@@ -244,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn s3_with_endpoint_defaults_to_path_style() {
+    fn s3_urls_with_endpoints_and_options() {
         let l = BucketLocation::parse(
             "s3://b/fleet/prod/?endpoint=http://127.0.0.1:9000&region=eu-west-1",
         )
@@ -256,7 +256,7 @@ mod tests {
                 bucket: "b".into(),
                 region: Some("eu-west-1".into()),
                 endpoint: Some("http://127.0.0.1:9000".into()),
-                path_style: true,
+                path_style: None,
             }
         );
         assert!(l.allow_http);
@@ -264,7 +264,7 @@ mod tests {
         assert!(matches!(
             l.backend,
             Backend::S3 {
-                path_style: false,
+                path_style: None,
                 ..
             }
         ));
@@ -274,7 +274,7 @@ mod tests {
         assert!(matches!(
             l.backend,
             Backend::S3 {
-                path_style: false,
+                path_style: Some(false),
                 ..
             }
         ));

@@ -85,6 +85,8 @@ pub enum Error {
         #[source]
         source: crate::format::Error,
     },
+    #[error("{key}: is {size} bytes, more than the {limit} bytes a document may have")]
+    TooLarge { key: String, size: u64, limit: u64 },
     #[error("{key}: the reading task failed: {reason}")]
     Task { key: String, reason: String },
 }
@@ -138,6 +140,9 @@ pub struct Store {
     url: String,
 }
 
+/// The largest small document (`head.json`, `identity.json`, …) read whole into memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+
 /// In-process stores, shared by name, so an agent and an indexer in one process (the demo,
 /// tests) see the same `memory://<name>` bucket.
 static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<object_store::memory::InMemory>>>> =
@@ -190,9 +195,11 @@ impl Store {
                         .with_credentials(Arc::new(aws::AwsConfigCredentials::new(provider)));
                 }
                 if let Some(endpoint) = endpoint.clone().or(environment.endpoint_url) {
+                    // A custom endpoint (from the URL or AWS_ENDPOINT_URL) is usually an
+                    // S3-compatible server: path-style unless told otherwise.
                     builder = builder
                         .with_endpoint(endpoint)
-                        .with_virtual_hosted_style_request(!path_style);
+                        .with_virtual_hosted_style_request(!path_style.unwrap_or(true));
                 }
                 Inner::Objects(Arc::new(builder.build().map_err(open_error)?))
             }
@@ -280,6 +287,13 @@ impl Store {
                     Err(object_store::Error::NotFound { .. }) => return Ok(Fetched::Missing),
                     Err(e) => return Err(classify(key, "get", e)),
                 };
+                if result.meta.size > MAX_DOCUMENT_BYTES {
+                    return Err(Error::TooLarge {
+                        key: key.to_string(),
+                        size: result.meta.size,
+                        limit: MAX_DOCUMENT_BYTES,
+                    });
+                }
                 let version = Version {
                     e_tag: result.meta.e_tag.clone(),
                     version: result.meta.version.clone(),
