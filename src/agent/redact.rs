@@ -52,7 +52,9 @@ pub struct Redactor {
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the key.
-        f.debug_struct("Redactor").field("rules", &self.rules).finish_non_exhaustive()
+        f.debug_struct("Redactor")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,14 +69,21 @@ impl Redactor {
                 id: rule.id.clone(),
                 reason: reason.to_string(),
             };
-            if rule.id.is_empty() || !rule.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            if rule.id.is_empty()
+                || !rule
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
                 return Err(invalid("the id must be letters, digits and '-'"));
             }
             if !rule.pointer.starts_with('/') {
                 return Err(invalid("the pointer must start with '/' (RFC 6901)"));
             }
             if rule.kind.is_empty() {
-                return Err(invalid("the kind must not be empty (use '*' for every kind)"));
+                return Err(invalid(
+                    "the kind must not be empty (use '*' for every kind)",
+                ));
             }
         }
         Ok(Self {
@@ -114,7 +123,11 @@ impl Redactor {
                 }
             }
         }
-        for rule in self.rules.iter().filter(|r| r.kind == "*" || r.kind == kind) {
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.kind == "*" || r.kind == kind)
+        {
             remove_pointer(object, &rule.pointer);
         }
     }
@@ -184,10 +197,20 @@ mod tests {
         let mut s = secret();
         redactor(vec![]).redact("Secret", &mut s);
         let text = s.to_string();
-        for value in ["aHVudGVyMg==", "YWRtaW4=", "plain-secret-token", "last-applied"] {
+        for value in [
+            "aHVudGVyMg==",
+            "YWRtaW4=",
+            "plain-secret-token",
+            "last-applied",
+        ] {
             assert!(!text.contains(value), "{value} leaked: {text}");
         }
-        assert!(s["data"]["password"].as_str().unwrap().starts_with(HMAC_PREFIX));
+        assert!(
+            s["data"]["password"]
+                .as_str()
+                .unwrap()
+                .starts_with(HMAC_PREFIX)
+        );
         assert_eq!(s["metadata"]["annotations"]["team"], "payments");
         assert!(s["metadata"].get("managedFields").is_none());
     }
@@ -203,7 +226,9 @@ mod tests {
         assert_eq!(a["data"]["user"], b["data"]["user"]);
         assert_ne!(a["data"]["password"], b["data"]["password"]);
         let mut c = secret();
-        Redactor::new(&[8u8; 32], vec![]).unwrap().redact("Secret", &mut c);
+        Redactor::new(&[8u8; 32], vec![])
+            .unwrap()
+            .redact("Secret", &mut c);
         assert_ne!(a["data"]["user"], c["data"]["user"]);
     }
 
@@ -219,9 +244,21 @@ mod tests {
     #[test]
     fn user_rules_remove_by_pointer_and_kind() {
         let rules = vec![
-            RemoveRule { id: "env".into(), kind: "Deployment".into(), pointer: "/spec/template/spec/containers/0/env".into() },
-            RemoveRule { id: "notes".into(), kind: "*".into(), pointer: "/metadata/annotations/a~1b".into() },
-            RemoveRule { id: "second".into(), kind: "Pod".into(), pointer: "/spec/containers/1".into() },
+            RemoveRule {
+                id: "env".into(),
+                kind: "Deployment".into(),
+                pointer: "/spec/template/spec/containers/0/env".into(),
+            },
+            RemoveRule {
+                id: "notes".into(),
+                kind: "*".into(),
+                pointer: "/metadata/annotations/a~1b".into(),
+            },
+            RemoveRule {
+                id: "second".into(),
+                kind: "Pod".into(),
+                pointer: "/spec/containers/1".into(),
+            },
         ];
         let r = redactor(rules);
         let mut d = json!({"metadata": {"annotations": {"a/b": "x", "c": "y"}}, "spec": {"template": {"spec": {"containers": [{"name": "app", "env": [{"name": "K", "value": "V"}]}]}}}});
@@ -237,9 +274,21 @@ mod tests {
 
     #[test]
     fn bad_rules_and_short_keys_are_refused() {
-        assert!(matches!(Redactor::new(&[0; 16], vec![]), Err(Error::ShortKey(16))));
-        for (id, kind, pointer) in [("", "Pod", "/a"), ("x", "Pod", "a"), ("x y", "Pod", "/a"), ("x", "", "/a")] {
-            let rule = RemoveRule { id: id.into(), kind: kind.into(), pointer: pointer.into() };
+        assert!(matches!(
+            Redactor::new(&[0; 16], vec![]),
+            Err(Error::ShortKey(16))
+        ));
+        for (id, kind, pointer) in [
+            ("", "Pod", "/a"),
+            ("x", "Pod", "a"),
+            ("x y", "Pod", "/a"),
+            ("x", "", "/a"),
+        ] {
+            let rule = RemoveRule {
+                id: id.into(),
+                kind: kind.into(),
+                pointer: pointer.into(),
+            };
             assert!(Redactor::new(&[0; 32], vec![rule]).is_err());
         }
     }

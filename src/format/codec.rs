@@ -346,7 +346,9 @@ impl<R: Read> SegmentReader<R> {
 
 /// Splits the decompressed text into lines, enforcing the size limits as it goes.
 struct LineReader<R: Read> {
-    lines: BufReader<zstd::Decoder<'static, BufReader<HashingReader<io::Chain<io::Cursor<Vec<u8>>, R>>>>>,
+    lines: BufReader<
+        zstd::Decoder<'static, BufReader<HashingReader<io::Chain<io::Cursor<Vec<u8>>, R>>>>,
+    >,
     object: String,
     limits: DecodeLimits,
     line: Vec<u8>,
