@@ -344,11 +344,12 @@ impl<R: Read> SegmentReader<R> {
     }
 }
 
+/// The stored bytes: the already-checked frame start, then the rest, hashed as they are read.
+type StoredBytes<R> = HashingReader<io::Chain<io::Cursor<Vec<u8>>, R>>;
+
 /// Splits the decompressed text into lines, enforcing the size limits as it goes.
 struct LineReader<R: Read> {
-    lines: BufReader<
-        zstd::Decoder<'static, BufReader<HashingReader<io::Chain<io::Cursor<Vec<u8>>, R>>>>,
-    >,
+    lines: BufReader<zstd::Decoder<'static, BufReader<StoredBytes<R>>>>,
     object: String,
     limits: DecodeLimits,
     line: Vec<u8>,
