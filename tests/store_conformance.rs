@@ -19,6 +19,8 @@ use outpost::store::{Error, Fetched, Store};
 use serde_json::value::RawValue;
 use tokio::sync::Barrier;
 
+mod common;
+
 /// Opens a fresh, empty prefix of the named backend, or `None` (with a printed reason) when
 /// its server is not configured and not required.
 async fn open(backend: &str) -> Option<Store> {
@@ -33,20 +35,7 @@ async fn open(backend: &str) -> Option<Store> {
         }
         _ => {
             let var = format!("OUTPOST_TEST_{}_URL", backend.to_uppercase());
-            match std::env::var(&var) {
-                Ok(base) => with_prefix(&base, &unique),
-                Err(_) if std::env::var("OUTPOST_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
-                    panic!(
-                        "{var} is not set but OUTPOST_TEST_REQUIRE_SERVERS=1: start the servers with scripts/test-servers"
-                    )
-                }
-                Err(_) => {
-                    eprintln!(
-                        "skipped: {var} is not set (run scripts/test to start a {backend} server)"
-                    );
-                    return None;
-                }
-            }
+            with_prefix(&common::server_url(&var)?, &unique)
         }
     };
     Some(

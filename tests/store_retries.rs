@@ -11,6 +11,8 @@ use outpost::store::{Error, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod common;
+
 /// Answers the first `failures` requests with `status` (closing the connection), then forwards
 /// every connection to `upstream`. Returns the proxy's address and the count of requests seen.
 async fn faulty_proxy(
@@ -48,15 +50,7 @@ async fn faulty_proxy(
 
 /// The S3 server's `host:port` and the URL through a proxy at `proxy`.
 fn s3_through(proxy: &str) -> Option<(String, String)> {
-    let Ok(base) = std::env::var("OUTPOST_TEST_S3_URL") else {
-        assert_ne!(
-            std::env::var("OUTPOST_TEST_REQUIRE_SERVERS").as_deref(),
-            Ok("1"),
-            "OUTPOST_TEST_S3_URL is not set"
-        );
-        eprintln!("skipped: OUTPOST_TEST_S3_URL is not set (run scripts/test)");
-        return None;
-    };
+    let base = common::server_url("OUTPOST_TEST_S3_URL")?;
     let endpoint = base
         .split("endpoint=http://")
         .nth(1)?

@@ -322,30 +322,7 @@ impl Store {
     /// Writes an object that must not exist (segments). A retry of a write whose first attempt
     /// landed but whose answer was lost is recognised by content and counts as success.
     pub async fn put_create(&self, key: &Key, bytes: Bytes) -> Result<Version, Error> {
-        let result = match &self.inner {
-            Inner::Folder(folder) => {
-                let (folder, path, data) = (folder.clone(), key.path.clone(), bytes.clone());
-                blocking(key, move || folder.create(&path, &data)).await
-            }
-            Inner::Objects(objects) => {
-                let options = PutOptions {
-                    mode: PutMode::Create,
-                    ..PutOptions::default()
-                };
-                objects
-                    .put_opts(&key.path, PutPayload::from_bytes(bytes.clone()), options)
-                    .await
-                    .map(|r| Version {
-                        e_tag: r.e_tag,
-                        version: r.version,
-                    })
-                    .map_err(|e| classify(key, "create-only put", e))
-            }
-        };
-        match result {
-            Err(Error::AlreadyExists { .. }) => self.already_ours(key, &bytes, result).await,
-            other => other,
-        }
+        self.put_conditional(key, bytes, None).await
     }
 
     /// Replaces an object only if it still has version `expected` (the head CAS). A retry whose
@@ -356,19 +333,33 @@ impl Store {
         bytes: Bytes,
         expected: &Version,
     ) -> Result<Version, Error> {
+        self.put_conditional(key, bytes, Some(expected.clone()))
+            .await
+    }
+
+    /// A create-only put (`expected` is `None`) or a compare-and-swap put.
+    async fn put_conditional(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        expected: Option<Version>,
+    ) -> Result<Version, Error> {
         let result = match &self.inner {
             Inner::Folder(folder) => {
-                let (folder, path, data, expected) = (
-                    folder.clone(),
-                    key.path.clone(),
-                    bytes.clone(),
-                    expected.clone(),
-                );
-                blocking(key, move || folder.update(&path, &data, &expected)).await
+                let (folder, path, data) = (folder.clone(), key.path.clone(), bytes.clone());
+                blocking(key, move || match &expected {
+                    None => folder.create(&path, &data),
+                    Some(expected) => folder.update(&path, &data, expected),
+                })
+                .await
             }
             Inner::Objects(objects) => {
+                let (mode, operation) = match &expected {
+                    None => (PutMode::Create, "create-only put"),
+                    Some(v) => (PutMode::Update(v.update()), "compare-and-swap put"),
+                };
                 let options = PutOptions {
-                    mode: PutMode::Update(expected.update()),
+                    mode,
                     ..PutOptions::default()
                 };
                 objects
@@ -378,11 +369,13 @@ impl Store {
                         e_tag: r.e_tag,
                         version: r.version,
                     })
-                    .map_err(|e| classify(key, "compare-and-swap put", e))
+                    .map_err(|e| classify(key, operation, e))
             }
         };
         match result {
-            Err(Error::Conflict { .. }) => self.already_ours(key, &bytes, result).await,
+            Err(Error::AlreadyExists { .. } | Error::Conflict { .. }) => {
+                self.already_ours(key, &bytes, result).await
+            }
             other => other,
         }
     }
