@@ -3,3 +3,5 @@
 //! Later parts (watching, state, shipping, election, health) build on this.
 
 pub mod redact;
+pub mod ship;
+pub mod state;

@@ -1,0 +1,433 @@
+//! The agent's view of the cluster: every watched object as redacted compact JSON, and what has
+//! changed since the last segment was shipped (pure, no I/O).
+//!
+//! Objects are kept as serialized bytes, not parsed trees, so memory follows the cluster's size in
+//! JSON. Changes are tracked per object as "what was shipped last" — nothing, or the reference of
+//! the object as shipped — so a diff holds the net change of each object since the last segment:
+//! an object created and deleted between two segments produces nothing, an object changed many
+//! times produces one `put` of its last state, and an unchanged object seen again (a relist)
+//! produces nothing. A relist (`Init` … `InitDone`) turns objects of its scope that were not seen
+//! again into deletions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::value::RawValue;
+
+use crate::format::segment::{ObjectKey, ObjectRef, api_group};
+
+/// Which watch an object came from: a kind, and the namespace when namespaces are restricted
+/// (`None` for a cluster-wide watch). A relist only affects objects of its own scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    /// `Kind` or `Kind.group` (see [`kind_name`]).
+    pub kind: String,
+    pub namespace: Option<String>,
+}
+
+/// One object as the agent holds it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub target: ObjectRef,
+    pub resource_version: String,
+    /// The redacted object, compact JSON.
+    pub object: Box<RawValue>,
+    pub scope: Scope,
+}
+
+/// What applying an object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Updated,
+    /// The same bytes were already held: nothing to ship.
+    Unchanged,
+}
+
+/// One record of the next diff.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Put(&'a Entry),
+    Delete(&'a ObjectRef),
+}
+
+/// The objects and the changes not yet shipped.
+#[derive(Debug, Default)]
+pub struct State {
+    objects: BTreeMap<ObjectKey, Entry>,
+    /// For every object changed since the last ship: the reference it was last shipped with
+    /// (`None`: it was not in the last shipped state).
+    dirty: BTreeMap<ObjectKey, Option<ObjectRef>>,
+    /// Keys seen so far by each relist in progress.
+    relists: HashMap<Scope, BTreeSet<ObjectKey>>,
+    /// Bytes of JSON held, for memory accounting.
+    bytes: usize,
+}
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an object as it is now (an `Apply` or `InitApply` event, already redacted).
+    pub fn apply(&mut self, entry: Entry) -> Applied {
+        let key = entry.target.key();
+        if let Some(seen) = self.relists.get_mut(&entry.scope) {
+            seen.insert(key.clone());
+        }
+        match self.objects.get_mut(&key) {
+            Some(current) if current.object.get() == entry.object.get() => {
+                // Same bytes; the scope may differ after a configuration change.
+                current.scope = entry.scope;
+                Applied::Unchanged
+            }
+            Some(current) => {
+                let shipped = current.target.clone();
+                self.dirty.entry(key).or_insert(Some(shipped));
+                self.bytes = self.bytes - current.object.get().len() + entry.object.get().len();
+                *current = entry;
+                Applied::Updated
+            }
+            None => {
+                self.dirty.entry(key.clone()).or_insert(None);
+                self.bytes += entry.object.get().len();
+                self.objects.insert(key, entry);
+                Applied::Created
+            }
+        }
+    }
+
+    /// Records that an object is gone. `false` if it was not held.
+    pub fn delete(&mut self, key: &ObjectKey) -> bool {
+        let Some(old) = self.objects.remove(key) else {
+            return false;
+        };
+        self.bytes -= old.object.get().len();
+        self.dirty.entry(key.clone()).or_insert(Some(old.target));
+        true
+    }
+
+    /// A relist of `scope` begins (`Init`): from now on the objects it reports are remembered.
+    pub fn relist_started(&mut self, scope: &Scope) {
+        self.relists.insert(scope.clone(), BTreeSet::new());
+    }
+
+    /// The relist of `scope` is complete (`InitDone`): every object of the scope it did not report
+    /// is gone. Returns how many were deleted. Without a matching start, nothing is deleted.
+    pub fn relist_done(&mut self, scope: &Scope) -> usize {
+        let Some(seen) = self.relists.remove(scope) else {
+            return 0;
+        };
+        let gone: Vec<ObjectKey> = self
+            .objects
+            .iter()
+            .filter(|(key, entry)| entry.scope == *scope && !seen.contains(*key))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &gone {
+            self.delete(key);
+        }
+        gone.len()
+    }
+
+    /// Drops every object of a scope that is no longer watched (a kind removed from the
+    /// configuration), as deletions. Returns how many.
+    pub fn forget_scope(&mut self, scope: &Scope) -> usize {
+        self.relists.remove(scope);
+        let gone: Vec<ObjectKey> = self
+            .objects
+            .iter()
+            .filter(|(_, entry)| entry.scope == *scope)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &gone {
+            self.delete(key);
+        }
+        gone.len()
+    }
+
+    /// Whether the next diff would hold anything.
+    pub fn has_changes(&self) -> bool {
+        self.changes().next().is_some()
+    }
+
+    /// The net change of every object since the last ship, in key order.
+    pub fn changes(&self) -> impl Iterator<Item = Change<'_>> {
+        self.dirty
+            .iter()
+            .filter_map(|(key, shipped)| match (self.objects.get(key), shipped) {
+                (Some(entry), _) => Some(Change::Put(entry)),
+                (None, Some(shipped)) => Some(Change::Delete(shipped)),
+                (None, None) => None,
+            })
+    }
+
+    /// Every object, in key order (a snapshot).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.objects.values()
+    }
+
+    /// Call once the segment holding [`State::changes`] (or a snapshot of [`State::entries`]) is
+    /// safely in the bucket: the current state becomes the shipped state.
+    pub fn shipped(&mut self) {
+        self.dirty.clear();
+    }
+
+    /// How many objects are held.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether no object is held.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Bytes of object JSON held.
+    pub fn json_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Objects per kind name (`Kind` or `Kind.group`), for `head.json`.
+    pub fn kind_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for entry in self.objects.values() {
+            *counts.entry(entry.scope.kind.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// API groups built into Kubernetes, whose kinds are named without their group.
+const BUILT_IN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "certificates.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+];
+
+/// How a kind is named in configuration and documents: `Kind` for the groups built into
+/// Kubernetes, `Kind.group` for everything else (custom resources).
+pub fn kind_name(api_version: &str, kind: &str) -> String {
+    let group = api_group(api_version);
+    if BUILT_IN_GROUPS.contains(&group) {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn scope(kind: &str) -> Scope {
+        Scope {
+            kind: kind.into(),
+            namespace: None,
+        }
+    }
+
+    fn entry(kind: &str, name: &str, uid: &str, rv: u64) -> Entry {
+        let object = serde_json::json!({"kind": kind, "metadata": {"name": name, "uid": uid, "resourceVersion": rv.to_string()}});
+        Entry {
+            target: ObjectRef {
+                api_version: "v1".into(),
+                kind: kind.into(),
+                namespace: "ns".into(),
+                name: name.into(),
+                uid: uid.into(),
+            },
+            resource_version: rv.to_string(),
+            object: RawValue::from_string(object.to_string()).unwrap(),
+            scope: scope(kind),
+        }
+    }
+
+    fn key(kind: &str, name: &str) -> ObjectKey {
+        entry(kind, name, "", 0).target.key()
+    }
+
+    /// The changes as (op, name, resourceVersion or uid).
+    fn changes(state: &State) -> Vec<(String, String, String)> {
+        state
+            .changes()
+            .map(|c| match c {
+                Change::Put(e) => (
+                    "put".into(),
+                    e.target.name.clone(),
+                    e.resource_version.clone(),
+                ),
+                Change::Delete(r) => ("delete".into(), r.name.clone(), r.uid.clone()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn many_updates_collapse_to_the_last_and_create_delete_cancels() {
+        let mut s = State::new();
+        assert_eq!(s.apply(entry("Pod", "a", "u1", 1)), Applied::Created);
+        assert_eq!(s.apply(entry("Pod", "a", "u1", 2)), Applied::Updated);
+        assert_eq!(s.apply(entry("Pod", "a", "u1", 3)), Applied::Updated);
+        s.apply(entry("Pod", "b", "u2", 4));
+        s.delete(&key("Pod", "b"));
+        assert_eq!(changes(&s), vec![("put".into(), "a".into(), "3".into())]);
+        s.shipped();
+        assert!(!s.has_changes());
+        assert_eq!(s.apply(entry("Pod", "a", "u1", 3)), Applied::Unchanged);
+        assert!(!s.has_changes());
+    }
+
+    #[test]
+    fn a_delete_names_the_object_as_it_was_shipped() {
+        let mut s = State::new();
+        s.apply(entry("Pod", "a", "u1", 1));
+        s.shipped();
+        // Recreated with a new uid, then deleted again: the delete names the shipped uid.
+        s.delete(&key("Pod", "a"));
+        s.apply(entry("Pod", "a", "u2", 2));
+        s.delete(&key("Pod", "a"));
+        assert_eq!(
+            changes(&s),
+            vec![("delete".into(), "a".into(), "u1".into())]
+        );
+        assert!(!s.delete(&key("Pod", "nope")));
+    }
+
+    #[test]
+    fn a_relist_deletes_what_it_did_not_see_in_its_scope_only() {
+        let mut s = State::new();
+        s.apply(entry("Pod", "a", "u1", 1));
+        s.apply(entry("Pod", "b", "u2", 2));
+        s.apply(entry("Service", "c", "u3", 3));
+        s.shipped();
+        s.relist_started(&scope("Pod"));
+        assert_eq!(s.apply(entry("Pod", "a", "u1", 1)), Applied::Unchanged);
+        assert_eq!(s.relist_done(&scope("Pod")), 1);
+        assert_eq!(
+            changes(&s),
+            vec![("delete".into(), "b".into(), "u2".into())]
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.relist_done(&scope("Pod")), 0, "a relist ends once");
+        assert_eq!(s.forget_scope(&scope("Service")), 1);
+        assert_eq!(s.kind_counts(), BTreeMap::from([("Pod".to_string(), 1)]));
+    }
+
+    #[test]
+    fn memory_accounting_follows_the_json() {
+        let mut s = State::new();
+        let e = entry("Pod", "a", "u1", 1);
+        let n = e.object.get().len();
+        s.apply(e);
+        s.apply(entry("Pod", "b", "u1", 1));
+        assert_eq!(s.json_bytes(), 2 * n);
+        s.delete(&key("Pod", "a"));
+        assert_eq!(s.json_bytes(), n);
+    }
+
+    #[test]
+    fn kind_names() {
+        assert_eq!(kind_name("apps/v1", "Deployment"), "Deployment");
+        assert_eq!(kind_name("v1", "Pod"), "Pod");
+        assert_eq!(kind_name("networking.k8s.io/v1", "Ingress"), "Ingress");
+        assert_eq!(
+            kind_name("example.com/v1alpha1", "Widget"),
+            "Widget.example.com"
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Apply { kind: u8, name: u8, uid: u8 },
+        Delete { kind: u8, name: u8 },
+        Relist { kind: u8, keep: Vec<u8> },
+        Ship,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..2, 0u8..6, 0u8..3).prop_map(|(kind, name, uid)| Op::Apply { kind, name, uid }),
+            2 => (0u8..2, 0u8..6).prop_map(|(kind, name)| Op::Delete { kind, name }),
+            1 => (0u8..2, prop::collection::vec(0u8..6, 0..6)).prop_map(|(kind, keep)| Op::Relist { kind, keep }),
+            2 => Just(Op::Ship),
+        ]
+    }
+
+    proptest! {
+        /// Replaying what was shipped (the first snapshot, then every diff) always gives exactly
+        /// the state at the last ship: no lost change, no phantom change.
+        #[test]
+        fn shipped_diffs_replay_to_the_shipped_state(ops in prop::collection::vec(op(), 1..80)) {
+            let kinds = ["Pod", "Service"];
+            let mut s = State::new();
+            let mut truth: BTreeMap<(String, String), (String, u64)> = BTreeMap::new();
+            let mut replica: BTreeMap<(String, String), (String, u64)> = BTreeMap::new();
+            let mut rv = 0u64;
+            for op in ops {
+                match op {
+                    Op::Apply { kind, name, uid } => {
+                        rv += 1;
+                        let (k, n, u) = (kinds[kind as usize], format!("o{name}"), format!("u{uid}"));
+                        s.apply(entry(k, &n, &u, rv));
+                        truth.insert((k.into(), n), (u, rv));
+                    }
+                    Op::Delete { kind, name } => {
+                        let (k, n) = (kinds[kind as usize], format!("o{name}"));
+                        let was = truth.remove(&(k.to_string(), n.clone())).is_some();
+                        prop_assert_eq!(s.delete(&key(k, &n)), was);
+                    }
+                    Op::Relist { kind, keep } => {
+                        let k = kinds[kind as usize];
+                        let kept: BTreeSet<String> = keep.iter().map(|n| format!("o{n}")).collect();
+                        s.relist_started(&scope(k));
+                        for n in &kept {
+                            // A relist reports objects as they are (same bytes if unchanged).
+                            let current = truth.get(&(k.to_string(), n.clone())).cloned();
+                            let (u, r) = current.unwrap_or_else(|| { rv += 1; ("u9".into(), rv) });
+                            s.apply(entry(k, n, &u, r));
+                            truth.insert((k.into(), n.clone()), (u, r));
+                        }
+                        s.relist_done(&scope(k));
+                        // Whatever the relist did not report is gone.
+                        truth.retain(|(tk, tn), _| tk != k || kept.contains(tn));
+                    }
+                    Op::Ship => {
+                        for change in s.changes() {
+                            match change {
+                                Change::Put(e) => {
+                                    replica.insert((e.target.kind.clone(), e.target.name.clone()), (e.target.uid.clone(), e.resource_version.parse().unwrap()));
+                                }
+                                Change::Delete(r) => {
+                                    let removed = replica.remove(&(r.kind.clone(), r.name.clone()));
+                                    prop_assert!(removed.is_some(), "phantom delete of {:?}", r);
+                                    prop_assert_eq!(&removed.unwrap().0, &r.uid, "a delete names the shipped uid");
+                                }
+                            }
+                        }
+                        s.shipped();
+                        prop_assert_eq!(&replica, &truth);
+                        let held: BTreeMap<_, _> = s.entries().map(|e| ((e.target.kind.clone(), e.target.name.clone()), (e.target.uid.clone(), e.resource_version.parse::<u64>().unwrap()))).collect();
+                        prop_assert_eq!(&held, &truth);
+                    }
+                }
+            }
+        }
+    }
+}
