@@ -30,7 +30,7 @@ pub enum Error {
     Store {
         cluster: String,
         #[source]
-        source: store::Error,
+        source: Box<store::Error>,
     },
     #[error("cluster {cluster}: {source}")]
     Encode {
@@ -491,7 +491,7 @@ impl Shipper {
     fn store_error(&self, source: store::Error) -> Error {
         Error::Store {
             cluster: self.cluster.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
