@@ -1,7 +1,9 @@
-//! The in-cluster agent: redaction of objects before anything is stored or shipped.
-//!
-//! Later parts (watching, state, shipping, election, health) build on this.
+//! The in-cluster agent: watch (or simulate) a cluster, keep its redacted state, and ship
+//! snapshots and diffs to the bucket as the one elected writer.
 
+pub mod config;
 pub mod redact;
+pub mod run;
 pub mod ship;
 pub mod state;
+pub mod watch;

@@ -74,22 +74,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes on one line, each said once: many errors (object_store's among
-/// them) repeat their source's text in their own message, so a cause already contained in the
-/// message before it is skipped.
+/// An error and its causes on one line, each said once.
 pub fn error_chain(error: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if parts
-            .last()
-            .is_some_and(|previous| previous.contains(&text))
-        {
-            continue;
-        }
-        parts.push(text);
-    }
-    parts.join(": ")
+    crate::error_chain(error.as_ref())
 }
 
 fn init_logging(format: LogFormat, filter: &str) {

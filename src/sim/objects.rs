@@ -858,6 +858,41 @@ impl ObjectFactory {
         self.resource_version += self.range(1, 40);
         self.resource_version.to_string()
     }
+
+    /// The simulated clock, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// `t` (Unix seconds) as the API server writes a `metav1.Time`.
+    pub fn timestamp(t: i64) -> String {
+        ts(t)
+    }
+
+    /// The `fieldsV1` set of a managed-fields entry owning exactly the fields of `owned` (a partial object).
+    pub fn fields_v1(owned: &Value) -> Value {
+        fields_of(owned)
+    }
+
+    /// A Job of `cron_job` for its run scheduled at `scheduled` (Unix seconds), named as the CronJob
+    /// controller names it, with the status of a completed run.
+    pub fn job_for(&mut self, cron_job: &Value, scheduled: i64) -> Value {
+        self.job(cron_job, scheduled)
+    }
+
+    /// A rotated copy of a Secret's `data`: the same keys with fresh values (usernames are kept).
+    pub fn rotated_secret_data(&mut self, data: &Map<String, Value>) -> Map<String, Value> {
+        data.iter()
+            .map(|(key, old)| {
+                let value = if key == "username" {
+                    old.clone()
+                } else {
+                    Value::String(base64(self.secret_value(key).as_bytes()))
+                };
+                (key.clone(), value)
+            })
+            .collect()
+    }
 }
 
 // Random primitives.
@@ -1061,25 +1096,30 @@ impl ObjectFactory {
         let mut data = Map::new();
         for _ in 0..self.range(1, 5) {
             let key = self.pick(SECRET_KEYS);
-            let value = match key {
-                "database-url" => format!(
-                    "postgres://{}:{}@{}.{}.rds.amazonaws.com:5432/{}",
-                    self.pick(DOMAINS),
-                    self.chars(ALNUM, 24),
-                    self.pick(DOMAINS),
-                    self.hex(12),
-                    self.pick(DOMAINS)
-                ),
-                "username" => format!("{}-{}", self.pick(DOMAINS), self.pick(ROLES)),
-                "stripe-key" => format!("sk_live_{}", self.chars(ALNUM, 40)),
-                _ => {
-                    let n = self.range(16, 64) as usize;
-                    self.chars(ALNUM, n)
-                }
-            };
+            let value = self.secret_value(key);
             data.insert(key.to_string(), Value::String(base64(value.as_bytes())));
         }
         data
+    }
+
+    /// A fresh plain-text value for the Secret key `key`.
+    fn secret_value(&mut self, key: &str) -> String {
+        match key {
+            "database-url" => format!(
+                "postgres://{}:{}@{}.{}.rds.amazonaws.com:5432/{}",
+                self.pick(DOMAINS),
+                self.chars(ALNUM, 24),
+                self.pick(DOMAINS),
+                self.hex(12),
+                self.pick(DOMAINS)
+            ),
+            "username" => format!("{}-{}", self.pick(DOMAINS), self.pick(ROLES)),
+            "stripe-key" => format!("sk_live_{}", self.chars(ALNUM, 40)),
+            _ => {
+                let n = self.range(16, 64) as usize;
+                self.chars(ALNUM, n)
+            }
+        }
     }
 
     fn service_account_token(&mut self, ns: &str, sa: &str, secret: &str) -> String {

@@ -16,3 +16,67 @@ pub fn server_url(var: &str) -> Option<String> {
         }
     }
 }
+
+use std::collections::BTreeMap;
+
+use outpost::format::{
+    ClusterName, DecodeLimits, Head, Record, SegmentType, verify_head, verify_segment,
+};
+use outpost::store::Store;
+
+/// An object as the bucket says it is: its resourceVersion and redacted JSON.
+#[allow(dead_code)]
+pub type Replayed = BTreeMap<(String, String, String), (String, serde_json::Value)>;
+
+/// Reads and verifies the chain a cluster's head names and applies it: (kind, namespace, name) →
+/// (resourceVersion, object). `None` while there is no head.
+#[allow(dead_code)]
+pub async fn replay(store: &Store, cluster: &ClusterName) -> Option<(Head, Replayed)> {
+    let (bytes, _) = store.get(&store.layout().head(cluster)).await.ok()?;
+    let head = Head::from_json("head.json", &bytes).expect("a valid head");
+    verify_head("head.json", &head, |t, seq| {
+        store
+            .layout()
+            .segment(cluster, &head.epoch, seq, t)
+            .relative
+    })
+    .expect("a verified head");
+    let mut objects = BTreeMap::new();
+    for (index, segment) in head.segments().enumerate() {
+        let t = if index == 0 {
+            SegmentType::Snapshot
+        } else {
+            SegmentType::Diff
+        };
+        let key = store.layout().segment(cluster, &head.epoch, segment.seq, t);
+        let mut stream = store
+            .read_segment(&key, &DecodeLimits::default())
+            .await
+            .expect("a readable segment");
+        while let Some(record) = stream.next().await {
+            match record.expect("a valid record") {
+                Record::Put {
+                    target,
+                    resource_version,
+                    object,
+                } => {
+                    let value = serde_json::from_str(object.get()).expect("JSON");
+                    objects.insert(
+                        (target.kind, target.namespace, target.name),
+                        (resource_version, value),
+                    );
+                }
+                Record::Delete { target } => {
+                    objects.remove(&(target.kind, target.namespace, target.name));
+                }
+            }
+        }
+        verify_segment(
+            &head,
+            index,
+            &stream.finish().await.expect("a complete segment"),
+        )
+        .expect("a verified link");
+    }
+    Some((head, objects))
+}

@@ -1,0 +1,196 @@
+//! The agent's loop: applies source events (watches or the simulator) to the state, and on every
+//! interval lets the shipper write what is due; flushes once more on shutdown.
+//!
+//! The loop owns the state, so a segment is built from a consistent view and nothing changes
+//! while it is being shipped. It survives failures: a failed ship is logged, counted and tried
+//! again at the next interval.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::ship::{Shipped, Shipper};
+use super::state::{Scope, State};
+use super::watch::SourceEvent;
+use crate::format::documents::ForbiddenKind;
+use crate::format::{ClusterName, Identity};
+use crate::store::Store;
+
+/// What the agent has done so far, for health checks, metrics and tests.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// The first snapshot has been shipped (or another live agent is the writer).
+    pub ready: bool,
+    pub writer: bool,
+    pub objects: u64,
+    pub objects_per_kind: BTreeMap<String, u64>,
+    pub watch_events: u64,
+    pub relists: u64,
+    pub segments: u64,
+    pub segment_bytes: u64,
+    pub heartbeats: u64,
+    pub ship_errors: u64,
+    pub last_push: Option<DateTime<Utc>>,
+    /// Kinds that cannot be watched, with the reason.
+    pub unavailable: BTreeMap<String, String>,
+    pub last_outcome: Option<Shipped>,
+}
+
+/// Shared, updated status.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// Everything the loop needs besides its source.
+pub struct Agent {
+    pub store: Store,
+    pub cluster: ClusterName,
+    pub shipper: Shipper,
+    pub state: State,
+    /// The identity document, completed with the kinds as they turn out to be watchable.
+    pub identity: Identity,
+    /// How often the shipper runs.
+    pub interval: Duration,
+    pub status: SharedStatus,
+}
+
+impl Agent {
+    /// Runs until `shutdown` resolves or the source ends, then ships once more (a final diff) if
+    /// this agent is the writer. `scopes` are the watches whose initial list must complete (or
+    /// fail) before the first snapshot.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<SourceEvent>,
+        scopes: BTreeSet<Scope>,
+        shutdown: impl Future<Output = ()>,
+    ) -> State {
+        let mut pending: BTreeSet<Scope> = scopes;
+        let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+        let mut identity_written: Option<BTreeMap<String, String>> = None;
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    self.apply(event, &mut pending, &mut unavailable);
+                }
+                _ = ticker.tick() => {
+                    if !pending.is_empty() {
+                        continue;
+                    }
+                    if identity_written.as_ref() != Some(&unavailable) {
+                        self.write_identity(&unavailable).await;
+                        identity_written = Some(unavailable.clone());
+                    }
+                    self.ship().await;
+                }
+            }
+        }
+        if pending.is_empty() && self.shipper.is_writer() {
+            self.ship().await;
+        }
+        self.state
+    }
+
+    fn apply(
+        &mut self,
+        event: SourceEvent,
+        pending: &mut BTreeSet<Scope>,
+        unavailable: &mut BTreeMap<String, String>,
+    ) {
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.watch_events += 1;
+        match event {
+            SourceEvent::RelistStarted(scope) => {
+                status.relists += 1;
+                self.state.relist_started(&scope);
+            }
+            SourceEvent::Apply(entry) => {
+                unavailable.remove(&entry.scope.kind);
+                self.state.apply(entry);
+            }
+            SourceEvent::Delete(key) => {
+                self.state.delete(&key);
+            }
+            SourceEvent::RelistDone(scope) => {
+                unavailable.remove(&scope.kind);
+                self.state.relist_done(&scope);
+                pending.remove(&scope);
+            }
+            SourceEvent::Unavailable { kind, reason } => {
+                tracing::warn!(cluster = %self.cluster, %kind, %reason, "kind unavailable");
+                pending.retain(|scope| scope.kind != kind);
+                unavailable.insert(kind, reason);
+            }
+        }
+        status.objects = self.state.len() as u64;
+        status.unavailable = unavailable.clone();
+    }
+
+    async fn ship(&mut self) {
+        let now = Utc::now();
+        let outcome = self.shipper.tick(&mut self.state, now).await;
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(shipped) => {
+                match &shipped {
+                    Shipped::Snapshot { bytes, .. } | Shipped::Diff { bytes, .. } => {
+                        status.segments += 1;
+                        status.segment_bytes += bytes;
+                        status.last_push = Some(now);
+                        status.ready = true;
+                        tracing::info!(cluster = %self.cluster, outcome = ?shipped, "shipped");
+                    }
+                    Shipped::Heartbeat => {
+                        status.heartbeats += 1;
+                        status.last_push = Some(now);
+                    }
+                    Shipped::Standby { .. } => status.ready = true,
+                    Shipped::Superseded { owner } => {
+                        tracing::warn!(cluster = %self.cluster, %owner, "another agent took over; standing by");
+                    }
+                    Shipped::Idle => {}
+                }
+                status.writer = self.shipper.is_writer();
+                status.last_outcome = Some(shipped);
+            }
+            Err(error) => {
+                status.ship_errors += 1;
+                tracing::warn!(cluster = %self.cluster, error = %crate::error_chain(&error), "ship failed; retrying at the next interval");
+            }
+        }
+        status.objects = self.state.len() as u64;
+        status.objects_per_kind = self.state.kind_counts();
+    }
+
+    async fn write_identity(&mut self, unavailable: &BTreeMap<String, String>) {
+        let mut identity = self.identity.clone();
+        identity.updated_at = Utc::now();
+        identity.forbidden_kinds = unavailable
+            .iter()
+            .map(|(kind, reason)| ForbiddenKind {
+                kind: kind.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+        identity.kinds.retain(|k| !unavailable.contains_key(k));
+        let key = self.store.layout().identity(&self.cluster);
+        match identity.to_json() {
+            Ok(bytes) => {
+                if let Err(error) = self.store.put_overwrite(&key, Bytes::from(bytes)).await {
+                    tracing::warn!(cluster = %self.cluster, %error, "could not write identity.json");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %self.cluster, %error, "could not encode identity.json")
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Watching a real cluster: resolve the configured kinds through API discovery, run one
+//! `kube::runtime::watcher` per kind (per namespace when namespaces are restricted), redact every
+//! object, and send what happens to the agent's loop as [`SourceEvent`]s.
+//!
+//! A kind the agent may not list (RBAC) or that does not exist yet is reported and retried by the
+//! watcher's backoff, never fatal: the other kinds go on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope as ApiScope};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::redact::Redactor;
+use super::state::{Entry, Scope, kind_name};
+use crate::format::segment::{ObjectKey, ObjectRef};
+
+/// What a source of objects (a watch, or the simulator) tells the agent's loop.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A (re)list of a scope begins.
+    RelistStarted(Scope),
+    /// An object as it is now, redacted.
+    Apply(Entry),
+    /// An object is gone.
+    Delete(ObjectKey),
+    /// The (re)list of a scope is complete.
+    RelistDone(Scope),
+    /// A kind cannot be watched (RBAC, not served); the watch keeps retrying.
+    Unavailable { kind: String, reason: String },
+}
+
+/// What to watch and how to filter it.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `Kind` or `Kind.group` names.
+    pub kinds: Vec<String>,
+    /// Watch only these namespaces (one watch per namespace and namespaced kind); empty: all.
+    pub namespaces: Vec<String>,
+    /// Drop objects of these namespaces.
+    pub omit_namespaces: Vec<String>,
+    /// A label selector passed to the API server.
+    pub label_selector: Option<String>,
+    /// Keep only objects labelled `app.kubernetes.io/managed-by: spinnaker`.
+    pub only_spinnaker_managed: bool,
+}
+
+/// The kinds the API server serves, by kind name, with the preferred version of each.
+pub async fn discover(
+    client: &kube::Client,
+) -> Result<BTreeMap<String, (ApiResource, ApiCapabilities)>, kube::Error> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    let mut kinds = BTreeMap::new();
+    // Built-in groups first, so that e.g. core `Event` wins over `events.k8s.io` `Event`.
+    let mut groups: Vec<_> = discovery.groups().collect();
+    groups.sort_by_key(|g| {
+        (
+            g.name() != "",
+            g.name().contains('.') && !g.name().ends_with(".k8s.io"),
+            g.name().to_string(),
+        )
+    });
+    for group in groups {
+        for (resource, capabilities) in group.recommended_resources() {
+            let name = kind_name(&resource.api_version, &resource.kind);
+            kinds.entry(name).or_insert((resource, capabilities));
+        }
+    }
+    Ok(kinds)
+}
+
+/// Running watches; dropping it stops them.
+pub struct Watches {
+    tasks: Vec<(Scope, JoinHandle<()>)>,
+}
+
+impl Watches {
+    /// Starts one watch per kind (per namespace when the selection restricts namespaces) for the
+    /// kinds that discovery found; the others are reported as unavailable at once.
+    pub fn start(
+        client: &kube::Client,
+        served: &BTreeMap<String, (ApiResource, ApiCapabilities)>,
+        selection: &Selection,
+        redactor: Arc<Redactor>,
+        events: mpsc::Sender<SourceEvent>,
+    ) -> Self {
+        let mut tasks = Vec::new();
+        for kind in &selection.kinds {
+            let Some((resource, capabilities)) = served.get(kind) else {
+                let events = events.clone();
+                let reason = "the API server does not serve this kind (yet); discovery is retried"
+                    .to_string();
+                let kind = kind.clone();
+                tasks.push((
+                    Scope {
+                        kind: kind.clone(),
+                        namespace: None,
+                    },
+                    tokio::spawn(async move {
+                        let _ = events.send(SourceEvent::Unavailable { kind, reason }).await;
+                    }),
+                ));
+                continue;
+            };
+            let namespaces: Vec<Option<String>> =
+                if selection.namespaces.is_empty() || capabilities.scope == ApiScope::Cluster {
+                    vec![None]
+                } else {
+                    selection.namespaces.iter().cloned().map(Some).collect()
+                };
+            for namespace in namespaces {
+                let scope = Scope {
+                    kind: kind.clone(),
+                    namespace: namespace.clone(),
+                };
+                let api: Api<DynamicObject> = match &namespace {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+                    None => Api::all_with(client.clone(), resource),
+                };
+                let task = tokio::spawn(watch_one(
+                    api,
+                    resource.clone(),
+                    scope.clone(),
+                    selection.clone(),
+                    redactor.clone(),
+                    events.clone(),
+                ));
+                tasks.push((scope, task));
+            }
+        }
+        Self { tasks }
+    }
+
+    /// The scopes being watched.
+    pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
+        self.tasks.iter().map(|(scope, _)| scope)
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for (_, task) in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn watch_one(
+    api: Api<DynamicObject>,
+    resource: ApiResource,
+    scope: Scope,
+    selection: Selection,
+    redactor: Arc<Redactor>,
+    events: mpsc::Sender<SourceEvent>,
+) {
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &selection.label_selector {
+        config = config.labels(selector);
+    }
+    let stream = watcher::watcher(api, config).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(Event::Init) => SourceEvent::RelistStarted(scope.clone()),
+            Ok(Event::InitDone) => SourceEvent::RelistDone(scope.clone()),
+            Ok(Event::Apply(object) | Event::InitApply(object)) => {
+                match to_entry(object, &resource, &scope, &selection, &redactor) {
+                    Some(entry) => SourceEvent::Apply(entry),
+                    None => continue,
+                }
+            }
+            Ok(Event::Delete(object)) => {
+                match to_entry(object, &resource, &scope, &selection, &redactor) {
+                    Some(entry) => SourceEvent::Delete(entry.target.key()),
+                    None => continue,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(kind = %scope.kind, namespace = ?scope.namespace, %error, "watch failed; retrying with backoff");
+                SourceEvent::Unavailable {
+                    kind: scope.kind.clone(),
+                    reason: describe(&error),
+                }
+            }
+        };
+        if events.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A watch error in a user's terms: RBAC refusals say so.
+fn describe(error: &watcher::Error) -> String {
+    let inner = match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => Some(e),
+        _ => None,
+    };
+    match inner {
+        Some(kube::Error::Api(status)) if status.code == 403 => {
+            format!("forbidden: {}", status.message)
+        }
+        _ => error.to_string(),
+    }
+}
+
+/// The redacted entry of a watched object, or `None` if the selection filters it out.
+fn to_entry(
+    object: DynamicObject,
+    resource: &ApiResource,
+    scope: &Scope,
+    selection: &Selection,
+    redactor: &Redactor,
+) -> Option<Entry> {
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    if selection.omit_namespaces.contains(&namespace) {
+        return None;
+    }
+    if selection.only_spinnaker_managed {
+        let managed = object
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+            .is_some_and(|v| v == "spinnaker");
+        if !managed {
+            return None;
+        }
+    }
+    let target = ObjectRef {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+        namespace,
+        name: object.metadata.name.clone()?,
+        uid: object.metadata.uid.clone().unwrap_or_default(),
+    };
+    let resource_version = object.metadata.resource_version.clone().unwrap_or_default();
+    let mut value = serde_json::to_value(&object).ok()?;
+    // List items come without apiVersion and kind: set them from discovery.
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), resource.api_version.clone().into());
+        map.insert("kind".into(), resource.kind.clone().into());
+    }
+    redactor.redact(&scope.kind, &mut value);
+    let object = RawValue::from_string(value.to_string()).ok()?;
+    Some(Entry {
+        target,
+        resource_version,
+        object,
+        scope: scope.clone(),
+    })
+}
