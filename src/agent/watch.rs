@@ -234,21 +234,29 @@ fn to_entry(
             return None;
         }
     }
-    let target = ObjectRef {
-        api_version: resource.api_version.clone(),
-        kind: resource.kind.clone(),
-        namespace,
-        name: object.metadata.name.clone()?,
-        uid: object.metadata.uid.clone().unwrap_or_default(),
-    };
-    let resource_version = object.metadata.resource_version.clone().unwrap_or_default();
     let mut value = serde_json::to_value(&object).ok()?;
     // List items come without apiVersion and kind: set them from discovery.
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), resource.api_version.clone().into());
         map.insert("kind".into(), resource.kind.clone().into());
     }
+    redacted_entry(value, scope, redactor)
+}
+
+/// The entry of an object given as JSON (with `apiVersion` and `kind`), after redaction; `None`
+/// if it has no name.
+pub fn redacted_entry(
+    mut value: serde_json::Value,
+    scope: &Scope,
+    redactor: &Redactor,
+) -> Option<Entry> {
     redactor.redact(&scope.kind, &mut value);
+    let target = ObjectRef::of_object(&value)?;
+    let resource_version = value
+        .pointer("/metadata/resourceVersion")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let object = RawValue::from_string(value.to_string()).ok()?;
     Some(Entry {
         target,

@@ -5,6 +5,7 @@
 //! - 1: the command ran and found a fault (e.g. `inspect` found a broken chain);
 //! - 2: the command could not run: bad arguments or configuration, an unreachable bucket.
 
+mod agent;
 mod inspect;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Agent(Box<crate::agent::config::AgentArgs>),
     Inspect(inspect::InspectArgs),
 }
 
@@ -49,6 +51,8 @@ enum Command {
 /// its chain of causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // kube, object_store and aws-config all use rustls: one process-wide crypto provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     init_logging(cli.log_format, &cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
+            Command::Agent(args) => agent::run(*args).await,
             Command::Inspect(args) => inspect::run(args).await,
         }
     });

@@ -14,8 +14,10 @@
 //! Everything is driven by one seeded RNG: the same seed and the same sequence of calls give byte-identical
 //! objects.
 
+pub mod churn;
 mod objects;
 
+pub use churn::{Churn, ChurnEvent};
 pub use objects::ObjectFactory;
 
 use serde_json::Value;

@@ -1,0 +1,332 @@
+//! `outpost agent`: watch a cluster (or a simulated one) and ship it to the bucket until SIGTERM.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use bytes::Bytes;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, PostParams};
+use tokio::sync::mpsc;
+
+use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, Namespaces, ShipTrigger};
+use crate::agent::redact::Redactor;
+use crate::agent::run::{Agent, Status};
+use crate::agent::ship::{ShipOptions, Shipper};
+use crate::agent::state::{Scope, State, kind_name};
+use crate::agent::watch::{self, Selection, SourceEvent, Watches, redacted_entry};
+use crate::format::{Decommissioned, Identity};
+use crate::sim::churn::{Churn, ChurnEvent};
+use crate::store::Store;
+
+/// The Secret that holds the cluster's redaction key when no key file is configured.
+const KEY_SECRET: &str = "outpost-redaction-key";
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let config = config::load(&args)?;
+    let store = Store::open(&config.bucket.url).await?;
+    if config.decommission {
+        let notice = Decommissioned::new(
+            config.cluster.clone(),
+            chrono::Utc::now(),
+            Some("outpost agent --decommission".into()),
+        );
+        let key = store.layout().decommissioned(&config.cluster);
+        store
+            .put_overwrite(&key, Bytes::from(notice.to_json()?))
+            .await?;
+        eprintln!("{key}: cluster {} marked decommissioned", config.cluster);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let interval = match &config.shipping {
+        ShipTrigger::Interval(interval) => *interval,
+        ShipTrigger::Schedule(schedule) => anyhow::bail!(
+            "--schedule {schedule} is validated but the agent ships on --interval only in this version; use --interval"
+        ),
+    };
+    let status = Arc::new(Mutex::new(Status::default()));
+    let (events_tx, events) = mpsc::channel(4096);
+    let mut identity = Identity::new(config.cluster.clone(), chrono::Utc::now());
+    identity.kinds = config.watch.effective_kinds();
+    identity.account = config.account.clone();
+    let (redactor, scopes, _watches) = match &config.access {
+        ClusterAccess::Simulated {
+            approx_objects,
+            changes_per_second,
+        } => {
+            let redactor = Arc::new(Redactor::new(
+                &redaction_key(&config, None).await?,
+                config.redaction.rules.clone(),
+            )?);
+            let churn = Churn::new(rand::random(), *approx_objects);
+            let scopes = simulated_scopes(&churn);
+            identity.kinds = scopes.iter().map(|s| s.kind.clone()).collect();
+            identity.server_version = Some("simulated".into());
+            tokio::spawn(simulate(
+                churn,
+                *changes_per_second,
+                redactor.clone(),
+                scopes.clone(),
+                events_tx,
+            ));
+            (redactor, scopes, None)
+        }
+        access => {
+            let kube_config = kube_config(access).await?;
+            let client = kube::Client::try_from(kube_config.clone())
+                .context("could not build the Kubernetes client")?;
+            let redactor = Arc::new(Redactor::new(
+                &redaction_key(&config, Some(&client)).await?,
+                config.redaction.rules.clone(),
+            )?);
+            describe_cluster(&client, &kube_config, &mut identity).await;
+            let served = watch::discover(&client)
+                .await
+                .context("API discovery failed")?;
+            let selection = selection(&config);
+            let watches = Watches::start(&client, &served, &selection, redactor.clone(), events_tx);
+            let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
+            (redactor, scopes, Some(watches))
+        }
+    };
+    let options = ShipOptions {
+        zstd_level: config.zstd_level,
+        snapshot_every_diffs: config.snapshot.every_diffs,
+        snapshot_when_diff_bytes_exceed: config.snapshot.when_diff_bytes_exceed,
+        heartbeat: chrono::Duration::from_std(config.heartbeat)?,
+        takeover_grace: chrono::Duration::from_std(config.takeover_grace)?,
+        redaction: redactor.rule_ids(),
+    };
+    let agent = Agent {
+        store: store.clone(),
+        cluster: config.cluster.clone(),
+        shipper: Shipper::new(store, config.cluster.clone(), options),
+        state: State::new(),
+        identity,
+        interval,
+        status: status.clone(),
+    };
+    tracing::info!(cluster = %config.cluster, bucket = %config.bucket.url, scopes = scopes.len(), "agent started");
+    let state = agent.run(events, scopes, shutdown_signal()).await;
+    let status = status.lock().map(|s| s.clone()).unwrap_or_default();
+    tracing::info!(cluster = %config.cluster, objects = state.len(), segments = status.segments, "agent stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested: shipping what is pending");
+}
+
+async fn kube_config(access: &ClusterAccess) -> anyhow::Result<kube::Config> {
+    match access {
+        ClusterAccess::Kubeconfig { path, context } => {
+            let options = kube::config::KubeConfigOptions {
+                context: context.clone(),
+                ..Default::default()
+            };
+            match path {
+                Some(path) => {
+                    let kubeconfig =
+                        kube::config::Kubeconfig::read_from(path).with_context(|| {
+                            format!("could not read the kubeconfig {}", path.display())
+                        })?;
+                    Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)
+                }
+                None => Ok(kube::Config::from_kubeconfig(&options).await?),
+            }
+        }
+        _ => kube::Config::incluster()
+            .context("not running in a cluster (no service account); give --kubeconfig"),
+    }
+}
+
+fn selection(config: &AgentConfig) -> Selection {
+    let (namespaces, omit_namespaces) = match &config.watch.namespaces {
+        Namespaces::All => (Vec::new(), Vec::new()),
+        Namespaces::Only(only) => (only.clone(), Vec::new()),
+        Namespaces::Except(except) => (Vec::new(), except.clone()),
+    };
+    Selection {
+        kinds: config.watch.effective_kinds(),
+        namespaces,
+        omit_namespaces,
+        label_selector: config.watch.label_selector.clone(),
+        only_spinnaker_managed: config.watch.only_spinnaker_managed,
+    }
+}
+
+/// The cluster's HMAC key: the configured key file, or a Secret the agent keeps in its own
+/// namespace (created on first start), or — for a simulated cluster — a random key.
+async fn redaction_key(
+    config: &AgentConfig,
+    client: Option<&kube::Client>,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(path) = &config.redaction.key_file {
+        let key = std::fs::read(path)
+            .with_context(|| format!("could not read the redaction key file {}", path.display()))?;
+        anyhow::ensure!(
+            key.len() >= 32,
+            "the redaction key file {} holds {} bytes; at least 32 are needed",
+            path.display(),
+            key.len()
+        );
+        return Ok(key);
+    }
+    let Some(client) = client else {
+        return Ok((0..32).map(|_| rand::random::<u8>()).collect());
+    };
+    let namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|ns| ns.trim().to_string())
+        .unwrap_or_else(|| "default".to_string());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    for _ in 0..3 {
+        if let Some(secret) = secrets
+            .get_opt(KEY_SECRET)
+            .await
+            .with_context(|| format!("could not read Secret {namespace}/{KEY_SECRET}"))?
+        {
+            let key = secret
+                .data
+                .and_then(|d| d.get("key").cloned())
+                .map(|b| b.0)
+                .unwrap_or_default();
+            anyhow::ensure!(
+                key.len() >= 32,
+                "Secret {namespace}/{KEY_SECRET} has no 'key' of at least 32 bytes"
+            );
+            return Ok(key);
+        }
+        let key: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(KEY_SECRET.into()),
+                ..Default::default()
+            },
+            data: Some([("key".to_string(), ByteString(key))].into()),
+            ..Default::default()
+        };
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => continue, // read back what was stored
+            Err(kube::Error::Api(status)) if status.code == 409 => continue, // another replica was first
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("could not create Secret {namespace}/{KEY_SECRET}"));
+            }
+        }
+    }
+    anyhow::bail!("could not get or create Secret {namespace}/{KEY_SECRET}")
+}
+
+/// Fills in who the cluster is: the kube-system namespace UID, the API server version and the CA
+/// fingerprint. What cannot be read is left out (and logged).
+async fn describe_cluster(client: &kube::Client, config: &kube::Config, identity: &mut Identity) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match namespaces.get("kube-system").await {
+        Ok(ns) => identity.kube_system_uid = ns.metadata.uid,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the kube-system namespace for identity.json")
+        }
+    }
+    match client.apiserver_version().await {
+        Ok(info) => identity.server_version = Some(info.git_version),
+        Err(error) => tracing::warn!(%error, "could not read the API server version"),
+    }
+    identity.ca_fingerprint = config
+        .root_cert
+        .as_ref()
+        .and_then(|certs| certs.first())
+        .map(|der| crate::format::sha256_hex(der));
+}
+
+/// One scope per kind of the simulated cluster.
+fn simulated_scopes(churn: &Churn) -> BTreeSet<Scope> {
+    churn
+        .initial()
+        .iter()
+        .filter_map(|o| Some(kind_name(o["apiVersion"].as_str()?, o["kind"].as_str()?)))
+        .map(|kind| Scope {
+            kind,
+            namespace: None,
+        })
+        .collect()
+}
+
+/// Feeds a simulated cluster's initial list, then its churn once a second, as watch events.
+async fn simulate(
+    mut churn: Churn,
+    rate: f64,
+    redactor: Arc<Redactor>,
+    scopes: BTreeSet<Scope>,
+    events: mpsc::Sender<SourceEvent>,
+) {
+    let scope_of = |object: &serde_json::Value| Scope {
+        kind: kind_name(
+            object["apiVersion"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+        ),
+        namespace: None,
+    };
+    for scope in &scopes {
+        if events
+            .send(SourceEvent::RelistStarted(scope.clone()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    for object in churn.initial() {
+        let scope = scope_of(&object);
+        if let Some(entry) = redacted_entry(object, &scope, &redactor)
+            && events.send(SourceEvent::Apply(entry)).await.is_err()
+        {
+            return;
+        }
+    }
+    for scope in scopes {
+        if events.send(SourceEvent::RelistDone(scope)).await.is_err() {
+            return;
+        }
+    }
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        ticker.tick().await;
+        for event in churn.step(1.0, rate) {
+            let event = match event {
+                ChurnEvent::Apply(object) => {
+                    let scope = scope_of(&object);
+                    redacted_entry(object, &scope, &redactor).map(SourceEvent::Apply)
+                }
+                ChurnEvent::Delete(object) => {
+                    let scope = scope_of(&object);
+                    redacted_entry(object, &scope, &redactor)
+                        .map(|e| SourceEvent::Delete(e.target.key()))
+                }
+            };
+            if let Some(event) = event
+                && events.send(event).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
