@@ -58,8 +58,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Runs until `shutdown` resolves or the source ends, then ships once more (a final diff) if
-    /// this agent is the writer. `scopes` are the watches whose initial list must complete (or
+    /// Runs until `shutdown` resolves or the source ends, then, if this agent is the writer,
+    /// ships once more (a final diff) and releases the head so that a standby or a restarted
+    /// agent takes over at once. `scopes` are the watches whose initial list must complete (or
     /// fail) before the first snapshot.
     pub async fn run(
         mut self,
@@ -79,7 +80,13 @@ impl Agent {
                 () = &mut shutdown => break,
                 event = events.recv() => {
                     let Some(event) = event else { break };
+                    let was_listing = !pending.is_empty();
                     self.apply(event, &mut pending, &mut unavailable);
+                    if was_listing && pending.is_empty() {
+                        // Every initial list is complete: the first snapshot goes out now,
+                        // not at the next interval.
+                        ticker.reset_immediately();
+                    }
                 }
                 _ = ticker.tick() => {
                     if !pending.is_empty() {
@@ -95,6 +102,9 @@ impl Agent {
         }
         if pending.is_empty() && self.shipper.is_writer() {
             self.ship().await;
+            if let Err(error) = self.shipper.release(Utc::now()).await {
+                tracing::warn!(cluster = %self.cluster, error = %crate::error_chain(&error), "could not release the head; a standby takes over after the grace");
+            }
         }
         self.state
     }

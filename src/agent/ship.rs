@@ -223,6 +223,7 @@ impl Shipper {
         }
         if let Some((head, _)) = &self.observed
             && Some(&head.epoch) != self.retired.as_ref()
+            && head.released_at.is_none()
             && now - head.heartbeat_at < self.options.takeover_grace
         {
             return Ok(Shipped::Standby {
@@ -365,6 +366,20 @@ impl Shipper {
             return Ok(Shipped::Superseded { owner });
         }
         Ok(Shipped::Heartbeat)
+    }
+
+    /// Gives the head up on a clean shutdown (`released_at`), so that another agent takes over at
+    /// once instead of after the takeover grace. Does nothing when not the writer.
+    pub async fn release(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        let Some((head, _)) = self.writing.as_ref().and_then(|w| w.head.as_ref()) else {
+            return Ok(());
+        };
+        let mut head = head.clone();
+        head.heartbeat_at = now;
+        head.released_at = Some(now);
+        self.put_head(head).await?;
+        self.writing = None;
+        Ok(())
     }
 
     /// The epoch, seq and `prev_sha256` of the next segment (called only while writing).
@@ -783,6 +798,36 @@ mod tests {
             a.tick(&mut state_a, t(1001)).await.unwrap(),
             Shipped::Standby { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_released_head_is_taken_over_at_once() {
+        let store = store().await;
+        let mut a = Shipper::new(store.clone(), cluster(), options());
+        let mut b = Shipper::new(store.clone(), cluster(), options());
+        let mut state = State::new();
+        state.apply(pod("a", 1));
+        a.tick(&mut state, t(0)).await.unwrap();
+        a.release(t(10)).await.unwrap();
+        assert!(!a.is_writer());
+        let (head, _) = replay(&store).await;
+        assert_eq!(head.released_at, Some(t(10)));
+        // Well within the grace, B does not wait.
+        let took = b.tick(&mut state, t(11)).await.unwrap();
+        assert!(
+            matches!(
+                took,
+                Shipped::Snapshot {
+                    takeover: true,
+                    seq: 1,
+                    ..
+                }
+            ),
+            "{took:?}"
+        );
+        let (head, objects) = replay(&store).await;
+        assert_eq!(head.released_at, None);
+        assert_eq!(objects, expected(&state));
     }
 
     #[tokio::test]

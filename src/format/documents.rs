@@ -55,6 +55,10 @@ pub struct Head {
     pub objects: u64,
     /// Objects per kind (`Kind` or `Kind.group`) after the newest segment.
     pub kinds: BTreeMap<String, u64>,
+    /// Set when the writer shut down cleanly and gave up the head: another agent may take it over
+    /// at once instead of waiting for the takeover grace. Absent while a writer holds the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<DateTime<Utc>>,
 }
 
 impl Head {
@@ -78,6 +82,7 @@ impl Head {
             diffs: Vec::new(),
             objects,
             kinds,
+            released_at: None,
         }
     }
 

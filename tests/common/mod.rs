@@ -2,6 +2,7 @@
 
 /// The value of a test server's environment variable, or `None` (with the reason printed) when it
 /// is not set — unless `OUTPOST_TEST_REQUIRE_SERVERS=1` (as in CI), which makes it a failure.
+#[allow(dead_code)]
 pub fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) => Some(value),
