@@ -68,7 +68,7 @@ async fn grant_agent(admin: &kube::Client) {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "outpost-agent-test"},
         "rules": [
-            {"apiGroups": [""], "resources": ["pods", "services", "namespaces"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods", "services", "namespaces", "secrets"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["get", "list", "watch"]}
@@ -81,11 +81,14 @@ async fn grant_agent(admin: &kube::Client) {
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "outpost-agent"}]
     })).unwrap();
     for (api, object) in [(&roles, role), (&bindings, binding)] {
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(e) => panic!("{e}"),
-        }
+        let name = object.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("outpost-test").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -127,6 +130,340 @@ async fn wait_for(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// An agent running in this process against a real API server.
+struct RunningAgent {
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<State>,
+    _watches: Watches,
+}
+
+impl RunningAgent {
+    async fn start(
+        client: &kube::Client,
+        store: &Store,
+        cluster: &ClusterName,
+        selection: Selection,
+    ) -> Self {
+        let served = watch::discover(client).await.unwrap();
+        let redactor = Arc::new(Redactor::new(&[1; 32], vec![]).unwrap());
+        let (events_tx, events) = mpsc::channel(1024);
+        let watches = Watches::start(client, &served, &selection, redactor.clone(), events_tx);
+        let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
+        let mut identity = Identity::new(cluster.clone(), chrono::Utc::now());
+        identity.kinds = selection.kinds.clone();
+        let agent = Agent {
+            store: store.clone(),
+            cluster: cluster.clone(),
+            shipper: Shipper::new(
+                store.clone(),
+                cluster.clone(),
+                ShipOptions {
+                    redaction: redactor.rule_ids(),
+                    ..ShipOptions::default()
+                },
+            ),
+            state: State::new(),
+            identity,
+            interval: Duration::from_millis(500),
+            status: Arc::new(Mutex::new(Status::default())),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(agent.run(events, scopes, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop,
+            handle,
+            _watches: watches,
+        }
+    }
+
+    async fn stop(self) -> State {
+        let _ = self.stop.send(());
+        self.handle.await.unwrap()
+    }
+}
+
+async fn new_namespace(admin: &kube::Client, prefix: &str) -> String {
+    let ns = format!("{prefix}-{:08x}", rand::random::<u32>());
+    let namespaces: Api<DynamicObject> =
+        Api::all_with(admin.clone(), &resource("", "v1", "Namespace"));
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    ns
+}
+
+fn service(name: &str, value: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"v": value}}, "spec": {"ports": [{"port": 80}]}})
+}
+
+/// Kills and restores TCP connections to the API server on demand: a network partition, which a
+/// real server cannot be asked for.
+struct CuttableProxy {
+    address: String,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (is_cut, tasks) = (cut.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused by closing it
+                }
+                let upstream = upstream.clone();
+                tasks.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Self {
+            address,
+            cut,
+            connections,
+        }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The agent's client, connecting through `proxy`.
+async fn client_through(kubeconfig: &str, proxy: &str) -> kube::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut config = Kubeconfig::read_from(kubeconfig).unwrap();
+    for named in &mut config.clusters {
+        if let Some(cluster) = named.cluster.as_mut() {
+            cluster.server = Some(format!("https://{proxy}"));
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// After a network partition during which objects changed and etcd was compacted, the watches
+/// get 410 Gone, relist, and the bucket ends exactly like the cluster: the deleted object is
+/// deleted, the changed ones put, and the unchanged ones produce no record at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_relist_after_compaction_loses_nothing_and_invents_nothing_fault_injected() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let etcd = common::server_url("OUTPOST_TEST_ETCD_ENDPOINT").unwrap();
+    let server = common::server_url("OUTPOST_TEST_KUBE_SERVER").unwrap();
+    let admin = client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = new_namespace(&admin, "relist").await;
+    for (name, value) in [("keep", "1"), ("change", "1"), ("remove", "1")] {
+        create(&admin, &ns, "", "v1", "Service", service(name, value)).await;
+    }
+    let proxy = CuttableProxy::start(server.trim_start_matches("https://").to_string()).await;
+    let agent_client = client_through(&agent_config, &proxy.address).await;
+    let cluster = ClusterName::new("relist").unwrap();
+    let store = Store::open(&format!("memory://agent-relist-{ns}"))
+        .await
+        .unwrap();
+    let selection = Selection {
+        kinds: vec!["Service".into()],
+        namespaces: vec![ns.clone()],
+        ..Selection::default()
+    };
+    let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
+    let key = |name: &str| ("Service".to_string(), ns.clone(), name.to_string());
+    wait_for(&store, &cluster, "the three services", |o| o.len() == 3).await;
+    let before = common::replay(&store, &cluster).await.unwrap().0.seq;
+
+    // Partition: the agent's watches are cut while the cluster changes, then etcd is compacted
+    // past everything the agent saw.
+    proxy.cut();
+    let services: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &resource("", "v1", "Service"));
+    services
+        .patch(
+            "change",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"v": "2"}}})),
+        )
+        .await
+        .unwrap();
+    services
+        .delete("remove", &DeleteParams::default())
+        .await
+        .unwrap();
+    let added = create(&admin, &ns, "", "v1", "Service", service("add", "1")).await;
+    let revision = added.metadata.resource_version.clone().unwrap();
+    let compacted = std::process::Command::new("etcdctl")
+        .args(["--endpoints", &etcd, "compact", &revision])
+        .output()
+        .unwrap();
+    assert!(
+        compacted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compacted.stderr)
+    );
+    proxy.restore();
+
+    let objects = wait_for(&store, &cluster, "the relisted state", |o| {
+        o.contains_key(&key("add"))
+            && !o.contains_key(&key("remove"))
+            && o.get(&key("change"))
+                .is_some_and(|(_, s)| s["metadata"]["labels"]["v"] == "2")
+    })
+    .await;
+    let names: BTreeSet<String> = objects.keys().map(|(_, _, n)| n.clone()).collect();
+    assert_eq!(
+        names,
+        ["add", "change", "keep"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+
+    // Exactly three records since the partition: nothing for "keep", one per real change.
+    let (head, _) = common::replay(&store, &cluster).await.unwrap();
+    let mut records = Vec::new();
+    for diff in head.diffs.iter().filter(|d| d.seq > before) {
+        let key = store.layout().segment(
+            &cluster,
+            &head.epoch,
+            diff.seq,
+            outpost::format::SegmentType::Diff,
+        );
+        let mut stream = store
+            .read_segment(&key, &outpost::format::DecodeLimits::default())
+            .await
+            .unwrap();
+        while let Some(record) = stream.next().await {
+            let record = record.unwrap();
+            records.push(format!("{:?} {}", record.op(), record.target().name));
+        }
+    }
+    records.sort();
+    assert_eq!(
+        records,
+        vec!["Delete remove", "Put add", "Put change"],
+        "since seq {before}: {records:?}"
+    );
+    agent.stop().await;
+}
+
+/// Values planted in Secrets (data, stringData, the last-applied annotation) appear nowhere in
+/// the bucket: not in any segment (decompressed), head or identity, in plain or base64 form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_leaves_the_cluster() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = new_namespace(&admin, "leak").await;
+    let planted = [
+        "planted-password-7f3a9c",
+        "planted-token-b81d2e",
+        "planted-applied-44c0de",
+    ];
+    let b64 = |s: &str| k8s_openapi::ByteString(s.as_bytes().to_vec());
+    let encoded: Vec<String> = planted
+        .iter()
+        .map(|p| {
+            serde_json::to_value(b64(p))
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let applied = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns}, "data": {"password": encoded[2]}});
+    create(&admin, &ns, "", "v1", "Secret", json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied.to_string()}},
+        "data": {"password": encoded[0]},
+        "stringData": {"token": planted[1]}
+    })).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("file://{}", dir.path().display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("leak").unwrap();
+    let agent_client = client(&agent_config).await;
+    let selection = Selection {
+        kinds: vec!["Secret".into()],
+        namespaces: vec![ns.clone()],
+        ..Selection::default()
+    };
+    let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
+    let objects = wait_for(&store, &cluster, "the secret", |o| {
+        o.contains_key(&("Secret".to_string(), ns.clone(), "db".to_string()))
+    })
+    .await;
+    let secret = &objects[&("Secret".to_string(), ns.clone(), "db".to_string())].1;
+    // Key names stay visible; values are HMACs.
+    for key in ["password", "token"] {
+        assert!(
+            secret["data"][key]
+                .as_str()
+                .unwrap()
+                .starts_with("outpost-hmac-sha256:"),
+            "{secret}"
+        );
+    }
+    agent.stop().await;
+
+    let mut scanned = 0;
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let raw = std::fs::read(&path).unwrap();
+        let text = if path.to_string_lossy().ends_with(".zst") {
+            zstd::decode_all(&raw[..]).unwrap()
+        } else {
+            raw
+        };
+        let text = String::from_utf8_lossy(&text);
+        for needle in planted
+            .iter()
+            .map(|s| s.to_string())
+            .chain(encoded.iter().cloned())
+        {
+            assert!(!text.contains(&needle), "{} leaks {needle}", path.display());
+        }
+        scanned += 1;
+    }
+    assert!(scanned >= 3, "only {scanned} objects in the bucket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
