@@ -11,7 +11,14 @@ use outpost::store::Store;
 
 mod common;
 
+/// Starts an agent on a simulated cluster. Its health server listens on a free port unless
+/// `extra` names one; its errors go to the test's stderr.
 fn agent(bucket: &str, cluster: &str, extra: &[&str]) -> Child {
+    let listen: &[&str] = if extra.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args([
             "agent",
@@ -24,9 +31,10 @@ fn agent(bucket: &str, cluster: &str, extra: &[&str]) -> Child {
             "--sim-changes-per-second",
             "20",
         ])
+        .args(listen)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }
@@ -156,4 +164,61 @@ async fn of_two_agents_one_writes_and_the_other_takes_over_when_it_is_killed() {
     assert_eq!(objects.len() as u64, taken.objects);
     signal(&b, "TERM");
     assert!(b.wait().unwrap().success());
+}
+
+/// `GET path` on 127.0.0.1:port: (status code, body), or `None` if nothing answers.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        code,
+        response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string(),
+    ))
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = agent(&url, "served", &["--listen", &listen, "--interval", "1s"]);
+    let start = Instant::now();
+    let mut ready = false;
+    while start.elapsed() < Duration::from_secs(60) && !ready {
+        ready = http_get(port, "/readyz")
+            .await
+            .is_some_and(|(code, _)| code == 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "/readyz never answered 200");
+    assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
+    let (code, metrics) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    for line in [
+        "outpost_ready 1",
+        "outpost_writer 1",
+        "outpost_kind_objects{kind=\"Pod\"}",
+        "outpost_segments_written_total",
+    ] {
+        assert!(metrics.contains(line), "no {line} in {metrics}");
+    }
+    assert_eq!(http_get(port, "/nothing").await.unwrap().0, 404);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
 }

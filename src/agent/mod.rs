@@ -2,6 +2,7 @@
 //! snapshots and diffs to the bucket as the one elected writer.
 
 pub mod config;
+pub mod health;
 pub mod redact;
 pub mod run;
 pub mod ship;

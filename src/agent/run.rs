@@ -35,6 +35,9 @@ pub struct Status {
     pub segment_bytes: u64,
     pub heartbeats: u64,
     pub ship_errors: u64,
+    pub watch_errors: u64,
+    /// How long the last successful push took, in seconds.
+    pub last_push_seconds: f64,
     pub last_push: Option<DateTime<Utc>>,
     /// Kinds that cannot be watched, with the reason.
     pub unavailable: BTreeMap<String, String>,
@@ -135,6 +138,7 @@ impl Agent {
                 pending.remove(&scope);
             }
             SourceEvent::Unavailable { kind, reason } => {
+                status.watch_errors += 1;
                 tracing::warn!(cluster = %self.cluster, %kind, %reason, "kind unavailable");
                 pending.retain(|scope| scope.kind != kind);
                 unavailable.insert(kind, reason);
@@ -146,6 +150,7 @@ impl Agent {
 
     async fn ship(&mut self) {
         let now = Utc::now();
+        let started = std::time::Instant::now();
         let outcome = self.shipper.tick(&mut self.state, now).await;
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         match outcome {
@@ -155,6 +160,7 @@ impl Agent {
                         status.segments += 1;
                         status.segment_bytes += bytes;
                         status.last_push = Some(now);
+                        status.last_push_seconds = started.elapsed().as_secs_f64();
                         status.ready = true;
                         tracing::info!(cluster = %self.cluster, outcome = ?shipped, "shipped");
                     }

@@ -47,6 +47,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let status = Arc::new(Mutex::new(Status::default()));
+    let server = crate::agent::health::bind(config.listen, status.clone()).await?;
+    tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(error = %crate::error_chain(&error), "health and metrics server stopped");
+        }
+    });
     let (events_tx, events) = mpsc::channel(4096);
     let mut identity = Identity::new(config.cluster.clone(), chrono::Utc::now());
     identity.kinds = config.watch.effective_kinds();
