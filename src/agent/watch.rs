@@ -5,7 +5,7 @@
 //! A kind the agent may not list (RBAC) or that does not exist yet is reported and retried by the
 //! watcher's backoff, never fatal: the other kinds go on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -77,12 +77,18 @@ pub async fn discover(
 
 /// Running watches; dropping it stops them.
 pub struct Watches {
-    tasks: Vec<(Scope, JoinHandle<()>)>,
+    running: BTreeMap<Scope, JoinHandle<()>>,
+    /// Configured kinds the API server does not serve (yet), already reported.
+    missing: BTreeSet<String>,
+    client: kube::Client,
+    selection: Selection,
+    redactor: Arc<Redactor>,
+    events: mpsc::Sender<SourceEvent>,
 }
 
 impl Watches {
     /// Starts one watch per kind (per namespace when the selection restricts namespaces) for the
-    /// kinds that discovery found; the others are reported as unavailable at once.
+    /// kinds that discovery found; the others are reported as unavailable.
     pub fn start(
         client: &kube::Client,
         served: &BTreeMap<String, (ApiResource, ApiCapabilities)>,
@@ -90,62 +96,107 @@ impl Watches {
         redactor: Arc<Redactor>,
         events: mpsc::Sender<SourceEvent>,
     ) -> Self {
-        let mut tasks = Vec::new();
-        for kind in &selection.kinds {
+        let mut watches = Self {
+            running: BTreeMap::new(),
+            missing: BTreeSet::new(),
+            client: client.clone(),
+            selection: selection.clone(),
+            redactor,
+            events,
+        };
+        watches.extend(served);
+        watches
+    }
+
+    /// Starts the watches of configured kinds that are served now and not watched yet (a CRD
+    /// installed after the agent started).
+    fn extend(&mut self, served: &BTreeMap<String, (ApiResource, ApiCapabilities)>) {
+        for kind in &self.selection.kinds {
             let Some((resource, capabilities)) = served.get(kind) else {
-                let events = events.clone();
-                let reason = "the API server does not serve this kind (yet); discovery is retried"
-                    .to_string();
-                let kind = kind.clone();
-                tasks.push((
-                    Scope {
+                if self.missing.insert(kind.clone()) {
+                    let event = SourceEvent::Unavailable {
                         kind: kind.clone(),
-                        namespace: None,
-                    },
+                        reason:
+                            "the API server does not serve this kind (yet); discovery is retried"
+                                .into(),
+                    };
+                    let events = self.events.clone();
                     tokio::spawn(async move {
-                        let _ = events.send(SourceEvent::Unavailable { kind, reason }).await;
-                    }),
-                ));
+                        let _ = events.send(event).await;
+                    });
+                }
                 continue;
             };
-            let namespaces: Vec<Option<String>> =
-                if selection.namespaces.is_empty() || capabilities.scope == ApiScope::Cluster {
-                    vec![None]
-                } else {
-                    selection.namespaces.iter().cloned().map(Some).collect()
-                };
+            self.missing.remove(kind);
+            let namespaces: Vec<Option<String>> = if self.selection.namespaces.is_empty()
+                || capabilities.scope == ApiScope::Cluster
+            {
+                vec![None]
+            } else {
+                self.selection
+                    .namespaces
+                    .iter()
+                    .cloned()
+                    .map(Some)
+                    .collect()
+            };
             for namespace in namespaces {
                 let scope = Scope {
                     kind: kind.clone(),
                     namespace: namespace.clone(),
                 };
+                if self.running.contains_key(&scope) {
+                    continue;
+                }
                 let api: Api<DynamicObject> = match &namespace {
-                    Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-                    None => Api::all_with(client.clone(), resource),
+                    Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+                    None => Api::all_with(self.client.clone(), resource),
                 };
                 let task = tokio::spawn(watch_one(
                     api,
                     resource.clone(),
                     scope.clone(),
-                    selection.clone(),
-                    redactor.clone(),
-                    events.clone(),
+                    self.selection.clone(),
+                    self.redactor.clone(),
+                    self.events.clone(),
                 ));
-                tasks.push((scope, task));
+                tracing::info!(kind = %scope.kind, namespace = ?scope.namespace, "watching");
+                self.running.insert(scope, task);
             }
         }
-        Self { tasks }
     }
 
     /// The scopes being watched.
     pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
-        self.tasks.iter().map(|(scope, _)| scope)
+        self.running.keys()
+    }
+
+    /// Kinds configured but not served, as reported.
+    pub fn missing(&self) -> &BTreeSet<String> {
+        &self.missing
+    }
+
+    /// Runs discovery again every `period` while some configured kind is not served, and starts
+    /// watching it once it is (a CRD installed later). Discovery failures are logged and retried.
+    pub async fn rediscover(mut self, period: std::time::Duration) {
+        let mut ticker = tokio::time::interval(period);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            if self.missing.is_empty() {
+                continue;
+            }
+            match discover(&self.client).await {
+                Ok(served) => self.extend(&served),
+                Err(error) => tracing::warn!(%error, "API discovery failed; retrying"),
+            }
+        }
     }
 }
 
 impl Drop for Watches {
     fn drop(&mut self) {
-        for (_, task) in &self.tasks {
+        for task in self.running.values() {
             task.abort();
         }
     }

@@ -21,6 +21,9 @@ use crate::format::{Decommissioned, Identity};
 use crate::sim::churn::{Churn, ChurnEvent};
 use crate::store::Store;
 
+/// How often discovery runs again while a configured kind is not served.
+const REDISCOVERY_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The Secret that holds the cluster's redaction key when no key file is configured.
 const KEY_SECRET: &str = "outpost-redaction-key";
 
@@ -57,7 +60,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let mut identity = Identity::new(config.cluster.clone(), chrono::Utc::now());
     identity.kinds = config.watch.effective_kinds();
     identity.account = config.account.clone();
-    let (redactor, scopes, _watches) = match &config.access {
+    let (redactor, scopes, watching) = match &config.access {
         ClusterAccess::Simulated {
             approx_objects,
             changes_per_second,
@@ -94,7 +97,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let selection = selection(&config);
             let watches = Watches::start(&client, &served, &selection, redactor.clone(), events_tx);
             let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
-            (redactor, scopes, Some(watches))
+            // Configured kinds not served yet (CRDs installed later) are picked up by rediscovery.
+            let rediscovery = tokio::spawn(watches.rediscover(REDISCOVERY_PERIOD));
+            (redactor, scopes, Some(rediscovery))
         }
     };
     let options = ShipOptions {
@@ -116,6 +121,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     };
     tracing::info!(cluster = %config.cluster, bucket = %config.bucket.url, scopes = scopes.len(), "agent started");
     let state = agent.run(events, scopes, shutdown_signal()).await;
+    if let Some(watching) = watching {
+        watching.abort();
+    }
     let status = status.lock().map(|s| s.clone()).unwrap_or_default();
     tracing::info!(cluster = %config.cluster, objects = state.len(), segments = status.segments, "agent stopped");
     Ok(ExitCode::SUCCESS)
