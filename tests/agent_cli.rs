@@ -222,3 +222,17 @@ async fn health_readiness_and_metrics_are_served() {
     signal(&child, "TERM");
     assert!(child.wait().unwrap().success());
 }
+
+#[tokio::test]
+async fn a_cron_schedule_drives_the_shipping() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let cluster = ClusterName::new("scheduled").unwrap();
+    // Every second (six fields, seconds first): diffs follow the snapshot without an interval.
+    let mut child = agent(&url, "scheduled", &["--schedule", "* * * * * *"]);
+    let head = wait_head(&store, &cluster, "three segments", |h| h.seq >= 3).await;
+    assert_eq!(head.snapshot.seq, 1);
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+}

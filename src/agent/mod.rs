@@ -5,6 +5,7 @@ pub mod config;
 pub mod health;
 pub mod redact;
 pub mod run;
+pub mod schedule;
 pub mod ship;
 pub mod state;
 pub mod watch;

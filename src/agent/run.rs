@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use super::schedule::Trigger;
 use super::ship::{Shipped, Shipper};
 use super::state::{Scope, State};
 use super::watch::SourceEvent;
@@ -55,8 +55,8 @@ pub struct Agent {
     pub state: State,
     /// The identity document, completed with the kinds as they turn out to be watchable.
     pub identity: Identity,
-    /// How often the shipper runs.
-    pub interval: Duration,
+    /// When the shipper runs.
+    pub trigger: Trigger,
     pub status: SharedStatus,
 }
 
@@ -74,8 +74,7 @@ impl Agent {
         let mut pending: BTreeSet<Scope> = scopes;
         let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
         let mut identity_written: Option<BTreeMap<String, String>> = None;
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_ship = tokio::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -87,11 +86,12 @@ impl Agent {
                     self.apply(event, &mut pending, &mut unavailable);
                     if was_listing && pending.is_empty() {
                         // Every initial list is complete: the first snapshot goes out now,
-                        // not at the next interval.
-                        ticker.reset_immediately();
+                        // not at the next interval or scheduled time.
+                        next_ship = tokio::time::Instant::now();
                     }
                 }
-                _ = ticker.tick() => {
+                () = tokio::time::sleep_until(next_ship) => {
+                    next_ship = tokio::time::Instant::now() + self.trigger.delay(Utc::now());
                     if !pending.is_empty() {
                         continue;
                     }

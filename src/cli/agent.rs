@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, Namespaces, ShipTrigger};
 use crate::agent::redact::Redactor;
 use crate::agent::run::{Agent, Status};
+use crate::agent::schedule::Trigger;
 use crate::agent::ship::{ShipOptions, Shipper};
 use crate::agent::state::{Scope, State, kind_name};
 use crate::agent::watch::{self, Selection, SourceEvent, Watches, redacted_entry};
@@ -43,11 +44,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{key}: cluster {} marked decommissioned", config.cluster);
         return Ok(ExitCode::SUCCESS);
     }
-    let interval = match &config.shipping {
-        ShipTrigger::Interval(interval) => *interval,
-        ShipTrigger::Schedule(schedule) => anyhow::bail!(
-            "--schedule {schedule} is validated but the agent ships on --interval only in this version; use --interval"
-        ),
+    let trigger = match &config.shipping {
+        ShipTrigger::Interval(interval) => Trigger::Every(*interval),
+        ShipTrigger::Schedule(schedule) => Trigger::cron(schedule.as_str())?,
     };
     let status = Arc::new(Mutex::new(Status::default()));
     let server = crate::agent::health::bind(config.listen, status.clone()).await?;
@@ -116,7 +115,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         shipper: Shipper::new(store, config.cluster.clone(), options),
         state: State::new(),
         identity,
-        interval,
+        trigger,
         status: status.clone(),
     };
     tracing::info!(cluster = %config.cluster, bucket = %config.bucket.url, scopes = scopes.len(), "agent started");
