@@ -21,20 +21,6 @@ use tokio::sync::{mpsc, oneshot};
 
 mod common;
 
-const DEFAULT_KINDS: &[&str] = &[
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "Pod",
-    "Service",
-    "Ingress",
-    "NetworkPolicy",
-    "Namespace",
-];
-
 async fn client(kubeconfig: &str) -> kube::Client {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = kube::Config::from_custom_kubeconfig(
@@ -622,7 +608,10 @@ async fn agent_ships_what_happens_in_the_cluster() {
         .unwrap();
     let served = watch::discover(&agent_client).await.unwrap();
     let selection = Selection {
-        kinds: DEFAULT_KINDS.iter().map(|k| k.to_string()).collect(),
+        kinds: outpost::agent::config::DEFAULT_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
         namespaces: vec![ns.clone()],
         ..Selection::default()
     };
