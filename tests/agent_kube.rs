@@ -776,3 +776,77 @@ async fn agent_ships_what_happens_in_the_cluster() {
         .await
         .unwrap();
 }
+
+/// The agent as a process, configured by a YAML file: adding a kind to the file starts watching
+/// it, removing one turns its objects into deletions — without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_file_changes_apply_without_restart() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = new_namespace(&admin, "reload").await;
+    create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
+    create(&admin, &ns, "", "v1", "Pod", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("redaction.key");
+    std::fs::write(&key_file, [9u8; 32]).unwrap();
+    let bucket = dir.path().join("bucket");
+    let config_file = dir.path().join("agent.yaml");
+    let write_config = |kinds: &str| {
+        std::fs::write(
+            &config_file,
+            format!(
+                "cluster: reload\nbucket: file://{}\nkubeconfig: {agent_config}\nkinds: [{kinds}]\nnamespaces: [{ns}]\ninterval: 1s\nlisten: 127.0.0.1:0\nredaction:\n  keyFile: {}\n",
+                bucket.display(),
+                key_file.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config("Service");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["agent", "--config"])
+        .arg(&config_file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("reload").unwrap();
+    let service_key = ("Service".to_string(), ns.clone(), "web".to_string());
+    let pod_key = ("Pod".to_string(), ns.clone(), "p1".to_string());
+    wait_for(&store, &cluster, "the service only", |o| {
+        o.contains_key(&service_key) && !o.contains_key(&pod_key)
+    })
+    .await;
+
+    write_config("Service, Pod");
+    wait_for(&store, &cluster, "the pod after adding Pod", |o| {
+        o.contains_key(&service_key) && o.contains_key(&pod_key)
+    })
+    .await;
+
+    write_config("Pod");
+    wait_for(
+        &store,
+        &cluster,
+        "the service gone after removing Service",
+        |o| !o.contains_key(&service_key) && o.contains_key(&pod_key),
+    )
+    .await;
+    let (bytes, _) = store.get(&store.layout().identity(&cluster)).await.unwrap();
+    let identity = Identity::from_json("identity.json", &bytes).unwrap();
+    assert_eq!(identity.kinds, vec!["Pod".to_string()]);
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}

@@ -73,7 +73,7 @@ impl Agent {
     ) -> State {
         let mut pending: BTreeSet<Scope> = scopes;
         let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
-        let mut identity_written: Option<BTreeMap<String, String>> = None;
+        let mut identity_written: Option<(BTreeMap<String, String>, Vec<String>)> = None;
         let mut next_ship = tokio::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
@@ -95,9 +95,10 @@ impl Agent {
                     if !pending.is_empty() {
                         continue;
                     }
-                    if identity_written.as_ref() != Some(&unavailable) {
+                    let identity_now = (unavailable.clone(), self.identity.kinds.clone());
+                    if identity_written.as_ref() != Some(&identity_now) {
                         self.write_identity(&unavailable).await;
-                        identity_written = Some(unavailable.clone());
+                        identity_written = Some(identity_now);
                     }
                     self.ship().await;
                 }
@@ -136,6 +137,18 @@ impl Agent {
                 unavailable.remove(&scope.kind);
                 self.state.relist_done(&scope);
                 pending.remove(&scope);
+            }
+            SourceEvent::ScopeRemoved(scope) => {
+                pending.remove(&scope);
+                if !pending.iter().any(|s| s.kind == scope.kind) {
+                    unavailable.remove(&scope.kind);
+                }
+                self.state.forget_scope(&scope);
+            }
+            SourceEvent::RedactionChanged(ids) => self.shipper.set_redaction(ids),
+            SourceEvent::KindsChanged(kinds) => {
+                unavailable.retain(|kind, _| kinds.contains(kind));
+                self.identity.kinds = kinds;
             }
             SourceEvent::Unavailable { kind, reason } => {
                 status.watch_errors += 1;

@@ -149,6 +149,11 @@ impl Shipper {
         }
     }
 
+    /// The redaction rule ids the next segments name (after a configuration change).
+    pub fn set_redaction(&mut self, ids: Vec<String>) {
+        self.options.redaction = ids;
+    }
+
     /// Whether this agent currently is the writer.
     pub fn is_writer(&self) -> bool {
         self.writing.is_some()

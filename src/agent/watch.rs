@@ -34,10 +34,16 @@ pub enum SourceEvent {
     RelistDone(Scope),
     /// A kind cannot be watched (RBAC, not served); the watch keeps retrying.
     Unavailable { kind: String, reason: String },
+    /// A scope is no longer watched (the configuration changed): its objects are gone.
+    ScopeRemoved(Scope),
+    /// The redaction rules changed: segments from now on name these rule ids.
+    RedactionChanged(Vec<String>),
+    /// The configured kinds changed (for identity.json).
+    KindsChanged(Vec<String>),
 }
 
 /// What to watch and how to filter it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
     /// `Kind` or `Kind.group` names.
     pub kinds: Vec<String>,
@@ -178,19 +184,108 @@ impl Watches {
 
     /// Runs discovery again every `period` while some configured kind is not served, and starts
     /// watching it once it is (a CRD installed later). Discovery failures are logged and retried.
-    pub async fn rediscover(mut self, period: std::time::Duration) {
+    pub async fn rediscover(self, period: std::time::Duration) {
+        let (_keep, reconfigure) = mpsc::channel(1);
+        self.supervise(period, reconfigure).await;
+    }
+
+    /// [`Watches::rediscover`], and applies new selections and redactors as they arrive (a
+    /// changed configuration file): scopes no longer selected stop (their objects become
+    /// deletions), new ones start; a change of filters or redaction rules restarts every watch,
+    /// so that every object is listed again through the new rules.
+    pub async fn supervise(
+        mut self,
+        period: std::time::Duration,
+        mut reconfigure: mpsc::Receiver<(Selection, Arc<Redactor>)>,
+    ) {
         let mut ticker = tokio::time::interval(period);
         ticker.tick().await;
         loop {
-            ticker.tick().await;
-            if self.missing.is_empty() {
-                continue;
-            }
-            match discover(&self.client).await {
-                Ok(served) => self.extend(&served),
-                Err(error) => tracing::warn!(%error, "API discovery failed; retrying"),
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if self.missing.is_empty() {
+                        continue;
+                    }
+                    match discover(&self.client).await {
+                        Ok(served) => self.extend(&served),
+                        Err(error) => tracing::warn!(%error, "API discovery failed; retrying"),
+                    }
+                }
+                change = reconfigure.recv() => {
+                    let Some((selection, redactor)) = change else { continue };
+                    match discover(&self.client).await {
+                        Ok(served) => self.reconfigure(selection, redactor, &served).await,
+                        Err(error) => tracing::warn!(%error, "API discovery failed; the new configuration is applied at the next change"),
+                    }
+                }
             }
         }
+    }
+
+    async fn reconfigure(
+        &mut self,
+        selection: Selection,
+        redactor: Arc<Redactor>,
+        served: &BTreeMap<String, (ApiResource, ApiCapabilities)>,
+    ) {
+        let rules_changed = redactor.rule_ids() != self.redactor.rule_ids();
+        let filters_changed = selection.label_selector != self.selection.label_selector
+            || selection.omit_namespaces != self.selection.omit_namespaces
+            || selection.only_spinnaker_managed != self.selection.only_spinnaker_managed;
+        let kept = |scope: &Scope| {
+            selection.kinds.contains(&scope.kind)
+                && match &scope.namespace {
+                    None => true,
+                    Some(ns) => selection.namespaces.contains(ns),
+                }
+        };
+        let removed: Vec<Scope> = self.running.keys().filter(|s| !kept(s)).cloned().collect();
+        for scope in removed {
+            if let Some(task) = self.running.remove(&scope) {
+                task.abort();
+            }
+            tracing::info!(kind = %scope.kind, namespace = ?scope.namespace, "no longer watched");
+            let _ = self.events.send(SourceEvent::ScopeRemoved(scope)).await;
+        }
+        // Also a cluster-wide watch replaced by per-namespace ones (or the reverse).
+        let namespaced_now = !selection.namespaces.is_empty();
+        let stale: Vec<Scope> = self
+            .running
+            .keys()
+            .filter(|s| {
+                s.namespace.is_none()
+                    && namespaced_now
+                    && served
+                        .get(&s.kind)
+                        .is_some_and(|(_, c)| c.scope != ApiScope::Cluster)
+            })
+            .cloned()
+            .collect();
+        for scope in stale {
+            if let Some(task) = self.running.remove(&scope) {
+                task.abort();
+            }
+            let _ = self.events.send(SourceEvent::ScopeRemoved(scope)).await;
+        }
+        if rules_changed || filters_changed {
+            for (_, task) in std::mem::take(&mut self.running) {
+                task.abort();
+            }
+        }
+        if rules_changed {
+            let _ = self
+                .events
+                .send(SourceEvent::RedactionChanged(redactor.rule_ids()))
+                .await;
+        }
+        self.missing.retain(|kind| selection.kinds.contains(kind));
+        let _ = self
+            .events
+            .send(SourceEvent::KindsChanged(selection.kinds.clone()))
+            .await;
+        self.selection = selection;
+        self.redactor = redactor;
+        self.extend(served);
     }
 }
 

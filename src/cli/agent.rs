@@ -22,6 +22,9 @@ use crate::format::{Decommissioned, Identity};
 use crate::sim::churn::{Churn, ChurnEvent};
 use crate::store::Store;
 
+/// How often the configuration file is checked for changes.
+const CONFIG_POLL_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How often discovery runs again while a configured kind is not served.
 const REDISCOVERY_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -85,10 +88,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let kube_config = kube_config(access).await?;
             let client = kube::Client::try_from(kube_config.clone())
                 .context("could not build the Kubernetes client")?;
-            let redactor = Arc::new(Redactor::new(
-                &redaction_key(&config, Some(&client)).await?,
-                config.redaction.rules.clone(),
-            )?);
+            let key = redaction_key(&config, Some(&client)).await?;
+            let redactor = Arc::new(Redactor::new(&key, config.redaction.rules.clone())?);
             describe_cluster(&client, &kube_config, &mut identity).await;
             let served = watch::discover(&client)
                 .await
@@ -96,9 +97,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let selection = selection(&config);
             let watches = Watches::start(&client, &served, &selection, redactor.clone(), events_tx);
             let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
-            // Configured kinds not served yet (CRDs installed later) are picked up by rediscovery.
-            let rediscovery = tokio::spawn(watches.rediscover(REDISCOVERY_PERIOD));
-            (redactor, scopes, Some(rediscovery))
+            // Configured kinds not served yet (CRDs installed later) are picked up by
+            // rediscovery; changes of the configuration file are applied without a restart.
+            let (reconfigure_tx, reconfigure) = mpsc::channel(4);
+            let supervisor = tokio::spawn(watches.supervise(REDISCOVERY_PERIOD, reconfigure));
+            if let Some(path) = config.config_file.clone() {
+                tokio::spawn(follow_config_file(
+                    path,
+                    args.clone(),
+                    config.clone(),
+                    key,
+                    reconfigure_tx,
+                ));
+            }
+            (redactor, scopes, Some(supervisor))
         }
     };
     let options = ShipOptions {
@@ -126,6 +138,57 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let status = status.lock().map(|s| s.clone()).unwrap_or_default();
     tracing::info!(cluster = %config.cluster, objects = state.len(), segments = status.segments, "agent stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-reads the configuration file when it changes and hands the reloadable parts (kinds,
+/// namespaces, filters, redaction rules) to the watch supervisor. A change that needs a restart,
+/// or an invalid file, is logged and the running configuration kept.
+async fn follow_config_file(
+    path: std::path::PathBuf,
+    args: AgentArgs,
+    mut running: AgentConfig,
+    key: Vec<u8>,
+    reconfigure: mpsc::Sender<(Selection, Arc<Redactor>)>,
+) {
+    let read = |path: &std::path::Path| std::fs::read(path).ok();
+    let mut last = read(&path);
+    let mut ticker = tokio::time::interval(CONFIG_POLL_PERIOD);
+    loop {
+        ticker.tick().await;
+        let now = read(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        let new = match config::load(&args)
+            .and_then(|new| config::check_reload(&running, &new).map(|()| new))
+        {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), error = %crate::error_chain(&error), "configuration change not applied");
+                continue;
+            }
+        };
+        if !running.reloadable_differs(&new) {
+            continue;
+        }
+        match Redactor::new(&key, new.redaction.rules.clone()) {
+            Ok(redactor) => {
+                tracing::info!(file = %path.display(), "configuration changed: applying kinds, namespaces, filters and redaction rules");
+                if reconfigure
+                    .send((selection(&new), Arc::new(redactor)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                running = new;
+            }
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "configuration change not applied")
+            }
+        }
+    }
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
