@@ -48,6 +48,8 @@
 //! takeoverGrace: 15m             # a silent writer is replaced after this (default 15m, or 3 x heartbeat if longer)
 //! snapshotEveryDiffs: 240        # a new snapshot after this many diffs (default 240: an hour at 15s)
 //! snapshotWhenDiffBytesExceed: 1.0   # ... or when the diffs outweigh the snapshot this many times (default 1.0)
+//! snapshotMaxAge: 24h            # ... or when the snapshot is this old, even when idle, so that a bucket lifecycle
+//!                                # rule expiring objects after N days never takes a live chain (default 24h)
 //! zstdLevel: 3                   # 1 (fastest) to 19 (smallest), default 3
 //! listen: "0.0.0.0:9090"         # /healthz, /readyz and /metrics (default 0.0.0.0:9090)
 //!
@@ -109,6 +111,9 @@ pub const DEFAULT_TAKEOVER_GRACE: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_SNAPSHOT_EVERY_DIFFS: u32 = 240;
 /// Default ratio of the diffs' bytes to the snapshot's bytes above which a new snapshot is written.
 pub const DEFAULT_SNAPSHOT_WHEN_DIFF_BYTES_EXCEED: f64 = 1.0;
+/// Default age after which a new snapshot is written even when nothing changed: well inside any
+/// bucket lifecycle expiry of a day or more.
+pub const DEFAULT_SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default zstd level (see BENCHMARKS.md).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Default address of `/healthz`, `/readyz` and `/metrics`.
@@ -278,6 +283,12 @@ pub struct AgentFileConfig {
     pub snapshot_every_diffs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_when_diff_bytes_exceed: Option<f64>,
+    #[serde(
+        default,
+        with = "optional_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub snapshot_max_age: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zstd_level: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +456,9 @@ pub struct AgentArgs {
         value_name = "RATIO"
     )]
     pub snapshot_when_diff_bytes_exceed: Option<f64>,
+    /// Write a new snapshot when the last one is this old, even when idle; keep it well below the bucket's lifecycle expiry [default: 24h].
+    #[arg(long, env = "OUTPOST_SNAPSHOT_MAX_AGE", value_parser = parse_duration, value_name = "DURATION")]
+    pub snapshot_max_age: Option<Duration>,
     /// zstd level, 1 (fastest) to 19 (smallest) [default: 3].
     #[arg(
         long,
@@ -577,13 +591,32 @@ pub struct SnapshotPolicy {
     pub every_diffs: u32,
     /// When the diffs' total bytes exceed this multiple of the snapshot's bytes (above 0).
     pub when_diff_bytes_exceed: f64,
+    /// When the snapshot is this old, changes or not (at least the heartbeat).
+    pub max_age: Duration,
+}
+
+impl Default for SnapshotPolicy {
+    /// 240 diffs, diffs outweighing the snapshot, or 24 h.
+    fn default() -> Self {
+        Self {
+            every_diffs: DEFAULT_SNAPSHOT_EVERY_DIFFS,
+            when_diff_bytes_exceed: DEFAULT_SNAPSHOT_WHEN_DIFF_BYTES_EXCEED,
+            max_age: DEFAULT_SNAPSHOT_MAX_AGE,
+        }
+    }
 }
 
 impl SnapshotPolicy {
-    /// Whether the chain after a snapshot of `snapshot_bytes` is long enough for a new snapshot.
-    pub fn due(&self, diffs: usize, diff_bytes: u64, snapshot_bytes: u64) -> bool {
+    /// Whether the chain after a snapshot of `snapshot_bytes` is long enough for a new snapshot
+    /// (written with the next change).
+    pub fn chain_long(&self, diffs: usize, diff_bytes: u64, snapshot_bytes: u64) -> bool {
         diffs >= self.every_diffs as usize
             || diff_bytes as f64 > self.when_diff_bytes_exceed * snapshot_bytes as f64
+    }
+
+    /// Whether a snapshot of this age must be replaced now, changes or not.
+    pub fn too_old(&self, age: Duration) -> bool {
+        age >= self.max_age
     }
 }
 
@@ -632,6 +665,10 @@ pub fn check_reload(old: &AgentConfig, new: &AgentConfig) -> Result<(), Error> {
         (
             "snapshotWhenDiffBytesExceed",
             old.snapshot.when_diff_bytes_exceed != new.snapshot.when_diff_bytes_exceed,
+        ),
+        (
+            "snapshotMaxAge",
+            old.snapshot.max_age != new.snapshot.max_age,
         ),
         ("zstdLevel", old.zstd_level != new.zstd_level),
         ("listen", old.listen != new.listen),
@@ -770,6 +807,19 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         ));
     }
 
+    let max_age = pick(&args.snapshot_max_age, &file.snapshot_max_age)
+        .unwrap_or(DEFAULT_SNAPSHOT_MAX_AGE.max(heartbeat));
+    if max_age < heartbeat {
+        return Err(invalid(
+            "snapshotMaxAge",
+            format_duration(max_age),
+            format!(
+                "must be at least the heartbeat ({}): an idle agent looks at its chain only that often",
+                format_duration(heartbeat)
+            ),
+        ));
+    }
+
     let zstd_level = pick(&args.zstd_level, &file.zstd_level).unwrap_or(DEFAULT_ZSTD_LEVEL);
     if !(1..=19).contains(&zstd_level) {
         return Err(invalid(
@@ -807,6 +857,7 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         snapshot: SnapshotPolicy {
             every_diffs,
             when_diff_bytes_exceed: ratio,
+            max_age,
         },
         zstd_level,
         listen,
@@ -1718,7 +1769,7 @@ mod tests {
             "cluster: c1\nbucket: memory://t\nkubeconfig: /k\ncontext: ctx\nkinds: [Pod]\nomitKinds: [Service]\n\
              namespaces: [a]\nomitNamespaces: [b]\nlabelSelector: a=b\nonlySpinnakerManaged: true\ninterval: 1m\n\
              schedule: '@hourly'\nheartbeat: 10m\ntakeoverGrace: 1h\nsnapshotEveryDiffs: 10\n\
-             snapshotWhenDiffBytesExceed: 0.5\nzstdLevel: 9\nlisten: '127.0.0.1:1'\n\
+             snapshotWhenDiffBytesExceed: 0.5\nsnapshotMaxAge: 2d\nzstdLevel: 9\nlisten: '127.0.0.1:1'\n\
              redaction: {rules: [], keyFile: /key}\naccount: {name: n, permissions: {READ: [r]}}\n",
         );
         // Every key has a flag and an environment variable, but the file-only ones.
@@ -1747,7 +1798,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seen, 22);
+        assert_eq!(seen, 23);
         // And every flag has a variable.
         for arg in command.get_arguments() {
             if arg.get_long().is_some_and(|l| l != "help") {
@@ -1777,7 +1828,8 @@ mod tests {
             config.snapshot,
             SnapshotPolicy {
                 every_diffs: 240,
-                when_diff_bytes_exceed: 1.0
+                when_diff_bytes_exceed: 1.0,
+                max_age: Duration::from_secs(86_400),
             }
         );
         assert_eq!(config.zstd_level, 3);
@@ -2091,6 +2143,12 @@ mod tests {
                 "two heartbeats (10m)",
             ),
             (
+                &["--snapshot-max-age", "4m"],
+                "",
+                "invalid snapshotMaxAge \"4m\" (--snapshot-max-age",
+                "at least the heartbeat (5m)",
+            ),
+            (
                 &["--snapshot-every-diffs", "0"],
                 "",
                 "invalid snapshotEveryDiffs \"0\"",
@@ -2324,10 +2382,13 @@ mod tests {
         let policy = SnapshotPolicy {
             every_diffs: 3,
             when_diff_bytes_exceed: 0.5,
+            max_age: Duration::from_secs(3600),
         };
-        assert!(!policy.due(2, 50, 100));
-        assert!(policy.due(3, 0, 100));
-        assert!(policy.due(1, 51, 100));
+        assert!(!policy.chain_long(2, 50, 100));
+        assert!(policy.chain_long(3, 0, 100));
+        assert!(policy.chain_long(1, 51, 100));
+        assert!(!policy.too_old(Duration::from_secs(3599)));
+        assert!(policy.too_old(Duration::from_secs(3600)));
     }
 
     #[test]

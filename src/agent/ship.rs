@@ -21,6 +21,7 @@ use crate::format::{
 };
 use crate::store::{self, Fetched, Store, Version};
 
+use super::config::SnapshotPolicy;
 use super::state::{Change, State};
 
 /// What went wrong while shipping; every variant names the cluster.
@@ -60,11 +61,9 @@ pub enum Error {
 pub struct ShipOptions {
     /// zstd level of segments (default 3).
     pub zstd_level: i32,
-    /// Start a new snapshot after this many diffs (default 240: an hour at 15 s).
-    pub snapshot_every_diffs: u32,
-    /// Start a new snapshot once the diffs' bytes exceed this multiple of the snapshot's bytes
-    /// (default 1.0).
-    pub snapshot_when_diff_bytes_exceed: f64,
+    /// When a new snapshot restarts the chain (default: after 240 diffs, when the diffs outweigh
+    /// the snapshot, or after 24 h).
+    pub snapshot: SnapshotPolicy,
     /// Refresh `heartbeat_at` after this long without a new segment (default 5 min).
     pub heartbeat: chrono::Duration,
     /// Take over from a writer whose heartbeat is older than this (default 15 min).
@@ -77,8 +76,7 @@ impl Default for ShipOptions {
     fn default() -> Self {
         Self {
             zstd_level: 3,
-            snapshot_every_diffs: 240,
-            snapshot_when_diff_bytes_exceed: 1.0,
+            snapshot: SnapshotPolicy::default(),
             heartbeat: chrono::Duration::minutes(5),
             takeover_grace: chrono::Duration::minutes(15),
             redaction: Vec::new(),
@@ -118,6 +116,8 @@ struct Writing {
     epoch: Epoch,
     /// The head we last wrote, with its version; `None` until the epoch's first snapshot lands.
     head: Option<(Head, Version)>,
+    /// When the head's snapshot was written (by us: every epoch starts with one).
+    snapshot_at: Option<DateTime<Utc>>,
 }
 
 /// Ships one cluster's state.
@@ -188,10 +188,13 @@ impl Shipper {
         let Some((head, _)) = &writing.head else {
             return self.ship_snapshot(state, now, false).await;
         };
-        let long = head.diffs.len() as u64 >= u64::from(self.options.snapshot_every_diffs)
-            || head.diff_bytes() as f64
-                > self.options.snapshot_when_diff_bytes_exceed * head.snapshot.bytes as f64;
-        if state.has_changes() && long {
+        let policy = &self.options.snapshot;
+        let long = policy.chain_long(head.diffs.len(), head.diff_bytes(), head.snapshot.bytes);
+        // A bucket lifecycle rule expires old objects: an idle chain is renewed before it could.
+        let old = writing
+            .snapshot_at
+            .is_none_or(|at| policy.too_old((now - at).to_std().unwrap_or_default()));
+        if (state.has_changes() && long) || old {
             return self.ship_snapshot(state, now, false).await;
         }
         if state.has_changes() {
@@ -240,6 +243,7 @@ impl Shipper {
         self.writing = Some(Writing {
             epoch: new_epoch(now),
             head: None,
+            snapshot_at: None,
         });
         self.ship_snapshot(state, now, takeover).await
     }
@@ -295,6 +299,9 @@ impl Shipper {
         };
         if let Some(owner) = self.put_head(head).await? {
             return Ok(Shipped::Superseded { owner });
+        }
+        if let Some(writing) = &mut self.writing {
+            writing.snapshot_at = Some(now);
         }
         state.shipped();
         Ok(Shipped::Snapshot {
@@ -579,8 +586,11 @@ mod tests {
         ShipOptions {
             heartbeat: Duration::minutes(5),
             takeover_grace: Duration::minutes(15),
-            snapshot_every_diffs: 3,
-            snapshot_when_diff_bytes_exceed: 100.0,
+            snapshot: SnapshotPolicy {
+                every_diffs: 3,
+                when_diff_bytes_exceed: 100.0,
+                max_age: std::time::Duration::from_secs(3600),
+            },
             ..ShipOptions::default()
         }
     }
@@ -715,8 +725,11 @@ mod tests {
     async fn diffs_outgrowing_the_snapshot_restart_the_chain() {
         let store = store().await;
         let options = ShipOptions {
-            snapshot_when_diff_bytes_exceed: 0.5,
-            snapshot_every_diffs: 1000,
+            snapshot: SnapshotPolicy {
+                every_diffs: 1000,
+                when_diff_bytes_exceed: 0.5,
+                ..options().snapshot
+            },
             ..options()
         };
         let mut shipper = Shipper::new(store.clone(), cluster(), options);
@@ -742,6 +755,52 @@ mod tests {
         let (head, objects) = replay(&store).await;
         assert!(diffs >= 1 && head.diffs.is_empty());
         assert_eq!(objects, expected(&state));
+    }
+
+    #[tokio::test]
+    async fn an_idle_chain_gets_a_new_snapshot_before_the_lifecycle_could_expire_it() {
+        let store = store().await;
+        // max_age 1 h (options()); heartbeat 5 min.
+        let mut shipper = Shipper::new(store.clone(), cluster(), options());
+        let mut state = State::new();
+        state.apply(pod("a", 1));
+        shipper.tick(&mut state, t(0)).await.unwrap();
+        state.apply(pod("a", 2));
+        assert!(matches!(
+            shipper.tick(&mut state, t(15)).await.unwrap(),
+            Shipped::Diff { seq: 2, .. }
+        ));
+        // Only heartbeats while the snapshot is younger than an hour...
+        let mut heartbeats = 0;
+        for minute in 1..60 {
+            match shipper.tick(&mut state, t(minute * 60)).await.unwrap() {
+                Shipped::Heartbeat => heartbeats += 1,
+                Shipped::Idle => {}
+                other => panic!("minute {minute}: {other:?}"),
+            }
+        }
+        assert_eq!(heartbeats, 11);
+        // ... then a snapshot of the unchanged state replaces the chain, in the same epoch.
+        let renewed = shipper.tick(&mut state, t(3600)).await.unwrap();
+        assert!(
+            matches!(
+                renewed,
+                Shipped::Snapshot {
+                    seq: 3,
+                    records: 1,
+                    takeover: false,
+                    ..
+                }
+            ),
+            "{renewed:?}"
+        );
+        let (head, objects) = replay(&store).await;
+        assert_eq!((head.snapshot.seq, head.diffs.len()), (3, 0));
+        assert_eq!(objects, expected(&state));
+        assert_eq!(
+            shipper.tick(&mut state, t(3615)).await.unwrap(),
+            Shipped::Idle
+        );
     }
 
     #[tokio::test]

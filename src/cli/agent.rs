@@ -115,8 +115,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     };
     let options = ShipOptions {
         zstd_level: config.zstd_level,
-        snapshot_every_diffs: config.snapshot.every_diffs,
-        snapshot_when_diff_bytes_exceed: config.snapshot.when_diff_bytes_exceed,
+        snapshot: config.snapshot,
         heartbeat: chrono::Duration::from_std(config.heartbeat)?,
         takeover_grace: chrono::Duration::from_std(config.takeover_grace)?,
         redaction: redactor.rule_ids(),
