@@ -1,8 +1,10 @@
 //! Outpost: ship Kubernetes cluster state to object storage and load it into Clouddriver's SQL cache.
 
 pub mod agent;
+pub mod cache;
 pub mod cli;
 pub mod format;
+pub mod indexer;
 pub mod sim;
 pub mod store;
 

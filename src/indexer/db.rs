@@ -1,0 +1,804 @@
+//! The indexer's database: one connection pool for PostgreSQL, MySQL/MariaDB or SQLite, its own
+//! `outpost_*` tables, Clouddriver's per-type `cats_v1_*` tables, and the per-cluster lock under
+//! which a cluster's rows and checkpoint commit in one transaction.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::cache::{self, Dialect};
+
+/// What went wrong talking to the database; every variant names the database (without password)
+/// and what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid database URL {url:?}: {reason}")]
+    ParseUrl { url: String, reason: String },
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{url}: {what}: {source}")]
+    Query {
+        url: String,
+        what: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{url}: cannot name the cache table of type {type_name:?}: {source}")]
+    TableName {
+        url: String,
+        type_name: String,
+        #[source]
+        source: cache::Error,
+    },
+    #[error("{url}: timed out after {seconds} s waiting for the lock of cluster {cluster}")]
+    LockTimeout {
+        url: String,
+        cluster: String,
+        seconds: u64,
+    },
+}
+
+/// How long a run waits for another indexer's lock on the same cluster.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The two tables of a Clouddriver cache type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheTables {
+    /// `cats_v1_<type>`: one row per (id, agent).
+    pub resource: String,
+    /// `cats_v1_<type>_rel`: always created (Clouddriver's reads UNION it), left empty.
+    pub rel: String,
+}
+
+/// A connected database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// The URL without its password, for messages.
+    display_url: String,
+    /// `sql.table-namespace`, if Clouddriver is configured with one.
+    table_namespace: Option<String>,
+    /// Cache types whose tables are known to exist (created or checked in this process).
+    created: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// A database URL's dialect and its text with any password masked.
+pub fn parse_url(url: &str) -> Result<(Dialect, String), Error> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::ParseUrl {
+        url: mask(url),
+        reason: format!("{e} (expected e.g. postgres://user@host/db, mysql://user@host/db or sqlite:///path/cache.db)"),
+    })?;
+    let dialect = match parsed.scheme() {
+        "postgres" | "postgresql" => Dialect::Postgres,
+        "mysql" | "mariadb" => Dialect::MySql,
+        "sqlite" => Dialect::Sqlite,
+        other => {
+            return Err(Error::ParseUrl {
+                url: mask(url),
+                reason: format!(
+                    "unsupported scheme {other:?}: use postgres://, mysql:// (MySQL or MariaDB) or sqlite://"
+                ),
+            });
+        }
+    };
+    Ok((dialect, mask(url)))
+}
+
+/// `url` with the password replaced by `***`.
+fn mask(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Database {
+    /// Connects (SQLite: creating the file if missing) and creates the `outpost_*` tables.
+    pub async fn connect(url: &str, table_namespace: Option<&str>) -> Result<Self, Error> {
+        let (dialect, display_url) = parse_url(url)?;
+        sqlx::any::install_default_drivers();
+        // SQLite: create the file if missing; `mariadb://` is spelled `mysql://` for the driver.
+        let driver_url = match dialect {
+            Dialect::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                if url.contains('?') {
+                    format!("{url}&mode=rwc")
+                } else {
+                    format!("{url}?mode=rwc")
+                }
+            }
+            Dialect::MySql if url.starts_with("mariadb:") => format!("mysql:{}", &url[8..]),
+            _ => url.to_string(),
+        };
+        let options: AnyConnectOptions = driver_url.parse().map_err(|e| Error::ParseUrl {
+            url: display_url.clone(),
+            reason: format!("{e}"),
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 1 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Connect {
+                url: display_url.clone(),
+                source,
+            })?;
+        if let Some(namespace) = table_namespace {
+            // Validated here so that a bad namespace fails before anything is written.
+            cache::resource_table("applications", dialect, Some(namespace)).map_err(|source| {
+                Error::TableName {
+                    url: display_url.clone(),
+                    type_name: "applications".into(),
+                    source,
+                }
+            })?;
+        }
+        let database = Self {
+            pool,
+            dialect,
+            display_url,
+            table_namespace: table_namespace.map(str::to_string),
+            created: Arc::default(),
+        };
+        database.migrate().await?;
+        // Clouddriver reads these whatever kinds exist; every eviction deletes from them.
+        database.ensure_cache_tables("applications").await?;
+        database.ensure_cache_tables("clusters").await?;
+        Ok(database)
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The URL without its password.
+    pub fn url(&self) -> &str {
+        &self.display_url
+    }
+
+    /// The pool (for reads outside a cluster's transaction).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// `sql` with `?` placeholders numbered `$1, $2, ...` on PostgreSQL. Our statements have no
+    /// `?` inside literals.
+    pub fn sql(&self, sql: &str) -> String {
+        placeholders(self.dialect, sql)
+    }
+
+    /// An error of `what` on this database.
+    pub fn query_error(&self, what: impl Into<String>, source: sqlx::Error) -> Error {
+        Error::Query {
+            url: self.display_url.clone(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        for statement in outpost_schema(self.dialect) {
+            self.pool
+                .execute(statement.as_str())
+                .await
+                .map_err(|e| self.query_error("creating the outpost_* tables", e))?;
+        }
+        for statement in outpost_indexes(self.dialect) {
+            // CREATE INDEX IF NOT EXISTS is not MySQL syntax: there an existing index is an error
+            // (1061, duplicate key name) that means the index is already there.
+            match self.pool.execute(statement.as_str()).await {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e))
+                    if self.dialect == Dialect::MySql && e.code().as_deref() == Some("42000") =>
+                {
+                    if !e.message().contains("Duplicate key name") {
+                        return Err(self.query_error(
+                            "creating the outpost_* indexes",
+                            sqlx::Error::Database(e),
+                        ));
+                    }
+                }
+                Err(e) => return Err(self.query_error("creating the outpost_* indexes", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The table names of a cache type (no I/O).
+    pub fn cache_tables(&self, type_name: &str) -> Result<CacheTables, Error> {
+        let name_error = |source| Error::TableName {
+            url: self.display_url.clone(),
+            type_name: type_name.to_string(),
+            source,
+        };
+        Ok(CacheTables {
+            resource: cache::resource_table(
+                type_name,
+                self.dialect,
+                self.table_namespace.as_deref(),
+            )
+            .map_err(name_error)?,
+            rel: cache::rel_table(type_name, self.dialect, self.table_namespace.as_deref())
+                .map_err(name_error)?,
+        })
+    }
+
+    /// Makes sure a cache type's two tables exist: `LIKE` Clouddriver's template tables when
+    /// Clouddriver has migrated this database, with equivalent DDL otherwise (the templates
+    /// themselves are never created: Clouddriver's Liquibase would then fail). DDL runs outside
+    /// any cluster transaction (MySQL commits implicitly on DDL).
+    pub async fn ensure_cache_tables(&self, type_name: &str) -> Result<CacheTables, Error> {
+        let tables = self.cache_tables(type_name)?;
+        if self.known(type_name) {
+            return Ok(tables);
+        }
+        let templates = self.has_templates().await?;
+        for (table, rel) in [(&tables.resource, false), (&tables.rel, true)] {
+            let statements = if templates {
+                vec![create_like(self.dialect, table, rel)]
+            } else {
+                cats_ddl(self.dialect, table, rel)
+            };
+            for statement in statements {
+                self.execute_ddl(&statement)
+                    .await
+                    .map_err(|e| self.query_error(format!("creating table {table}"), e))?;
+            }
+        }
+        if let Ok(mut created) = self.created.lock() {
+            created.insert(type_name.to_string());
+        }
+        Ok(tables)
+    }
+
+    /// Runs an idempotent DDL statement, tolerating another indexer running the same one at the
+    /// same moment: PostgreSQL's `IF NOT EXISTS` is not atomic (two creators can collide on its
+    /// catalog's unique index), so a failure is retried once, when the object then exists.
+    async fn execute_ddl(&self, statement: &str) -> Result<(), sqlx::Error> {
+        let mut attempt = 0;
+        loop {
+            match self.pool.execute(statement).await {
+                Ok(_) => return Ok(()),
+                Err(sqlx::Error::Database(e))
+                    if e.message().contains("already exists")
+                        || e.message().contains("Duplicate key name") =>
+                {
+                    return Ok(());
+                }
+                Err(sqlx::Error::Database(e))
+                    if attempt == 0 && e.code().as_deref() == Some("23505") =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn known(&self, type_name: &str) -> bool {
+        self.created
+            .lock()
+            .map(|created| created.contains(type_name))
+            .unwrap_or(false)
+    }
+
+    /// Whether Clouddriver's Liquibase created `cats_v1_resource_template` here.
+    async fn has_templates(&self) -> Result<bool, Error> {
+        let sql = match self.dialect {
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'cats_v1_resource_template'"
+            }
+            Dialect::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'cats_v1_resource_template'"
+            }
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'cats_v1_resource_template'"
+            }
+        };
+        let count: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.query_error("looking for Clouddriver's template tables", e))?;
+        Ok(count > 0)
+    }
+
+    /// Begins the transaction in which one cluster's rows and checkpoint commit, holding the
+    /// cluster's lock until it ends: a PostgreSQL advisory transaction lock, a MySQL named lock
+    /// (released by [`ClusterTransaction::commit`], or by the server when the connection drops),
+    /// or SQLite's write lock (`BEGIN IMMEDIATE`).
+    pub async fn begin_cluster(&self, cluster: &str) -> Result<ClusterTransaction, Error> {
+        let what = format!("locking cluster {cluster}");
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| self.query_error(what.clone(), e))?;
+        let lock_name = lock_name(cluster);
+        let timeout = LOCK_TIMEOUT.as_secs();
+        match self.dialect {
+            Dialect::MySql => {
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+                    .bind(&lock_name)
+                    .bind(timeout as i64)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| self.query_error(what.clone(), e))?;
+                if got != Some(1) {
+                    return Err(Error::LockTimeout {
+                        url: self.display_url.clone(),
+                        cluster: cluster.to_string(),
+                        seconds: timeout,
+                    });
+                }
+            }
+            Dialect::Sqlite => {
+                conn.execute(format!("PRAGMA busy_timeout = {}", timeout * 1000).as_str())
+                    .await
+                    .map_err(|e| self.query_error(what.clone(), e))?;
+            }
+            Dialect::Postgres => {
+                conn.execute(format!("SET lock_timeout = '{timeout}s'").as_str())
+                    .await
+                    .map_err(|e| self.query_error(what.clone(), e))?;
+            }
+        }
+        let begin = match self.dialect {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            _ => "BEGIN",
+        };
+        let mut tx = ClusterTransaction {
+            database: self.clone(),
+            cluster: cluster.to_string(),
+            lock_name,
+            conn,
+            // Set before BEGIN: if anything below fails, the drop closes the connection, which
+            // also frees a MySQL named lock already taken.
+            open: true,
+        };
+        tx.execute_raw(begin, &what).await?;
+        if self.dialect == Dialect::Postgres {
+            let key = lock_key(cluster);
+            tx.execute_raw(&format!("SELECT pg_advisory_xact_lock({key})"), &what)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One cluster's transaction, holding its lock. Dropped without [`commit`](Self::commit), it
+/// rolls back: the connection is closed rather than returned to the pool, which ends the
+/// transaction and releases the lock on the server.
+pub struct ClusterTransaction {
+    database: Database,
+    cluster: String,
+    lock_name: String,
+    conn: PoolConnection<Any>,
+    open: bool,
+}
+
+impl std::fmt::Debug for ClusterTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTransaction")
+            .field("cluster", &self.cluster)
+            .field("open", &self.open)
+            .finish()
+    }
+}
+
+impl ClusterTransaction {
+    /// The connection, for queries inside the transaction.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+
+    /// The database this transaction runs on.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    async fn execute_raw(&mut self, sql: &str, what: &str) -> Result<(), Error> {
+        let database = self.database.clone();
+        self.conn()
+            .execute(sql)
+            .await
+            .map(|_| ())
+            .map_err(|e| database.query_error(what.to_string(), e))
+    }
+
+    /// Commits and releases the lock.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        let what = format!("committing cluster {}", self.cluster);
+        // On failure `open` stays set: the drop closes the connection.
+        self.execute_raw("COMMIT", &what).await?;
+        self.open = false;
+        self.release().await;
+        Ok(())
+    }
+
+    /// Rolls back and releases the lock.
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        let what = format!("rolling back cluster {}", self.cluster);
+        self.execute_raw("ROLLBACK", &what).await?;
+        self.open = false;
+        self.release().await;
+        Ok(())
+    }
+
+    async fn release(&mut self) {
+        if self.database.dialect == Dialect::MySql {
+            let released = sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(&self.lock_name)
+                .execute(&mut *self.conn)
+                .await;
+            if released.is_err() {
+                // The server releases it when the connection closes.
+                self.conn.close_on_drop();
+            }
+        }
+    }
+}
+
+impl Drop for ClusterTransaction {
+    fn drop(&mut self) {
+        if self.open {
+            // Dropped mid-transaction (an error or a cancelled run): closing the connection
+            // rolls the transaction back and frees the lock on the server; it is never handed
+            // to anyone else in an unknown state.
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// A text column of `row`. MySQL reports columns of a binary collation (ours use `utf8mb4_bin`,
+/// so that ids compare exactly) as BLOB, which sqlx's Any driver will not decode as a string:
+/// those are read as bytes and checked to be UTF-8.
+pub fn text(row: &sqlx::any::AnyRow, column: &str) -> Result<String, sqlx::Error> {
+    opt_text(row, column)?.ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: "unexpected NULL".into(),
+    })
+}
+
+/// A nullable text column of `row` (see [`text`]).
+pub fn opt_text(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+    use sqlx::Row;
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::ColumnDecode { .. }) => {
+            let bytes: Option<Vec<u8>> = row.try_get(column)?;
+            bytes
+                .map(|b| {
+                    String::from_utf8(b).map_err(|e| sqlx::Error::ColumnDecode {
+                        index: column.to_string(),
+                        source: Box::new(e),
+                    })
+                })
+                .transpose()
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The MySQL lock name of a cluster (≤ 64 characters whatever the name).
+fn lock_name(cluster: &str) -> String {
+    let digest = Sha256::digest(format!("outpost:{cluster}").as_bytes());
+    format!("outpost:{}", &hex::encode(digest)[..40])
+}
+
+/// The PostgreSQL advisory lock key of a cluster.
+fn lock_key(cluster: &str) -> i64 {
+    let digest = Sha256::digest(format!("outpost:{cluster}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// `?` → `$n` on PostgreSQL.
+pub fn placeholders(dialect: Dialect, sql: &str) -> String {
+    if dialect != Dialect::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn column_type(dialect: Dialect, mysql: &str) -> String {
+    match dialect {
+        Dialect::MySql => mysql.to_string(),
+        _ => "TEXT".to_string(),
+    }
+}
+
+/// The `outpost_*` tables.
+fn outpost_schema(dialect: Dialect) -> Vec<String> {
+    let engine = if dialect == Dialect::MySql {
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    } else {
+        ""
+    };
+    let key = column_type(dialect, "VARCHAR(352)");
+    let short = column_type(dialect, "VARCHAR(255)");
+    let long = column_type(dialect, "LONGTEXT");
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS outpost_clusters (
+  cluster {short} NOT NULL PRIMARY KEY,
+  account {short} NOT NULL,
+  state {short} NOT NULL,
+  epoch {short} NULL,
+  seq BIGINT NULL,
+  snapshot_seq BIGINT NULL,
+  head_version {short} NULL,
+  head_epoch {short} NULL,
+  head_seq BIGINT NULL,
+  heartbeat_at BIGINT NULL,
+  head_updated_at BIGINT NULL,
+  applied_at BIGINT NULL,
+  lag_ms BIGINT NULL,
+  objects BIGINT NOT NULL,
+  kinds {long} NULL,
+  identity {long} NULL,
+  kube_system_uid {short} NULL,
+  ca_fingerprint {short} NULL,
+  forbidden_kinds {long} NULL,
+  permissions {long} NULL,
+  policy_grant {long} NULL,
+  error {long} NULL,
+  updated_at BIGINT NOT NULL
+){engine}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS outpost_resources (
+  account {short} NOT NULL,
+  cache_id {key} NOT NULL,
+  cache_type {short} NOT NULL,
+  cluster {short} NOT NULL,
+  api_version {short} NOT NULL,
+  kind {short} NOT NULL,
+  namespace {short} NOT NULL,
+  name {short} NOT NULL,
+  uid {short} NOT NULL,
+  resource_version {short} NOT NULL,
+  listed INTEGER NOT NULL,
+  cached INTEGER NOT NULL,
+  selector {long} NULL,
+  template_labels {long} NULL,
+  service_refs {long} NULL,
+  object {long} NOT NULL,
+  PRIMARY KEY (account, cache_id)
+){engine}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS outpost_links (
+  account {short} NOT NULL,
+  declarer_id {key} NOT NULL,
+  a_id {key} NOT NULL,
+  b_id {key} NOT NULL,
+  origin {short} NOT NULL
+){engine}"
+        ),
+    ]
+}
+
+fn outpost_indexes(dialect: Dialect) -> Vec<String> {
+    let (if_not_exists, prefix) = match dialect {
+        Dialect::MySql => ("", ""),
+        _ => ("IF NOT EXISTS ", ""),
+    };
+    [
+        (
+            "outpost_resources_ns_idx",
+            "outpost_resources",
+            "account, namespace, cache_type",
+        ),
+        (
+            "outpost_links_declarer_idx",
+            "outpost_links",
+            "account, declarer_id",
+        ),
+        ("outpost_links_a_idx", "outpost_links", "account, a_id"),
+        ("outpost_links_b_idx", "outpost_links", "account, b_id"),
+    ]
+    .iter()
+    .map(|(name, table, columns)| {
+        format!("CREATE INDEX {if_not_exists}{prefix}{name} ON {table} ({columns})")
+    })
+    .collect()
+}
+
+/// `CREATE TABLE ... LIKE` Clouddriver's template (contract §2.1, `SqlUtil.createTableLike`).
+fn create_like(dialect: Dialect, table: &str, rel: bool) -> String {
+    let template = if rel {
+        "cats_v1_rel_template"
+    } else {
+        "cats_v1_resource_template"
+    };
+    match dialect {
+        Dialect::MySql => format!("CREATE TABLE IF NOT EXISTS {table} LIKE {template}"),
+        Dialect::Postgres => {
+            format!("CREATE TABLE IF NOT EXISTS {table} (LIKE {template} INCLUDING ALL)")
+        }
+        // SQLite has no LIKE: its templates (if any) came from us, never from Clouddriver.
+        Dialect::Sqlite => cats_ddl(dialect, table, rel).remove(0),
+    }
+}
+
+/// DDL equivalent to Clouddriver's templates (contract §2.3, §2.4) for one per-type table.
+/// Index names carry the table's name: on PostgreSQL and SQLite they share one namespace.
+fn cats_ddl(dialect: Dialect, table: &str, rel: bool) -> Vec<String> {
+    let index = |suffix: &str| -> String {
+        // Index names must stay within the identifier limit too.
+        let name = format!("{table}_{suffix}");
+        if name.len() <= 63 {
+            name
+        } else {
+            let digest = Sha256::digest(name.as_bytes());
+            format!(
+                "{}_{}",
+                &table[..table.len().min(40)],
+                &hex::encode(digest)[..16]
+            )
+        }
+    };
+    match (dialect, rel) {
+        (Dialect::MySql, false) => vec![format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+  id VARCHAR(352) NOT NULL,
+  agent VARCHAR(127) NOT NULL,
+  application VARCHAR(255) NULL,
+  body_hash CHAR(64) NOT NULL,
+  body LONGTEXT NOT NULL,
+  last_updated BIGINT NOT NULL,
+  PRIMARY KEY (id, agent),
+  KEY agent_body_hash_idx (agent, body_hash),
+  KEY resource_last_updated_idx (last_updated),
+  KEY application_idx (application)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+        )],
+        (Dialect::MySql, true) => vec![format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+  uuid CHAR(26) NOT NULL PRIMARY KEY,
+  id VARCHAR(352) NOT NULL,
+  rel_id VARCHAR(352) NOT NULL,
+  rel_agent VARCHAR(127) NOT NULL,
+  rel_type VARCHAR(64) NULL,
+  last_updated BIGINT NULL,
+  KEY id_idx (id),
+  KEY rel_agent_idx (rel_agent),
+  KEY rel_type_idx (rel_type),
+  KEY rel_ids_type_idx (id, rel_type, rel_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+        )],
+        (_, false) => vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+  id TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  body_hash VARCHAR(64) NOT NULL,
+  body TEXT NOT NULL,
+  last_updated BIGINT NOT NULL,
+  application TEXT NULL,
+  PRIMARY KEY (id, agent)
+)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (agent, body_hash)",
+                index("agent_body_hash_idx")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (last_updated)",
+                index("last_updated_idx")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (application)",
+                index("application_idx")
+            ),
+        ],
+        (_, true) => vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+  uuid VARCHAR(26) NOT NULL PRIMARY KEY,
+  id TEXT NOT NULL,
+  rel_id TEXT NOT NULL,
+  rel_agent TEXT NOT NULL,
+  rel_type TEXT NULL,
+  last_updated BIGINT NULL
+)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (id)",
+                index("id_idx")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (rel_agent)",
+                index("rel_agent_idx")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (rel_type)",
+                index("rel_type_idx")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {table} (id, rel_type, rel_id)",
+                index("rel_ids_type_idx")
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_on_postgres_only() {
+        assert_eq!(
+            placeholders(Dialect::Postgres, "a = ? AND b IN (?, ?)"),
+            "a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(placeholders(Dialect::MySql, "a = ?"), "a = ?");
+    }
+
+    #[test]
+    fn urls_name_their_dialect_and_hide_the_password() {
+        let (dialect, shown) = parse_url("postgres://u:secret@h:5432/db").unwrap();
+        assert_eq!(dialect, Dialect::Postgres);
+        assert!(
+            !shown.contains("secret") && shown.contains("***"),
+            "{shown}"
+        );
+        assert_eq!(parse_url("mariadb://root@h/db").unwrap().0, Dialect::MySql);
+        assert_eq!(parse_url("sqlite:///tmp/x.db").unwrap().0, Dialect::Sqlite);
+        let e = parse_url("oracle://h/db").unwrap_err().to_string();
+        assert!(e.contains("unsupported scheme \"oracle\""), "{e}");
+        let e = parse_url("not a url").unwrap_err().to_string();
+        assert!(e.contains("invalid database URL"), "{e}");
+    }
+
+    #[test]
+    fn lock_names_fit_mysql_and_differ_per_cluster() {
+        let long = "c".repeat(63);
+        assert!(lock_name(&long).len() <= 64);
+        assert_ne!(lock_name("a"), lock_name("b"));
+        assert_ne!(lock_key("a"), lock_key("b"));
+    }
+
+    #[test]
+    fn index_names_stay_within_postgres_limits() {
+        let table = format!("cats_v1_{}", "x".repeat(55));
+        for statement in cats_ddl(Dialect::Postgres, &table, true) {
+            if let Some(rest) = statement.strip_prefix("CREATE INDEX IF NOT EXISTS ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(name.len() <= 63, "{name}");
+            }
+        }
+    }
+}

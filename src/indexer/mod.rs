@@ -1,0 +1,123 @@
+//! The indexer: reads clusters' chains from the bucket and loads them into Clouddriver's SQL
+//! cache exactly once, keeping all its own state in the database it writes (DESIGN §4).
+
+pub mod apply;
+pub mod checkpoint;
+pub mod db;
+pub mod lifecycle;
+pub mod policy;
+pub mod run;
+
+use std::collections::BTreeSet;
+
+use crate::cache::CacheOptions;
+use crate::format::DecodeLimits;
+
+pub use checkpoint::{ClusterRecord, ClusterState};
+pub use db::Database;
+pub use lifecycle::Graces;
+pub use policy::ClaimPolicy;
+pub use run::{Indexer, Outcome, RunReport};
+
+/// What went wrong indexing; every variant names the cluster (or the bucket).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot list the clusters of {bucket}: {source}")]
+    ListClusters {
+        bucket: String,
+        #[source]
+        source: Box<crate::store::Error>,
+    },
+    #[error("cluster {cluster}: {source}")]
+    Store {
+        cluster: String,
+        #[source]
+        source: Box<crate::store::Error>,
+    },
+    #[error("cluster {cluster}: {source}")]
+    Format {
+        cluster: String,
+        #[source]
+        source: crate::format::Error,
+    },
+    #[error("cluster {cluster}: no {key} (nothing shipped yet)")]
+    NoHead { cluster: String, key: String },
+    #[error("cluster {cluster}: {reason}")]
+    Mismatch { cluster: String, reason: String },
+    #[error("cluster {cluster}: {source}")]
+    Cache {
+        cluster: String,
+        #[source]
+        source: crate::cache::Error,
+    },
+    #[error("cluster {cluster}: a decoding task failed: {reason}")]
+    Task { cluster: String, reason: String },
+    #[error(transparent)]
+    Database(#[from] db::Error),
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+}
+
+impl Error {
+    fn store(cluster: &str, source: crate::store::Error) -> Self {
+        Error::Store {
+            cluster: cluster.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    fn format(cluster: &str, source: crate::format::Error) -> Self {
+        Error::Format {
+            cluster: cluster.to_string(),
+            source,
+        }
+    }
+}
+
+/// Records per batched snapshot write.
+const APPLY_BATCH: usize = 400;
+
+fn apply_batch() -> usize {
+    APPLY_BATCH
+}
+
+/// The default `agent` column: what Clouddriver's own core caching agent of the account writes,
+/// so that a Clouddriver agent for the account would adopt the rows.
+pub const DEFAULT_AGENT_TEMPLATE: &str = "{account}/KubernetesCoreCachingAgent[1/1]";
+
+/// How the indexer writes.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Which objects get rows and how (Clouddriver's account and provider settings).
+    pub cache: CacheOptions,
+    /// The `agent` column, with `{account}` replaced (default [`DEFAULT_AGENT_TEMPLATE`]).
+    pub agent_template: String,
+    /// Lifecycle graces.
+    pub graces: Graces,
+    /// Which accounts clusters may claim.
+    pub policy: ClaimPolicy,
+    /// Clusters whose changed identity is accepted (and pinned anew) this run.
+    pub allow_identity_change: BTreeSet<String>,
+    /// Decoding limits for segments.
+    pub limits: DecodeLimits,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            cache: CacheOptions::default(),
+            agent_template: DEFAULT_AGENT_TEMPLATE.to_string(),
+            graces: Graces::default(),
+            policy: ClaimPolicy::Open,
+            allow_identity_change: BTreeSet::new(),
+            limits: DecodeLimits::default(),
+        }
+    }
+}
+
+impl IndexOptions {
+    /// The `agent` column of `account` (before shortening for the dialect).
+    pub fn agent_name(&self, account: &str) -> String {
+        self.agent_template.replace("{account}", account)
+    }
+}

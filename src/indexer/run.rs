@@ -1,0 +1,664 @@
+//! One indexing run: per cluster, read its head, decide what to apply from the checkpoint, fetch
+//! and verify the segments, then apply them and move the checkpoint in one transaction under the
+//! cluster's lock. A failing cluster is reported and the others go on.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::cache::{self, KubernetesKind};
+use crate::format::{
+    self, ClusterName, Head, Identity, Record, SegmentReader, SegmentType, verify_head,
+    verify_segment,
+};
+use crate::store::{self, Fetched, Store, Version};
+
+use super::apply::{AccountWriter, ApplyStats};
+use super::checkpoint::{self, ClusterRecord, ClusterState};
+use super::db::Database;
+use super::lifecycle::state_for;
+use super::{Error, IndexOptions};
+
+/// What a run did to one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Segments were applied (`snapshot`: the account was reloaded from a snapshot).
+    Applied {
+        snapshot: bool,
+        segments: usize,
+        stats: ApplyStats,
+        state: ClusterState,
+    },
+    /// Nothing new since the last run (the state may have moved, e.g. to STALE).
+    Unchanged { state: ClusterState },
+    /// Its rows were removed (decommissioned, or silent past the eviction grace).
+    Evicted { rows_deleted: u64, reason: String },
+    /// Not indexed until an operator acts (identity changed, account not allowed or taken).
+    Refused { reason: String },
+    /// Another indexer moved the checkpoint meanwhile; the next run goes on from there.
+    Raced,
+}
+
+/// One cluster's result.
+#[derive(Debug)]
+pub struct ClusterReport {
+    pub cluster: String,
+    pub result: Result<Outcome, Error>,
+}
+
+/// A whole run's results, by cluster.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub clusters: Vec<ClusterReport>,
+}
+
+impl RunReport {
+    /// The clusters that failed.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &Error)> {
+        self.clusters
+            .iter()
+            .filter_map(|c| c.result.as_ref().err().map(|e| (c.cluster.as_str(), e)))
+    }
+}
+
+/// A verified segment held in memory (compressed), with what applying needs to know first.
+struct Fetched_ {
+    cluster: String,
+    key: String,
+    bytes: Bytes,
+    segment_type: SegmentType,
+    /// The cache types its records touch.
+    types: BTreeSet<String>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn version_text(version: &Version) -> String {
+    serde_json::json!({"e_tag": version.e_tag, "version": version.version}).to_string()
+}
+
+fn version_of(text: &str) -> Option<Version> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(Version {
+        e_tag: value["e_tag"].as_str().map(str::to_string),
+        version: value["version"].as_str().map(str::to_string),
+    })
+}
+
+/// Indexes one bucket into one database.
+#[derive(Debug, Clone)]
+pub struct Indexer {
+    pub store: Store,
+    pub database: Database,
+    pub options: IndexOptions,
+}
+
+impl Indexer {
+    /// Indexes `only` these clusters, or every cluster in the bucket (one LIST).
+    pub async fn run_once(&self, only: Option<&[ClusterName]>) -> Result<RunReport, Error> {
+        let clusters = match only {
+            Some(clusters) => clusters.to_vec(),
+            None => self
+                .store
+                .list_clusters()
+                .await
+                .map_err(|e| Error::ListClusters {
+                    bucket: self.store.url().to_string(),
+                    source: Box::new(e),
+                })?,
+        };
+        let mut report = RunReport::default();
+        for cluster in clusters {
+            let result = self.index_cluster(&cluster).await;
+            match &result {
+                Ok(outcome) => tracing::info!(cluster = %cluster, ?outcome, "indexed"),
+                Err(e) => {
+                    tracing::error!(cluster = %cluster, error = %crate::error_chain(e), "indexing failed");
+                    self.record_error(&cluster, e).await;
+                }
+            }
+            report.clusters.push(ClusterReport {
+                cluster: cluster.to_string(),
+                result,
+            });
+        }
+        Ok(report)
+    }
+
+    /// Best effort: keeps the last error in the cluster's row for `outpost status`.
+    async fn record_error(&self, cluster: &ClusterName, error: &Error) {
+        let Ok(mut conn) = self.database.pool().acquire().await else {
+            return;
+        };
+        if let Ok(Some(mut record)) =
+            checkpoint::load(&self.database, &mut conn, cluster.as_str()).await
+        {
+            record.error = Some(crate::error_chain(error));
+            record.updated_at = ms(Utc::now());
+            let _ = checkpoint::save(&self.database, &mut conn, &record).await;
+        }
+    }
+
+    async fn load_record(&self, cluster: &str) -> Result<Option<ClusterRecord>, Error> {
+        let mut conn = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| self.database.query_error("connecting", e))?;
+        Ok(checkpoint::load(&self.database, &mut conn, cluster).await?)
+    }
+
+    /// Indexes one cluster.
+    pub async fn index_cluster(&self, cluster: &ClusterName) -> Result<Outcome, Error> {
+        let now = Utc::now();
+        let name = cluster.as_str();
+        let record = self.load_record(name).await?;
+        let layout = self.store.layout();
+
+        // Decommissioned: evict now.
+        let decommissioned_key = layout.decommissioned(cluster);
+        match self.store.get(&decommissioned_key).await {
+            Ok(_) => {
+                return self
+                    .evict(
+                        cluster,
+                        record,
+                        now,
+                        "decommissioned.json is present".into(),
+                    )
+                    .await;
+            }
+            Err(store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::store(name, e)),
+        }
+
+        let head_key = layout.head(cluster);
+        let known = record
+            .as_ref()
+            .and_then(|r| r.head_version.as_deref())
+            .and_then(version_of);
+        let (head, version) = match self
+            .store
+            .get_if_changed(&head_key, known.as_ref())
+            .await
+            .map_err(|e| Error::store(name, e))?
+        {
+            Fetched::Missing => {
+                return Err(Error::NoHead {
+                    cluster: name.to_string(),
+                    key: head_key.to_string(),
+                });
+            }
+            Fetched::Unchanged => {
+                // Same head as last time: only the clock moved.
+                let Some(record) = record else {
+                    return Ok(Outcome::Unchanged {
+                        state: ClusterState::Active,
+                    });
+                };
+                return self.age(cluster, record, now).await;
+            }
+            Fetched::Changed(bytes, version) => {
+                let head = Head::from_json(&head_key.to_string(), &bytes)
+                    .map_err(|e| Error::format(name, e))?;
+                (head, version)
+            }
+        };
+        verify_head(&head_key.to_string(), &head, |t, seq| {
+            layout.segment(cluster, &head.epoch, seq, t).relative
+        })
+        .map_err(|e| Error::format(name, e))?;
+        if head.cluster.as_str() != name {
+            return Err(Error::Mismatch {
+                cluster: name.to_string(),
+                reason: format!("{head_key} names cluster {}", head.cluster),
+            });
+        }
+
+        // Identity and account.
+        let identity = self.read_identity(cluster).await?;
+        let requested = identity
+            .as_ref()
+            .and_then(|i| i.account.name.clone())
+            .unwrap_or_else(|| name.to_string());
+        let mut record = record.unwrap_or_else(|| ClusterRecord::new(name, &requested, ms(now)));
+        if let Some(reason) = self.refusal(&record, identity.as_ref(), &requested).await? {
+            record.state = ClusterState::Refused;
+            record.error = Some(reason.clone());
+            record.updated_at = ms(now);
+            self.save_outside(&record).await?;
+            return Ok(Outcome::Refused { reason });
+        }
+        let grant = self.options.policy.grant(name, &requested);
+        let account = grant.account.clone();
+
+        // Lifecycle by heartbeat.
+        let state = state_for(
+            ms(now),
+            Some(ms(head.heartbeat_at)),
+            false,
+            &self.options.graces,
+        );
+        if state == ClusterState::Evicted {
+            return self
+                .evict(
+                    cluster,
+                    Some(record),
+                    now,
+                    format!(
+                        "silent since {} (eviction grace {:?})",
+                        head.heartbeat_at, self.options.graces.evict_after
+                    ),
+                )
+                .await;
+        }
+
+        // What to apply.
+        let resume_from = match (&record.epoch, record.seq) {
+            (Some(epoch), Some(seq))
+                if *epoch == head.epoch.to_string()
+                    && seq as u64 >= head.snapshot.seq
+                    && seq as u64 <= head.seq
+                    && record.account == account =>
+            {
+                Some(seq as u64)
+            }
+            _ => None,
+        };
+        let wanted: Vec<(usize, &format::SegmentRef)> = head
+            .segments()
+            .enumerate()
+            .filter(|(_, s)| resume_from.is_none_or(|seq| s.seq > seq))
+            .collect();
+        let snapshot = resume_from.is_none();
+
+        // Fetch and verify everything before applying anything.
+        let mut fetched = Vec::new();
+        for (index, segment) in &wanted {
+            fetched.push(self.fetch_verified(cluster, &head, *index, segment).await?);
+        }
+        let mut types: BTreeSet<String> = fetched
+            .iter()
+            .flat_map(|f| f.types.iter().cloned())
+            .collect();
+        types.insert("applications".into());
+        types.insert("clusters".into());
+        for type_name in &types {
+            self.database.ensure_cache_tables(type_name).await?;
+        }
+
+        // Apply and move the checkpoint in one transaction.
+        let mut tx = self.database.begin_cluster(name).await?;
+        let current = checkpoint::load(&self.database, tx.conn(), name).await?;
+        let expected = (record.epoch.clone(), record.seq);
+        if current.as_ref().map(|c| (c.epoch.clone(), c.seq)) != Some(expected.clone())
+            && !(current.is_none() && expected == (None, None))
+        {
+            tx.rollback().await?;
+            return Ok(Outcome::Raced);
+        }
+        if let Some(other) = self.account_taken(tx.conn(), name, &account).await? {
+            tx.rollback().await?;
+            let reason = format!("account {account} is already claimed by cluster {other}");
+            record.state = ClusterState::Refused;
+            record.error = Some(reason.clone());
+            self.save_outside(&record).await?;
+            return Ok(Outcome::Refused { reason });
+        }
+        let agent =
+            cache::check_agent_name(&self.options.agent_name(&account), self.database.dialect())
+                .map_err(|e| Error::Cache {
+                    cluster: name.to_string(),
+                    source: e,
+                })?;
+        let stats = {
+            let database = self.database.clone();
+            let mut writer = AccountWriter::new(
+                &database,
+                tx.conn(),
+                name,
+                &account,
+                &agent,
+                &self.options.cache,
+                ms(now),
+            );
+            if snapshot {
+                let previous = writer.cached_types().await?;
+                writer.begin_snapshot().await?;
+                let mut segments = fetched.iter();
+                if let Some(first) = segments.next() {
+                    self.load_snapshot(&mut writer, first).await?;
+                }
+                writer.finish_snapshot(&previous).await?;
+                for diff in segments {
+                    self.apply_diff(&mut writer, diff).await?;
+                }
+            } else {
+                for diff in &fetched {
+                    self.apply_diff(&mut writer, diff).await?;
+                }
+            }
+            writer.stats().clone()
+        };
+
+        record.account = account;
+        record.state = state;
+        record.epoch = Some(head.epoch.to_string());
+        record.seq = Some(head.seq as i64);
+        record.snapshot_seq = Some(head.snapshot.seq as i64);
+        record.head_version = Some(version_text(&version));
+        record.head_epoch = Some(head.epoch.to_string());
+        record.head_seq = Some(head.seq as i64);
+        record.heartbeat_at = Some(ms(head.heartbeat_at));
+        record.head_updated_at = Some(ms(head.updated_at));
+        if !fetched.is_empty() {
+            record.applied_at = Some(ms(now));
+            record.lag_ms = Some((ms(now) - ms(head.updated_at)).max(0));
+        }
+        record.objects = head.objects as i64;
+        record.kinds = serde_json::to_string(&head.kinds).ok();
+        if let Some(identity) = &identity {
+            record.identity = serde_json::to_string(identity).ok();
+            record.kube_system_uid = identity
+                .kube_system_uid
+                .clone()
+                .or(record.kube_system_uid.take());
+            record.ca_fingerprint = identity
+                .ca_fingerprint
+                .clone()
+                .or(record.ca_fingerprint.take());
+            record.forbidden_kinds = serde_json::to_string(&identity.forbidden_kinds).ok();
+            record.permissions = serde_json::to_string(&identity.account.permissions).ok();
+        }
+        record.policy_grant = serde_json::to_string(&grant).ok();
+        record.error = None;
+        record.updated_at = ms(now);
+        checkpoint::save(&self.database, tx.conn(), &record).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied {
+            snapshot,
+            segments: fetched.len(),
+            stats,
+            state,
+        })
+    }
+
+    async fn read_identity(&self, cluster: &ClusterName) -> Result<Option<Identity>, Error> {
+        let key = self.store.layout().identity(cluster);
+        match self.store.get(&key).await {
+            Ok((bytes, _)) => Ok(Some(
+                Identity::from_json(&key.to_string(), &bytes)
+                    .map_err(|e| Error::format(cluster.as_str(), e))?,
+            )),
+            Err(store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(cluster.as_str(), e)),
+        }
+    }
+
+    /// Why this cluster must not be indexed now, if it must not.
+    async fn refusal(
+        &self,
+        record: &ClusterRecord,
+        identity: Option<&Identity>,
+        requested: &str,
+    ) -> Result<Option<String>, Error> {
+        let name = record.cluster.as_str();
+        if let Some(identity) = identity
+            && !self.options.allow_identity_change.contains(name)
+        {
+            let changed = |pinned: &Option<String>, now: &Option<String>| matches!((pinned, now), (Some(a), Some(b)) if a != b);
+            if changed(&record.kube_system_uid, &identity.kube_system_uid) {
+                return Ok(Some(format!(
+                    "identity changed: kube-system namespace UID {} where {} was pinned; if this is the same cluster rebuilt, allow it with --allow-identity-change {name}",
+                    identity.kube_system_uid.as_deref().unwrap_or("?"),
+                    record.kube_system_uid.as_deref().unwrap_or("?")
+                )));
+            }
+            if changed(&record.ca_fingerprint, &identity.ca_fingerprint) {
+                return Ok(Some(format!(
+                    "identity changed: CA fingerprint {} where {} was pinned; if the CA was rotated, allow it with --allow-identity-change {name}",
+                    identity.ca_fingerprint.as_deref().unwrap_or("?"),
+                    record.ca_fingerprint.as_deref().unwrap_or("?")
+                )));
+            }
+        }
+        if let Err(reason) = self.options.policy.check(name, requested) {
+            return Ok(Some(reason));
+        }
+        Ok(None)
+    }
+
+    /// Another cluster whose rows are in `account`, if any.
+    async fn account_taken(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        cluster: &str,
+        account: &str,
+    ) -> Result<Option<String>, Error> {
+        let sql = self.database.sql(
+            "SELECT cluster FROM outpost_clusters WHERE account = ? AND cluster <> ? AND state <> 'EVICTED' AND state <> 'REFUSED'",
+        );
+        let row = sqlx::query(&sql)
+            .bind(account)
+            .bind(cluster)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| self.database.query_error("reading outpost_clusters", e))?;
+        row.map(|row| super::db::text(&row, "cluster"))
+            .transpose()
+            .map_err(|e| {
+                self.database
+                    .query_error("reading outpost_clusters", e)
+                    .into()
+            })
+    }
+
+    async fn save_outside(&self, record: &ClusterRecord) -> Result<(), Error> {
+        let mut conn = self
+            .database
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| self.database.query_error("connecting", e))?;
+        Ok(checkpoint::save(&self.database, &mut conn, record).await?)
+    }
+
+    /// An unchanged head: moves the state with the heartbeat's age (evicting when due).
+    async fn age(
+        &self,
+        cluster: &ClusterName,
+        mut record: ClusterRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Error> {
+        if matches!(record.state, ClusterState::Evicted | ClusterState::Refused) {
+            return Ok(Outcome::Unchanged {
+                state: record.state,
+            });
+        }
+        let state = state_for(ms(now), record.heartbeat_at, false, &self.options.graces);
+        if state == ClusterState::Evicted {
+            let reason = format!(
+                "silent past the eviction grace ({:?})",
+                self.options.graces.evict_after
+            );
+            return self.evict(cluster, Some(record), now, reason).await;
+        }
+        if state != record.state {
+            record.state = state;
+            record.updated_at = ms(now);
+            self.save_outside(&record).await?;
+        }
+        Ok(Outcome::Unchanged { state })
+    }
+
+    /// Removes a cluster's rows and marks it EVICTED (the checkpoint is cleared, so a cluster
+    /// that comes back is loaded from its snapshot).
+    async fn evict(
+        &self,
+        cluster: &ClusterName,
+        record: Option<ClusterRecord>,
+        now: DateTime<Utc>,
+        reason: String,
+    ) -> Result<Outcome, Error> {
+        let name = cluster.as_str();
+        let Some(mut record) = record else {
+            return Ok(Outcome::Evicted {
+                rows_deleted: 0,
+                reason,
+            });
+        };
+        if record.state == ClusterState::Evicted {
+            return Ok(Outcome::Unchanged {
+                state: ClusterState::Evicted,
+            });
+        }
+        let agent = cache::check_agent_name(
+            &self.options.agent_name(&record.account),
+            self.database.dialect(),
+        )
+        .map_err(|e| Error::Cache {
+            cluster: name.to_string(),
+            source: e,
+        })?;
+        let mut tx = self.database.begin_cluster(name).await?;
+        let rows_deleted = {
+            let database = self.database.clone();
+            let mut writer = AccountWriter::new(
+                &database,
+                tx.conn(),
+                name,
+                &record.account,
+                &agent,
+                &self.options.cache,
+                ms(now),
+            );
+            writer.evict().await?;
+            writer.stats().rows_deleted
+        };
+        record.state = ClusterState::Evicted;
+        record.epoch = None;
+        record.seq = None;
+        record.snapshot_seq = None;
+        record.head_version = None;
+        record.objects = 0;
+        record.error = Some(reason.clone());
+        record.updated_at = ms(now);
+        checkpoint::save(&self.database, tx.conn(), &record).await?;
+        tx.commit().await?;
+        Ok(Outcome::Evicted {
+            rows_deleted,
+            reason,
+        })
+    }
+
+    /// Downloads one segment and checks it completely (size, sha256, header, chain link, every
+    /// record) before anything is applied; notes the cache types its records touch.
+    async fn fetch_verified(
+        &self,
+        cluster: &ClusterName,
+        head: &Head,
+        index: usize,
+        segment: &format::SegmentRef,
+    ) -> Result<Fetched_, Error> {
+        let name = cluster.as_str();
+        let segment_type = if index == 0 {
+            SegmentType::Snapshot
+        } else {
+            SegmentType::Diff
+        };
+        let key = self
+            .store
+            .layout()
+            .segment(cluster, &head.epoch, segment.seq, segment_type);
+        let (bytes, _) = self
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| Error::store(name, e))?;
+        let label = key.to_string();
+        let limits = self.options.limits.clone();
+        let head = head.clone();
+        let check = bytes.clone();
+        let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, format::Error> {
+            let mut reader = SegmentReader::new(&label, &check[..], &limits)?;
+            let mut types = BTreeSet::new();
+            while let Some(record) = reader.next_record()? {
+                let target = match &record {
+                    Record::Put { target, .. } | Record::Delete { target } => target,
+                };
+                types.insert(
+                    KubernetesKind::from_manifest(&target.api_version, &target.kind)
+                        .as_str()
+                        .to_string(),
+                );
+            }
+            let summary = reader.finish()?;
+            verify_segment(&head, index, &summary)?;
+            Ok((summary, types))
+        })
+        .await
+        .map_err(|e| Error::Task {
+            cluster: name.to_string(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| Error::format(name, e))?;
+        let _ = summary;
+        Ok(Fetched_ {
+            cluster: name.to_string(),
+            key: key.to_string(),
+            bytes,
+            segment_type,
+            types,
+        })
+    }
+
+    async fn load_snapshot(
+        &self,
+        writer: &mut AccountWriter<'_>,
+        segment: &Fetched_,
+    ) -> Result<(), Error> {
+        let cluster = segment.cluster.clone();
+        let mut reader = SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
+            .map_err(|e| Error::format(&cluster, e))?;
+        loop {
+            let mut batch = Vec::with_capacity(super::apply_batch());
+            while batch.len() < super::apply_batch() {
+                match reader
+                    .next_record()
+                    .map_err(|e| Error::format(&cluster, e))?
+                {
+                    Some(record) => batch.push(record),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            writer.load_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_diff(
+        &self,
+        writer: &mut AccountWriter<'_>,
+        segment: &Fetched_,
+    ) -> Result<(), Error> {
+        let cluster = segment.cluster.clone();
+        debug_assert_eq!(segment.segment_type, SegmentType::Diff);
+        let mut reader = SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
+            .map_err(|e| Error::format(&cluster, e))?;
+        while let Some(record) = reader
+            .next_record()
+            .map_err(|e| Error::format(&cluster, e))?
+        {
+            writer.apply(record).await?;
+        }
+        writer.finish_diff().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,503 @@
+//! The indexer against real databases (SQLite, PostgreSQL, MariaDB): what it writes equals the
+//! reference builder's rows for the cluster's current objects after a snapshot and after every
+//! diff; a diff rewrites only what changed; a tampered segment leaves its cluster untouched while
+//! others are indexed; two indexers at once give the same rows as one; a run cancelled mid-apply
+//! (its connection dropped inside the transaction) and rerun converges.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use outpost::agent::redact::Redactor;
+use outpost::agent::ship::{ShipOptions, Shipped, Shipper};
+use outpost::agent::state::{Scope, State, kind_name};
+use outpost::agent::watch::redacted_entry;
+use outpost::cache::{self, CacheOptions, Resource};
+use outpost::format::ClusterName;
+use outpost::indexer::db::text;
+use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
+use outpost::sim::{Churn, ChurnEvent};
+use outpost::store::Store;
+use serde_json::Value;
+
+mod common;
+
+/// A database for one test: a fresh SQLite file, or a fresh database on a server.
+struct TestDb {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fresh_database(kind: &str) -> Option<TestDb> {
+    match kind {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+            Some(TestDb {
+                url,
+                _dir: Some(dir),
+            })
+        }
+        "postgres" | "mysql" => {
+            let var = if kind == "postgres" {
+                "OUTPOST_TEST_POSTGRES_URL"
+            } else {
+                "OUTPOST_TEST_MYSQL_URL"
+            };
+            let base = common::server_url(var)?;
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+            let name = format!("outpost_test_{:08x}", rand::random::<u32>());
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let mut url = url::Url::parse(&base).unwrap();
+            url.set_path(&format!("/{name}"));
+            Some(TestDb {
+                url: url.to_string(),
+                _dir: None,
+            })
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A simulated cluster shipping through the agent's own pipeline into `store`.
+struct SimCluster {
+    name: ClusterName,
+    churn: Churn,
+    state: State,
+    shipper: Shipper,
+    redactor: Redactor,
+    t: DateTime<Utc>,
+}
+
+fn scope_of(object: &Value) -> Scope {
+    Scope {
+        kind: kind_name(
+            object["apiVersion"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+        ),
+        namespace: None,
+    }
+}
+
+impl SimCluster {
+    fn new(store: &Store, name: &str, seed: u64, objects: usize) -> Self {
+        let name = ClusterName::new(name).unwrap();
+        let redactor = Redactor::new(&[3; 32], vec![]).unwrap();
+        let shipper = Shipper::new(
+            store.clone(),
+            name.clone(),
+            ShipOptions {
+                redaction: redactor.rule_ids(),
+                ..ShipOptions::default()
+            },
+        );
+        let churn = Churn::new(seed, objects);
+        let mut cluster = Self {
+            name,
+            state: State::new(),
+            shipper,
+            redactor,
+            t: Utc::now() - Duration::minutes(1),
+            churn,
+        };
+        for object in cluster.churn.initial() {
+            cluster.put(object);
+        }
+        cluster
+    }
+
+    fn put(&mut self, object: Value) {
+        let scope = scope_of(&object);
+        if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
+            self.state.apply(entry);
+        }
+    }
+
+    /// `seconds` of churn at `rate` changes per second.
+    fn churn(&mut self, seconds: f64, rate: f64) {
+        for event in self.churn.step(seconds, rate) {
+            match event {
+                ChurnEvent::Apply(object) => self.put(object),
+                ChurnEvent::Delete(object) => {
+                    let scope = scope_of(&object);
+                    if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
+                        self.state.delete(&entry.target.key());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn ship(&mut self) -> Shipped {
+        self.t += Duration::seconds(15);
+        self.shipper.tick(&mut self.state, self.t).await.unwrap()
+    }
+}
+
+/// Rows as compared: (type, id) → body with `cacheExpiry` removed (it carries the write time).
+type Rows = BTreeMap<(String, String), Value>;
+
+fn normalize(body: &str) -> Value {
+    let mut value: Value = serde_json::from_str(body).unwrap();
+    if let Some(attributes) = value["attributes"].as_object_mut() {
+        attributes.remove("cacheExpiry");
+    }
+    value
+}
+
+/// What the reference builder computes for the objects the bucket holds for `cluster` now.
+async fn expected_rows(store: &Store, cluster: &ClusterName, account: &str) -> Rows {
+    let (_, objects) = common::replay(store, cluster).await.unwrap();
+    let resources: Vec<Resource> = objects
+        .into_values()
+        .map(|(_, object)| Resource::parse(object).unwrap())
+        .collect();
+    cache::build_account(account, &resources, &CacheOptions::default(), 0)
+        .into_iter()
+        .map(|row| ((row.type_name, row.id), normalize(&row.body)))
+        .collect()
+}
+
+/// Every cache row the indexer wrote for `account`, checking each body_hash on the way.
+async fn stored_rows(database: &Database, account: &str) -> Rows {
+    let agent = cache::check_agent_name(
+        &format!("{account}/KubernetesCoreCachingAgent[1/1]"),
+        database.dialect(),
+    )
+    .unwrap();
+    let mut types: BTreeSet<String> = ["applications", "clusters"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let sql = "SELECT DISTINCT cache_type AS t FROM outpost_resources";
+    for row in sqlx::query(sql).fetch_all(database.pool()).await.unwrap() {
+        types.insert(text(&row, "t").unwrap());
+    }
+    let mut rows = Rows::new();
+    for type_name in types {
+        let table = database.cache_tables(&type_name).unwrap().resource;
+        let sql = database.sql(&format!(
+            "SELECT id, body_hash, body FROM {table} WHERE agent = ?"
+        ));
+        let found = match sqlx::query(&sql)
+            .bind(&agent)
+            .fetch_all(database.pool())
+            .await
+        {
+            Ok(found) => found,
+            Err(_) => continue, // no table: no rows
+        };
+        for row in found {
+            let id = text(&row, "id").unwrap();
+            let hash = text(&row, "body_hash").unwrap();
+            let body = text(&row, "body").unwrap();
+            assert_eq!(hash, cache::body_hash(&body), "body_hash of {id}");
+            assert!(
+                rows.insert((type_name.clone(), id.clone()), normalize(&body))
+                    .is_none(),
+                "{id} twice"
+            );
+        }
+    }
+    rows
+}
+
+fn assert_same(stored: &Rows, expected: &Rows, context: &str) {
+    let stored_keys: BTreeSet<_> = stored.keys().collect();
+    let expected_keys: BTreeSet<_> = expected.keys().collect();
+    let missing: Vec<_> = expected_keys.difference(&stored_keys).take(5).collect();
+    let extra: Vec<_> = stored_keys.difference(&expected_keys).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{context}: missing {missing:?}, extra {extra:?} ({} stored, {} expected)",
+        stored.len(),
+        expected.len()
+    );
+    for (key, body) in expected {
+        assert_eq!(&stored[key], body, "{context}: row {key:?} differs");
+    }
+}
+
+fn applied(outcome: &Outcome) -> (bool, u64, u64) {
+    match outcome {
+        Outcome::Applied {
+            snapshot, stats, ..
+        } => (*snapshot, stats.rows_written, stats.rows_unchanged),
+        other => panic!("not applied: {other:?}"),
+    }
+}
+
+async fn incremental_equals_rebuild(kind: &str) {
+    let Some(db) = fresh_database(kind).await else {
+        return;
+    };
+    let store = Store::open(&format!(
+        "memory://idx-{kind}-{:08x}",
+        rand::random::<u32>()
+    ))
+    .await
+    .unwrap();
+    let database = Database::connect(&db.url, None).await.unwrap();
+    let indexer = Indexer {
+        store: store.clone(),
+        database: database.clone(),
+        options: IndexOptions::default(),
+    };
+    let mut sim = SimCluster::new(&store, "sim-a", 7, 400);
+    assert!(matches!(sim.ship().await, Shipped::Snapshot { .. }));
+    let outcome = indexer.index_cluster(&sim.name).await.unwrap();
+    let (snapshot, written, _) = applied(&outcome);
+    assert!(snapshot);
+    let expected = expected_rows(&store, &sim.name, "sim-a").await;
+    assert_eq!(written as usize, expected.len(), "every row written once");
+    assert_same(
+        &stored_rows(&database, "sim-a").await,
+        &expected,
+        &format!("{kind}: after the snapshot"),
+    );
+
+    // Diffs: a few changes each; rows written follow the change, not the account.
+    for round in 0..6 {
+        sim.churn(15.0, 1.0);
+        let shipped_snapshot = match sim.ship().await {
+            Shipped::Diff { .. } => false,
+            // The agent restarted the chain (the diffs outweighed the snapshot): the indexer
+            // reloads it, still rewriting only the rows that changed.
+            Shipped::Snapshot { .. } => true,
+            other => panic!("round {round}: {other:?}"),
+        };
+        let outcome = indexer.index_cluster(&sim.name).await.unwrap();
+        let (snapshot, written, _) = applied(&outcome);
+        assert_eq!(snapshot, shipped_snapshot, "round {round}");
+        let expected = expected_rows(&store, &sim.name, "sim-a").await;
+        assert!(
+            (written as usize) < expected.len() / 4,
+            "round {round}: {written} rows written of {}",
+            expected.len()
+        );
+        assert_same(
+            &stored_rows(&database, "sim-a").await,
+            &expected,
+            &format!("{kind}: after diff round {round}"),
+        );
+    }
+    // Nothing new: nothing written.
+    assert!(matches!(
+        indexer.index_cluster(&sim.name).await.unwrap(),
+        Outcome::Unchanged { .. }
+    ));
+    database.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_indexing_equals_a_rebuild_sqlite() {
+    incremental_equals_rebuild("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_indexing_equals_a_rebuild_postgres() {
+    incremental_equals_rebuild("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_indexing_equals_a_rebuild_mariadb() {
+    incremental_equals_rebuild("mysql").await;
+}
+
+impl TestDb {
+    /// Drops a server database (tests call it when they passed).
+    async fn drop_database(self) {
+        if self._dir.is_some() {
+            return;
+        }
+        let mut base = url::Url::parse(&self.url).unwrap();
+        let name = base.path().trim_start_matches('/').to_string();
+        base.set_path(if self.url.starts_with("postgres") {
+            "/postgres"
+        } else {
+            "/mysql"
+        });
+        let admin = sqlx::AnyPool::connect(base.as_str()).await.unwrap();
+        let _ = sqlx::query(&format!("DROP DATABASE {name}"))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
+
+async fn setup(kind: &str) -> Option<(TestDb, Store, Database)> {
+    let db = fresh_database(kind).await?;
+    let store = Store::open(&format!(
+        "memory://idx-{kind}-{:08x}",
+        rand::random::<u32>()
+    ))
+    .await
+    .unwrap();
+    let database = Database::connect(&db.url, None).await.unwrap();
+    Some((db, store, database))
+}
+
+fn indexer(store: &Store, database: &Database) -> Indexer {
+    Indexer {
+        store: store.clone(),
+        database: database.clone(),
+        options: IndexOptions::default(),
+    }
+}
+
+async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut a = SimCluster::new(&store, "tamper-a", 11, 200);
+    let mut b = SimCluster::new(&store, "tamper-b", 12, 200);
+    a.ship().await;
+    b.ship().await;
+    let report = indexer(&store, &database).run_once(None).await.unwrap();
+    assert_eq!(report.failures().count(), 0);
+    let a_before = stored_rows(&database, "tamper-a").await;
+
+    a.churn(15.0, 2.0);
+    b.churn(15.0, 2.0);
+    assert!(matches!(a.ship().await, Shipped::Diff { .. }));
+    assert!(matches!(b.ship().await, Shipped::Diff { .. }));
+    // Flip one byte in the middle of a's new diff.
+    let head = a.shipper.head().unwrap().clone();
+    let diff = head.diffs.last().unwrap();
+    let key = store.layout().segment(
+        &a.name,
+        &head.epoch,
+        diff.seq,
+        outpost::format::SegmentType::Diff,
+    );
+    let (bytes, _) = store.get(&key).await.unwrap();
+    let mut tampered = bytes.to_vec();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x20;
+    store.put_overwrite(&key, tampered.into()).await.unwrap();
+
+    let report = indexer(&store, &database).run_once(None).await.unwrap();
+    let failures: Vec<(&str, String)> = report
+        .failures()
+        .map(|(c, e)| (c, outpost::error_chain(e)))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "tamper-a");
+    assert!(
+        failures[0].1.contains(&key.relative),
+        "the error names the segment: {}",
+        failures[0].1
+    );
+    assert_same(
+        &stored_rows(&database, "tamper-a").await,
+        &a_before,
+        "the tampered cluster's rows",
+    );
+    assert_same(
+        &stored_rows(&database, "tamper-b").await,
+        &expected_rows(&store, &b.name, "tamper-b").await,
+        "the other cluster",
+    );
+    // The error is kept for `outpost status`.
+    let records = outpost::indexer::checkpoint::load_all(&database)
+        .await
+        .unwrap();
+    let a_record = records.iter().find(|r| r.cluster == "tamper-a").unwrap();
+    assert!(
+        a_record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains(&key.relative))
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_segment_leaves_its_cluster_untouched_sqlite() {
+    a_tampered_segment_leaves_its_cluster_untouched("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_segment_leaves_its_cluster_untouched_postgres() {
+    a_tampered_segment_leaves_its_cluster_untouched("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_segment_leaves_its_cluster_untouched_mariadb() {
+    a_tampered_segment_leaves_its_cluster_untouched("mysql").await;
+}
+
+async fn concurrent_and_cancelled_runs_converge(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    // A second connection pool: a second indexer process.
+    let other = Database::connect(&db.url, None).await.unwrap();
+    let mut sims: Vec<SimCluster> = (0..3)
+        .map(|i| SimCluster::new(&store, &format!("race-{i}"), 20 + i, 300))
+        .collect();
+    for sim in &mut sims {
+        sim.ship().await;
+    }
+    // Cancel a run part-way through (its transaction's connection is dropped), several times at
+    // different points; then two indexers at once.
+    for delay_ms in [5, 20, 60] {
+        let run = indexer(&store, &database);
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(delay_ms), async move {
+            run.run_once(None).await
+        })
+        .await;
+    }
+    for round in 0..3 {
+        let (first, second) = (indexer(&store, &database), indexer(&store, &other));
+        let (one, two) = tokio::join!(first.run_once(None), second.run_once(None));
+        for report in [one.unwrap(), two.unwrap()] {
+            let failures: Vec<_> = report
+                .failures()
+                .map(|(c, e)| (c.to_string(), outpost::error_chain(e)))
+                .collect();
+            assert!(failures.is_empty(), "round {round}: {failures:?}");
+        }
+        for sim in &sims {
+            let account = sim.name.as_str();
+            assert_same(
+                &stored_rows(&database, account).await,
+                &expected_rows(&store, &sim.name, account).await,
+                &format!("{kind} round {round}: {account}"),
+            );
+        }
+        for sim in &mut sims {
+            sim.churn(15.0, 2.0);
+            sim.ship().await;
+        }
+    }
+    // Exactly one checkpoint per cluster, at its head.
+    let records = outpost::indexer::checkpoint::load_all(&database)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 3);
+    database.close().await;
+    other.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_cancelled_runs_converge_sqlite() {
+    concurrent_and_cancelled_runs_converge("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_cancelled_runs_converge_postgres() {
+    concurrent_and_cancelled_runs_converge("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_and_cancelled_runs_converge_mariadb() {
+    concurrent_and_cancelled_runs_converge("mysql").await;
+}
