@@ -6,7 +6,10 @@
 //! - 2: the command could not run: bad arguments or configuration, an unreachable bucket.
 
 mod agent;
+mod demo;
+mod index;
 mod inspect;
+mod status;
 
 use std::process::ExitCode;
 
@@ -44,6 +47,9 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     Agent(Box<crate::agent::config::AgentArgs>),
+    Index(Box<index::IndexArgs>),
+    Status(status::StatusArgs),
+    Demo(demo::DemoArgs),
     Inspect(inspect::InspectArgs),
 }
 
@@ -67,6 +73,9 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Agent(args) => agent::run(*args).await,
+            Command::Index(args) => index::run(*args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
         }
     });

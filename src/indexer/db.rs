@@ -126,6 +126,18 @@ impl Database {
             url: display_url.clone(),
             reason: format!("{e}"),
         })?;
+        // One direct attempt first: an unreachable or misconfigured database fails at once
+        // with its own error instead of after the pool's acquire timeout.
+        {
+            use sqlx::Connection;
+            let probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .map_err(|source| Error::Connect {
+                    url: display_url.clone(),
+                    source,
+                })?;
+            let _ = probe.close().await;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(30))

@@ -1,0 +1,244 @@
+//! `outpost index`: load a bucket's clusters into Clouddriver's SQL cache, once or in a loop.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::agent::config::parse_duration;
+use crate::agent::schedule::Trigger;
+use crate::cache::{CacheOptions, KindFilter};
+use crate::format::ClusterName;
+use crate::indexer::{ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, RunReport};
+use crate::store::Store;
+
+use super::EXIT_FAULT;
+
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Load the bucket's clusters into Clouddriver's SQL cache (once, or in a loop)",
+    long_about = "Reads every cluster's head.json, verifies the segments it has not applied yet and applies them to the database: its own outpost_* tables and Clouddriver's cats_v1_* tables, rows and checkpoint in one transaction per cluster, so runs may overlap, crash and be retried without losing or duplicating a change. A cluster whose data is faulty is reported and left untouched; the others go on.\n\nWith --once, exits 1 if any cluster failed. In a loop (--interval or --schedule), a failing run is logged and the loop goes on.",
+    after_help = "Examples:\n  outpost index --bucket s3://fleet-bucket/prod --db postgres://clouddriver@db/clouddriver --once\n  outpost index --bucket gs://fleet --db mysql://clouddriver:secret@db/clouddriver --interval 30s\n  outpost index --bucket file:///var/tmp/outpost-demo --db sqlite:///var/tmp/cache.db --once --cluster eu-1"
+)]
+pub struct IndexArgs {
+    /// The bucket URL (file://, memory://, s3://, gs://, az://).
+    #[arg(long, env = "OUTPOST_BUCKET")]
+    pub bucket: String,
+    /// The database: postgres://, mysql:// (MySQL or MariaDB) or sqlite:// URL.
+    #[arg(long, env = "OUTPOST_DB", hide_env_values = true)]
+    pub db: String,
+    /// Index once and exit (the default when neither --interval nor --schedule is given).
+    #[arg(long, conflicts_with_all = ["interval", "schedule"])]
+    pub once: bool,
+    /// Index again this long after each run starts, e.g. 30s.
+    #[arg(long, env = "OUTPOST_INDEX_INTERVAL", value_parser = parse_duration, conflicts_with = "schedule")]
+    pub interval: Option<Duration>,
+    /// Index on a cron schedule (5 fields, or 6 with seconds first), e.g. "*/1 * * * *".
+    #[arg(long, env = "OUTPOST_INDEX_SCHEDULE")]
+    pub schedule: Option<String>,
+    /// Only these clusters (repeatable); default every cluster in the bucket.
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// The `agent` column; `{account}` is replaced by the account.
+    #[arg(long, env = "OUTPOST_AGENT_NAME", default_value = crate::indexer::DEFAULT_AGENT_TEMPLATE)]
+    pub agent_name: String,
+    /// Cache only these kinds (Clouddriver's kubernetes.cache.cacheKinds), e.g. deployment,replicaSet,Rollout.argoproj.io.
+    #[arg(long, value_delimiter = ',', conflicts_with = "cache_all")]
+    pub cache_kinds: Vec<String>,
+    /// Cache every registered and custom kind (kubernetes.cache.cacheAll).
+    #[arg(long)]
+    pub cache_all: bool,
+    /// Only objects with a moniker.spinnaker.io/application annotation (onlySpinnakerManaged).
+    #[arg(long)]
+    pub only_spinnaker_managed: bool,
+    /// Flag a cluster STALE when its heartbeat is this old [default: 15m].
+    #[arg(long, env = "OUTPOST_STALE_AFTER", value_parser = parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// Evict a cluster's rows when its heartbeat is this old [default: 24h].
+    #[arg(long, env = "OUTPOST_EVICT_AFTER", value_parser = parse_duration)]
+    pub evict_after: Option<Duration>,
+    /// A YAML claim policy: which accounts each cluster may claim (a malformed one stops the run).
+    #[arg(long, env = "OUTPOST_CLAIM_POLICY")]
+    pub policy: Option<std::path::PathBuf>,
+    /// Accept (and pin anew) a changed identity of this cluster (repeatable).
+    #[arg(long)]
+    pub allow_identity_change: Vec<String>,
+    /// Clouddriver's sql.table-namespace, if it uses one.
+    #[arg(long, env = "OUTPOST_TABLE_NAMESPACE")]
+    pub table_namespace: Option<String>,
+}
+
+/// The validated options (nothing is connected before this succeeds).
+pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
+    let defaults = Graces::default();
+    let graces = Graces {
+        stale_after: args.stale_after.unwrap_or(defaults.stale_after),
+        evict_after: args.evict_after.unwrap_or(defaults.evict_after),
+    };
+    graces
+        .check()
+        .map_err(|reason| anyhow::anyhow!("invalid --stale-after/--evict-after: {reason}"))?;
+    if !args.agent_name.contains("{account}") {
+        anyhow::bail!(
+            "invalid --agent-name {:?}: it must contain {{account}} (one agent per account)",
+            args.agent_name
+        );
+    }
+    let policy = match &args.policy {
+        Some(path) => ClaimPolicy::load(path)?,
+        None => ClaimPolicy::Open,
+    };
+    let kinds = if args.cache_all {
+        KindFilter::All
+    } else if !args.cache_kinds.is_empty() {
+        KindFilter::Only(args.cache_kinds.iter().cloned().collect())
+    } else {
+        KindFilter::Default
+    };
+    Ok(IndexOptions {
+        cache: CacheOptions {
+            kinds,
+            only_spinnaker_managed: args.only_spinnaker_managed,
+            ..CacheOptions::default()
+        },
+        agent_template: args.agent_name.clone(),
+        graces,
+        policy,
+        allow_identity_change: args.allow_identity_change.iter().cloned().collect(),
+        ..IndexOptions::default()
+    })
+}
+
+/// Prints one line per cluster of a run; returns whether any failed.
+fn print_report(report: &RunReport) -> bool {
+    let mut failed = false;
+    for cluster in &report.clusters {
+        let line = match &cluster.result {
+            Ok(Outcome::Applied {
+                snapshot,
+                segments,
+                stats,
+                state,
+            }) => format!(
+                "applied {segments} segment(s){} — {} records, {} rows written, {} unchanged, {} deleted ({state})",
+                if *snapshot { " from a snapshot" } else { "" },
+                stats.records,
+                stats.rows_written,
+                stats.rows_unchanged,
+                stats.rows_deleted
+            ),
+            Ok(Outcome::Unchanged { state }) => format!("unchanged ({state})"),
+            Ok(Outcome::Evicted {
+                rows_deleted,
+                reason,
+            }) => format!("evicted, {rows_deleted} rows deleted: {reason}"),
+            Ok(Outcome::Refused { reason }) => format!("refused: {reason}"),
+            Ok(Outcome::Raced) => "another indexer is applying it; next run".to_string(),
+            Err(e) => {
+                failed = true;
+                format!("FAILED: {}", crate::error_chain(e))
+            }
+        };
+        println!("{}: {line}", cluster.cluster);
+    }
+    failed
+}
+
+pub async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let options = options(&args)?;
+    let only: Vec<ClusterName> = args
+        .clusters
+        .iter()
+        .map(|c| ClusterName::new(c).with_context(|| format!("invalid --cluster {c:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let trigger = match (&args.interval, &args.schedule) {
+        (Some(interval), _) => Some(Trigger::Every(*interval)),
+        (None, Some(schedule)) => Some(Trigger::cron(schedule)?),
+        (None, None) => None,
+    };
+    let store = Store::open(&args.bucket).await?;
+    let database = Database::connect(&args.db, args.table_namespace.as_deref()).await?;
+    let indexer = Indexer {
+        store,
+        database,
+        options,
+    };
+    let only = (!only.is_empty()).then_some(only);
+    let Some(trigger) = trigger else {
+        let report = indexer.run_once(only.as_deref()).await?;
+        let failed = print_report(&report);
+        indexer.database.close().await;
+        return Ok(if failed {
+            ExitCode::from(EXIT_FAULT)
+        } else {
+            ExitCode::SUCCESS
+        });
+    };
+    // The loop: one run per tick; a failing run is logged and counted, and the loop goes on.
+    let mut failures_in_a_row = 0u32;
+    let mut terminate = shutdown_signal();
+    loop {
+        let started = tokio::time::Instant::now();
+        match indexer.run_once(only.as_deref()).await {
+            Ok(report) => {
+                let failed: BTreeSet<&str> = report.failures().map(|(c, _)| c).collect();
+                tracing::info!(
+                    clusters = report.clusters.len(),
+                    failed = failed.len(),
+                    "index run done"
+                );
+                failures_in_a_row = 0;
+            }
+            Err(e) => {
+                failures_in_a_row += 1;
+                tracing::error!(error = %crate::error_chain(&e), failures_in_a_row, "index run failed");
+            }
+        }
+        // Back off (up to 5 min) while whole runs fail; otherwise follow the trigger.
+        let mut delay = trigger.delay(chrono::Utc::now());
+        if failures_in_a_row > 0 {
+            let backoff =
+                Duration::from_secs(5u64 << failures_in_a_row.min(6)).min(Duration::from_secs(300));
+            delay = delay.max(backoff);
+        }
+        let wake = match trigger {
+            Trigger::Every(_) => started + delay,
+            Trigger::Cron(_) => tokio::time::Instant::now() + delay,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = &mut terminate => {
+                tracing::info!("stopping: signal received");
+                indexer.database.close().await;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
+}

@@ -1,0 +1,223 @@
+//! `outpost status`: one row per cluster the indexer knows — account, state, applied vs head
+//! position, objects, lag, last heartbeat, forbidden kinds and the last error.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+
+use crate::format::documents::ForbiddenKind;
+use crate::format::{ClusterName, Head};
+use crate::indexer::{ClusterRecord, ClusterState, Database, checkpoint};
+use crate::store::Store;
+
+use super::EXIT_FAULT;
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Show every cluster the indexer knows: state, position, objects, lag",
+    long_about = "Reads outpost_clusters from the database. With --bucket, also reads each cluster's head.json, to show how far the database is behind the bucket.\n\nExits 1 if any cluster is refused, failed its last run, or is behind a head it cannot apply.",
+    after_help = "Examples:\n  outpost status --db sqlite:///var/tmp/outpost-demo/cache.db\n  outpost status --db postgres://clouddriver@db/clouddriver --bucket s3://fleet-bucket/prod --json"
+)]
+pub struct StatusArgs {
+    /// The database: postgres://, mysql:// or sqlite:// URL.
+    #[arg(long, env = "OUTPOST_DB", hide_env_values = true)]
+    pub db: String,
+    /// Also read each cluster's head.json from this bucket.
+    #[arg(long, env = "OUTPOST_BUCKET")]
+    pub bucket: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One cluster's status.
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    pub cluster: String,
+    pub account: String,
+    pub state: String,
+    /// The position applied: `epoch/seq`.
+    pub applied: Option<String>,
+    /// The head's position, as last read (or read now with --bucket).
+    pub head: Option<String>,
+    pub objects: i64,
+    /// Seconds from the head's last change to when it was applied.
+    pub lag_seconds: Option<f64>,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub forbidden_kinds: Vec<String>,
+    pub error: Option<String>,
+}
+
+fn position(epoch: &Option<String>, seq: Option<i64>) -> Option<String> {
+    Some(format!("{}/{}", epoch.as_deref()?, seq?))
+}
+
+fn status_of(record: &ClusterRecord, head: Option<&Head>) -> ClusterStatus {
+    let forbidden: Vec<ForbiddenKind> = record
+        .forbidden_kinds
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_default();
+    ClusterStatus {
+        cluster: record.cluster.clone(),
+        account: record.account.clone(),
+        state: record.state.to_string(),
+        applied: position(&record.epoch, record.seq),
+        head: match head {
+            Some(head) => Some(format!("{}/{}", head.epoch, head.seq)),
+            None => position(&record.head_epoch, record.head_seq),
+        },
+        objects: record.objects,
+        lag_seconds: record.lag_ms.map(|ms| ms as f64 / 1000.0),
+        last_heartbeat: head.map(|h| h.heartbeat_at).or_else(|| {
+            record
+                .heartbeat_at
+                .and_then(DateTime::from_timestamp_millis)
+        }),
+        forbidden_kinds: forbidden.into_iter().map(|f| f.kind).collect(),
+        error: record.error.clone(),
+    }
+}
+
+/// Reads every cluster's status (and heads, when a store is given).
+pub async fn collect(
+    database: &Database,
+    store: Option<&Store>,
+) -> anyhow::Result<Vec<ClusterStatus>> {
+    let records = checkpoint::load_all(database).await?;
+    let mut statuses = Vec::with_capacity(records.len());
+    for record in &records {
+        let head = match (store, ClusterName::new(&record.cluster)) {
+            (Some(store), Ok(name)) => {
+                let key = store.layout().head(&name);
+                match store.get(&key).await {
+                    Ok((bytes, _)) => Head::from_json(&key.to_string(), &bytes).ok(),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        statuses.push(status_of(record, head.as_ref()));
+    }
+    Ok(statuses)
+}
+
+fn age(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match at {
+        None => "-".into(),
+        Some(at) => {
+            let seconds = (now - at).num_seconds().max(0);
+            match seconds {
+                0..60 => format!("{seconds}s ago"),
+                60..3600 => format!("{}m ago", seconds / 60),
+                3600..86400 => format!("{}h ago", seconds / 3600),
+                _ => format!("{}d ago", seconds / 86400),
+            }
+        }
+    }
+}
+
+/// Writes the status table.
+pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io::Result<()> {
+    let now = Utc::now();
+    let rows: Vec<[String; 9]> = statuses
+        .iter()
+        .map(|s| {
+            [
+                s.cluster.clone(),
+                s.account.clone(),
+                s.state.clone(),
+                s.applied.clone().map_or("-".into(), short_position),
+                s.head.clone().map_or("-".into(), short_position),
+                s.objects.to_string(),
+                s.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
+                age(s.last_heartbeat, now),
+                if s.forbidden_kinds.is_empty() {
+                    "-".into()
+                } else {
+                    s.forbidden_kinds.join(",")
+                },
+            ]
+        })
+        .collect();
+    let header = [
+        "CLUSTER",
+        "ACCOUNT",
+        "STATE",
+        "APPLIED",
+        "HEAD",
+        "OBJECTS",
+        "LAG",
+        "HEARTBEAT",
+        "FORBIDDEN",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    for s in statuses.iter().filter(|s| s.error.is_some()) {
+        writeln!(
+            out,
+            "{}: {}",
+            s.cluster,
+            s.error.as_deref().unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+/// `epoch/seq` with the epoch's random part dropped, for the table.
+fn short_position(position: String) -> String {
+    match position.split_once('/') {
+        Some((epoch, seq)) => {
+            let epoch = epoch.split('-').next().unwrap_or(epoch);
+            format!("{epoch}/{seq}")
+        }
+        None => position,
+    }
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let database = Database::connect(&args.db, None).await?;
+    let store = match &args.bucket {
+        Some(bucket) => Some(Store::open(bucket).await?),
+        None => None,
+    };
+    let statuses = collect(&database, store.as_ref()).await?;
+    database.close().await;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &statuses)?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, &statuses)?;
+    }
+    let unhealthy = statuses.iter().any(|s| {
+        s.error.is_some() && s.state != ClusterState::Evicted.as_str()
+            || s.state == ClusterState::Refused.as_str()
+    });
+    Ok(if unhealthy {
+        ExitCode::from(EXIT_FAULT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
