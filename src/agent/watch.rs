@@ -73,7 +73,12 @@ pub async fn discover(
         )
     });
     for group in groups {
-        for (resource, capabilities) in group.recommended_resources() {
+        // Each kind at the group's preferred version when it is served there, else at its most
+        // stable version: e.g. CronJob, served only as batch/v1beta1 by API servers before
+        // 1.21, whose batch group prefers v1.
+        let preferred = group.recommended_resources();
+        let others = group.resources_by_stability();
+        for (resource, capabilities) in preferred.into_iter().chain(others) {
             let name = kind_name(&resource.api_version, &resource.kind);
             kinds.entry(name).or_insert((resource, capabilities));
         }
