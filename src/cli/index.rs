@@ -32,6 +32,11 @@ pub struct IndexArgs {
     /// Index once and exit (the default when neither --interval nor --schedule is given).
     #[arg(long, conflicts_with_all = ["interval", "schedule"])]
     pub once: bool,
+    /// Serve as an AWS Lambda function: a scheduled event indexes every cluster, an S3 event
+    /// notification the clusters its keys name. (Started with no arguments inside Lambda, the
+    /// binary does this by itself.)
+    #[arg(long, conflicts_with_all = ["once", "interval", "schedule", "clusters"])]
+    pub lambda: bool,
     /// Index again this long after each run starts, e.g. 30s.
     #[arg(long, env = "OUTPOST_INDEX_INTERVAL", value_parser = parse_duration, conflicts_with = "schedule")]
     pub interval: Option<Duration>,
@@ -146,7 +151,28 @@ fn print_report(report: &RunReport) -> bool {
     failed
 }
 
+/// Environment variables the Lambda runtime needs (it panics without them).
+const LAMBDA_VARIABLES: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
 pub async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    if args.lambda {
+        let missing: Vec<&str> = LAMBDA_VARIABLES
+            .iter()
+            .copied()
+            .filter(|v| std::env::var_os(v).is_none())
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "--lambda runs only inside AWS Lambda: {} not set",
+                missing.join(", ")
+            );
+        }
+    }
     let options = options(&args)?;
     let only: Vec<ClusterName> = args
         .clusters
@@ -166,6 +192,12 @@ pub async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
         options,
     };
     let only = (!only.is_empty()).then_some(only);
+    if args.lambda {
+        crate::indexer::lambda::serve(indexer)
+            .await
+            .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(trigger) = trigger else {
         let report = indexer.run_once(only.as_deref()).await?;
         let failed = print_report(&report);

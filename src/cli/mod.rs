@@ -56,7 +56,15 @@ enum Command {
 /// Runs the command line and turns the outcome into an exit code, printing any error once with
 /// its chain of causes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Inside AWS Lambda (a custom runtime runs its `bootstrap` without arguments), serve the
+    // indexer; its settings come from OUTPOST_* variables.
+    let lambda =
+        std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let cli = if lambda {
+        Cli::parse_from(["outpost", "index", "--lambda"])
+    } else {
+        Cli::parse()
+    };
     // kube, object_store and aws-config all use rustls: one process-wide crypto provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     init_logging(cli.log_format, &cli.log);

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod checkpoint;
+pub mod lambda;
 pub mod db;
 pub mod lifecycle;
 pub mod policy;

@@ -144,6 +144,22 @@ impl Layout {
         ClusterName::new(name.as_ref()).ok()
     }
 
+    /// The cluster an object key (full or relative) belongs to, e.g. from a bucket event
+    /// notification; `None` for keys outside this layout's clusters.
+    pub fn cluster_of_key(&self, key: &str) -> Option<ClusterName> {
+        let relative = if self.prefix.is_empty() {
+            key
+        } else {
+            key.strip_prefix(&format!("{}/", self.prefix()))?
+        };
+        let rest = relative.strip_prefix(&format!("{FORMAT_ROOT}/clusters/"))?;
+        let (cluster, file) = rest.split_once('/')?;
+        if file.is_empty() {
+            return None;
+        }
+        ClusterName::new(cluster).ok()
+    }
+
     /// Parses a segment key (full or relative) back into its parts.
     pub fn parse_segment(
         &self,
@@ -274,6 +290,32 @@ mod tests {
         assert_eq!(
             layout.cluster_of_dir(&Path::from("q/outpost/v1/clusters/abc")),
             None
+        );
+    }
+
+    #[test]
+    fn keys_name_their_cluster() {
+        let layout = Layout::new("fleet/prod").unwrap();
+        for key in [
+            "fleet/prod/outpost/v1/clusters/eu-1/head.json",
+            "fleet/prod/outpost/v1/clusters/eu-1/epochs/1795435140000-0f1e2d3c/0000000000000002.diff.ndjson.zst",
+            "fleet/prod/outpost/v1/clusters/eu-1/decommissioned.json",
+        ] {
+            assert_eq!(layout.cluster_of_key(key), Some(cluster("eu-1")), "{key}");
+        }
+        for key in [
+            "fleet/prod/outpost/v1/clusters/eu-1/",
+            "fleet/prod/outpost/v1/clusters/eu-1",
+            "fleet/other/outpost/v1/clusters/eu-1/head.json",
+            "fleet/prod/outpost/v2/clusters/eu-1/head.json",
+            "fleet/prod/outpost/v1/clusters/EU_1/head.json",
+        ] {
+            assert_eq!(layout.cluster_of_key(key), None, "{key}");
+        }
+        let bare = Layout::new("").unwrap();
+        assert_eq!(
+            bare.cluster_of_key("outpost/v1/clusters/a/head.json"),
+            Some(cluster("a"))
         );
     }
 
