@@ -11,7 +11,9 @@ use crate::agent::config::parse_duration;
 use crate::agent::schedule::Trigger;
 use crate::cache::{CacheOptions, KindFilter};
 use crate::format::ClusterName;
-use crate::indexer::{ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, RunReport};
+use crate::indexer::{
+    ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, ProgressHook, RunReport,
+};
 use crate::store::Store;
 
 use super::EXIT_FAULT;
@@ -112,8 +114,40 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
         graces,
         policy,
         allow_identity_change: args.allow_identity_change.iter().cloned().collect(),
+        progress: terminal_progress(),
         ..IndexOptions::default()
     })
+}
+
+/// Progress bars for large snapshot loads when stderr is a terminal (logs otherwise).
+fn terminal_progress() -> ProgressHook {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return ProgressHook::default();
+    }
+    let bars = indicatif::MultiProgress::new();
+    let open: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>> =
+        std::sync::Mutex::default();
+    ProgressHook(Some(std::sync::Arc::new(
+        move |cluster: &str, done: u64, total: u64| {
+            let Ok(mut open) = open.lock() else { return };
+            let bar = open.entry(cluster.to_string()).or_insert_with(|| {
+                let bar = bars.add(indicatif::ProgressBar::new(total));
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} objects ({per_sec})",
+                ) {
+                    bar.set_style(style);
+                }
+                bar.set_prefix(cluster.to_string());
+                bar
+            });
+            bar.set_position(done);
+            if done >= total {
+                bar.finish_and_clear();
+                open.remove(cluster);
+            }
+        },
+    )))
 }
 
 /// Prints one line per cluster of a run; returns whether any failed.

@@ -3,8 +3,8 @@
 
 pub mod apply;
 pub mod checkpoint;
-pub mod lambda;
 pub mod db;
+pub mod lambda;
 pub mod lifecycle;
 pub mod policy;
 pub mod run;
@@ -75,6 +75,24 @@ impl Error {
     }
 }
 
+/// Snapshots of at least this many records report their loading progress.
+pub const PROGRESS_FROM_RECORDS: u64 = 10_000;
+
+/// Called while a large snapshot loads: (cluster, records loaded, records in all). Without one,
+/// progress is logged.
+#[derive(Clone, Default)]
+pub struct ProgressHook(pub Option<std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ProgressHook(set)"
+        } else {
+            "ProgressHook(none)"
+        })
+    }
+}
+
 /// Records per batched snapshot write.
 const APPLY_BATCH: usize = 400;
 
@@ -101,6 +119,8 @@ pub struct IndexOptions {
     pub allow_identity_change: BTreeSet<String>,
     /// Decoding limits for segments.
     pub limits: DecodeLimits,
+    /// Progress of large snapshot loads (a terminal's progress bars); logged when unset.
+    pub progress: ProgressHook,
 }
 
 impl Default for IndexOptions {
@@ -112,6 +132,7 @@ impl Default for IndexOptions {
             policy: ClaimPolicy::Open,
             allow_identity_change: BTreeSet::new(),
             limits: DecodeLimits::default(),
+            progress: ProgressHook::default(),
         }
     }
 }

@@ -624,7 +624,20 @@ impl Indexer {
         let cluster = segment.cluster.clone();
         let mut reader = SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
             .map_err(|e| Error::format(&cluster, e))?;
+        let total = reader.header().counts.put;
+        let mut done = 0u64;
+        let mut logged = 0u64;
         loop {
+            if total >= super::PROGRESS_FROM_RECORDS {
+                match &self.options.progress.0 {
+                    Some(report) => report(&cluster, done, total),
+                    None if done >= logged + super::PROGRESS_FROM_RECORDS || done == 0 => {
+                        tracing::info!(cluster = %cluster, done, total, "loading snapshot");
+                        logged = done;
+                    }
+                    None => {}
+                }
+            }
             let mut batch = Vec::with_capacity(super::apply_batch());
             while batch.len() < super::apply_batch() {
                 match reader
@@ -638,7 +651,13 @@ impl Indexer {
             if batch.is_empty() {
                 break;
             }
+            done += batch.len() as u64;
             writer.load_batch(batch).await?;
+        }
+        if total >= super::PROGRESS_FROM_RECORDS
+            && let Some(report) = &self.options.progress.0
+        {
+            report(&cluster, total, total);
         }
         Ok(())
     }
