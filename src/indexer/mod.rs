@@ -81,7 +81,10 @@ pub const PROGRESS_FROM_RECORDS: u64 = 10_000;
 /// Called while a large snapshot loads: (cluster, records loaded, records in all). Without one,
 /// progress is logged.
 #[derive(Clone, Default)]
-pub struct ProgressHook(pub Option<std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>>);
+pub struct ProgressHook(pub Option<std::sync::Arc<ReportProgress>>);
+
+/// (cluster, records loaded, records in all).
+pub type ReportProgress = dyn Fn(&str, u64, u64) + Send + Sync;
 
 impl std::fmt::Debug for ProgressHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
