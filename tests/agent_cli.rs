@@ -236,3 +236,35 @@ async fn a_cron_schedule_drives_the_shipping() {
     signal(&child, "TERM");
     assert!(child.wait().unwrap().success());
 }
+
+#[tokio::test]
+async fn a_simulated_cluster_honours_the_kind_and_namespace_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let store = Store::open(&url).await.unwrap();
+    let cluster = ClusterName::new("selected").unwrap();
+    let mut child = agent(
+        &url,
+        "selected",
+        &[
+            "--interval",
+            "1h",
+            "--kinds",
+            "Deployment,Service,Namespace",
+            "--omit-namespaces",
+            "kube-system",
+        ],
+    );
+    wait_head(&store, &cluster, "the first snapshot", |_| true).await;
+    signal(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+    let (_, objects) = common::replay(&store, &cluster).await.unwrap();
+    let kinds: std::collections::BTreeSet<&str> =
+        objects.keys().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["Deployment", "Namespace", "Service"].into_iter().collect()
+    );
+    assert!(objects.keys().all(|(_, ns, _)| ns != "kube-system"));
+    assert!(objects.len() > 10, "{} objects", objects.len());
+}

@@ -72,7 +72,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 config.redaction.rules.clone(),
             )?);
             let churn = Churn::new(rand::random(), *approx_objects);
-            let scopes = simulated_scopes(&churn);
+            let scopes = simulated_scopes(&churn, &selection(&config));
             identity.kinds = scopes.iter().map(|s| s.kind.clone()).collect();
             identity.server_version = Some("simulated".into());
             tokio::spawn(simulate(
@@ -80,6 +80,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 *changes_per_second,
                 redactor.clone(),
                 scopes.clone(),
+                selection(&config),
                 events_tx,
             ));
             (redactor, scopes, None)
@@ -332,17 +333,38 @@ async fn describe_cluster(client: &kube::Client, config: &kube::Config, identity
         .map(|der| crate::format::sha256_hex(der));
 }
 
-/// One scope per kind of the simulated cluster.
-fn simulated_scopes(churn: &Churn) -> BTreeSet<Scope> {
+/// One scope per kind of the simulated cluster that the configuration selects (`kinds`,
+/// `omitKinds`); like a real cluster's, configured kinds it does not have are not watched.
+fn simulated_scopes(churn: &Churn, selection: &Selection) -> BTreeSet<Scope> {
     churn
         .initial()
         .iter()
         .filter_map(|o| Some(kind_name(o["apiVersion"].as_str()?, o["kind"].as_str()?)))
+        .filter(|kind| selection.kinds.contains(kind))
         .map(|kind| Scope {
             kind,
             namespace: None,
         })
         .collect()
+}
+
+/// Whether a simulated object is selected: its kind is watched and its namespace is not
+/// excluded (`namespaces`, `omitNamespaces`).
+fn simulated_selected(
+    object: &serde_json::Value,
+    scopes: &BTreeSet<Scope>,
+    selection: &Selection,
+) -> bool {
+    let kind = kind_name(
+        object["apiVersion"].as_str().unwrap_or_default(),
+        object["kind"].as_str().unwrap_or_default(),
+    );
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+    scopes.iter().any(|s| s.kind == kind)
+        && (namespace.is_empty()
+            || ((selection.namespaces.is_empty()
+                || selection.namespaces.iter().any(|n| n == namespace))
+                && !selection.omit_namespaces.iter().any(|n| n == namespace)))
 }
 
 /// Feeds a simulated cluster's initial list, then its churn once a second, as watch events.
@@ -351,6 +373,7 @@ async fn simulate(
     rate: f64,
     redactor: Arc<Redactor>,
     scopes: BTreeSet<Scope>,
+    selection: Selection,
     events: mpsc::Sender<SourceEvent>,
 ) {
     let scope_of = |object: &serde_json::Value| Scope {
@@ -370,6 +393,9 @@ async fn simulate(
         }
     }
     for object in churn.initial() {
+        if !simulated_selected(&object, &scopes, &selection) {
+            continue;
+        }
         let scope = scope_of(&object);
         if let Some(entry) = redacted_entry(object, &scope, &redactor)
             && events.send(SourceEvent::Apply(entry)).await.is_err()
@@ -377,7 +403,7 @@ async fn simulate(
             return;
         }
     }
-    for scope in scopes {
+    for scope in scopes.clone() {
         if events.send(SourceEvent::RelistDone(scope)).await.is_err() {
             return;
         }
@@ -386,6 +412,10 @@ async fn simulate(
     loop {
         ticker.tick().await;
         for event in churn.step(1.0, rate) {
+            let (ChurnEvent::Apply(object) | ChurnEvent::Delete(object)) = &event;
+            if !simulated_selected(object, &scopes, &selection) {
+                continue;
+            }
             let event = match event {
                 ChurnEvent::Apply(object) => {
                     let scope = scope_of(&object);
