@@ -28,6 +28,18 @@ fmt:
 bench:
     cargo bench --bench codec
 
+# Agent against a real API server holding ~10k objects (memory, CPU per event, time to first
+# snapshot) against a kube-rs reflector; starts and stops its own API server.
+bench-kube:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo bench --bench agent_kube --no-run
+    export OUTPOST_TEST_RUN=${TMPDIR:-/tmp}/outpost-bench-kube
+    trap 'scripts/test-kube stop' EXIT
+    scripts/test-kube start
+    eval "$(scripts/test-kube env)"
+    cargo bench --bench agent_kube
+
 # Write the golden v1 fixtures (refuses to overwrite fixtures/v1: they are frozen once committed).
 fixtures:
     cargo run --example make-fixtures

@@ -38,6 +38,14 @@ fn resource(group: &str, version: &str, kind: &str) -> ApiResource {
     ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind))
 }
 
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 /// Polls `sql` (one text column, or none) until `done` holds; returns how long it took.
 async fn wait_row(
     pool: &sqlx::AnyPool,
@@ -150,6 +158,16 @@ async fn a_change_in_the_cluster_reaches_the_clouddriver_tables() {
         |v| v.is_some(),
     )
     .await;
+
+    // Idle, the agent (started without --config) uses next to no CPU: it once spun a core on
+    // its closed reconfiguration channel.
+    let idle_ticks = cpu_ticks(_agent.0.id());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_ticks = cpu_ticks(_agent.0.id()) - idle_ticks;
+    assert!(
+        idle_ticks < 100,
+        "the idle agent used {idle_ticks} clock ticks of CPU in 3 s (a spinning loop uses ~300)"
+    );
 
     let deployments: Api<DynamicObject> =
         Api::namespaced_with(admin.clone(), &ns, &resource("apps", "v1", "Deployment"));

@@ -205,6 +205,9 @@ impl Watches {
     ) {
         let mut ticker = tokio::time::interval(period);
         ticker.tick().await;
+        // Without a configuration file nobody sends changes: once the channel is closed it is
+        // no longer polled (a closed channel is always ready and would spin this loop).
+        let mut reconfigurable = true;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -216,8 +219,11 @@ impl Watches {
                         Err(error) => tracing::warn!(%error, "API discovery failed; retrying"),
                     }
                 }
-                change = reconfigure.recv() => {
-                    let Some((selection, redactor)) = change else { continue };
+                change = reconfigure.recv(), if reconfigurable => {
+                    let Some((selection, redactor)) = change else {
+                        reconfigurable = false;
+                        continue;
+                    };
                     match discover(&self.client).await {
                         Ok(served) => self.reconfigure(selection, redactor, &served).await,
                         Err(error) => tracing::warn!(%error, "API discovery failed; the new configuration is applied at the next change"),
@@ -302,6 +308,9 @@ impl Drop for Watches {
     }
 }
 
+/// Objects per list page (kube-runtime's default is 500).
+const LIST_PAGE_SIZE: u32 = 100;
+
 async fn watch_one(
     api: Api<DynamicObject>,
     resource: ApiResource,
@@ -310,7 +319,9 @@ async fn watch_one(
     redactor: Arc<Redactor>,
     events: mpsc::Sender<SourceEvent>,
 ) {
-    let mut config = watcher::Config::default();
+    // Small list pages: every kind lists at once at start (and after a 410), and each page is
+    // held parsed until it is redacted, so the page size bounds the agent's peak memory.
+    let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     if let Some(selector) = &selection.label_selector {
         config = config.labels(selector);
     }
