@@ -2003,7 +2003,16 @@ impl ObjectFactory {
             r["limits"] = if self.chance(0.4) {
                 json!({"cpu": cpu, "memory": memory})
             } else {
-                json!({"memory": self.pick(&["256Mi", "512Mi", "1Gi", "1536Mi", "2Gi", "4Gi", "6Gi"])})
+                // A limit below the request is refused by the API server: only those above it.
+                let mebibytes = |q: &str| match q.strip_suffix("Gi") {
+                    Some(g) => g.parse::<u32>().unwrap_or(0) * 1024,
+                    None => q.trim_end_matches("Mi").parse::<u32>().unwrap_or(0),
+                };
+                let at_least: Vec<&str> = ["256Mi", "512Mi", "1Gi", "1536Mi", "2Gi", "4Gi", "6Gi"]
+                    .into_iter()
+                    .filter(|limit| mebibytes(limit) >= mebibytes(memory))
+                    .collect();
+                json!({"memory": self.pick(&at_least)})
             };
         }
         r
@@ -4181,6 +4190,38 @@ mod tests {
             (system - super::super::SYSTEM_OBJECTS).abs() < 1.0,
             "SYSTEM_OBJECTS should be {system:.1}"
         );
+    }
+
+    #[test]
+    fn memory_limits_are_never_below_requests() {
+        let mebibytes = |q: &str| match q.strip_suffix("Gi") {
+            Some(g) => g.parse::<u32>().unwrap() * 1024,
+            None => q.trim_end_matches("Mi").parse::<u32>().unwrap(),
+        };
+        let mut f = ObjectFactory::new(5);
+        let mut checked = 0;
+        for i in 0..200 {
+            for object in f.app(&format!("app{i}")) {
+                let containers = object
+                    .pointer("/spec/template/spec/containers")
+                    .or_else(|| object.pointer("/spec/containers"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for c in containers {
+                    if let (Some(request), Some(limit)) = (
+                        c.pointer("/resources/requests/memory")
+                            .and_then(Value::as_str),
+                        c.pointer("/resources/limits/memory")
+                            .and_then(Value::as_str),
+                    ) {
+                        assert!(mebibytes(limit) >= mebibytes(request), "{c}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} containers with both");
     }
 
     #[test]
