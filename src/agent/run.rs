@@ -176,6 +176,7 @@ impl Agent {
                         status.last_push_seconds = started.elapsed().as_secs_f64();
                         status.ready = true;
                         tracing::info!(cluster = %self.cluster, outcome = ?shipped, "shipped");
+                        return_free_memory();
                     }
                     Shipped::Heartbeat => {
                         status.heartbeats += 1;
@@ -222,4 +223,14 @@ impl Agent {
             }
         }
     }
+}
+
+/// Hands memory the allocator holds but no longer uses back to the system, after each segment
+/// shipped. A snapshot follows a full list (at start, after a 410 or a takeover) whose pages and
+/// parsed objects far outweigh the state that remains, and mimalloc (the binary's allocator)
+/// otherwise keeps such pages for reuse (BENCHMARKS.md). The agent runs on one thread, so this
+/// reaches all of its heap. Harmless where mimalloc is not the global allocator.
+fn return_free_memory() {
+    // SAFETY: `mi_collect` takes no pointers and may be called from any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
