@@ -40,6 +40,12 @@ bench-kube:
     eval "$(scripts/test-kube env)"
     cargo bench --bench agent_kube
 
+# Indexer: a ~100k-object snapshot load against COPY / multi-row INSERT, a 10-object diff into
+# it, peak memory, and one indexer over 1,000 clusters, on the local PostgreSQL and MariaDB
+# (OUTPOST_TEST_POSTGRES_URL / OUTPOST_TEST_MYSQL_URL, or scripts/test-db's defaults).
+bench-indexer *ARGS:
+    cargo bench --bench indexer -- {{ ARGS }}
+
 # Write the golden v1 fixtures (refuses to overwrite fixtures/v1: they are frozen once committed).
 fixtures:
     cargo run --example make-fixtures
