@@ -425,12 +425,7 @@ impl<'c> AccountWriter<'c> {
                 .bind(&after)
                 .fetch_all(&mut *self.conn)
                 .await
-                .map_err(|e| {
-                    self.database.query_error(
-                        format!("cluster {}: listing {}", self.cluster, tables.resource),
-                        e,
-                    )
-                })?
+                .map_err(self.error(format!("listing {}", tables.resource)))?
                 .iter()
                 .map(|row| text(row, "v"))
                 .collect::<Result<_, _>>()
@@ -455,12 +450,10 @@ impl<'c> AccountWriter<'c> {
         for id in ids {
             query = query.bind(id);
         }
-        let result = query.execute(&mut *self.conn).await.map_err(|e| {
-            self.database.query_error(
-                format!("cluster {}: deleting from {table}", self.cluster),
-                e,
-            )
-        })?;
+        let result = query
+            .execute(&mut *self.conn)
+            .await
+            .map_err(self.error(format!("deleting from {table}")))?;
         self.stats.rows_deleted += result.rows_affected();
         Ok(())
     }
@@ -549,12 +542,7 @@ impl<'c> AccountWriter<'c> {
                 .bind(&after)
                 .fetch_all(&mut *self.conn)
                 .await
-                .map_err(|e| {
-                    self.database.query_error(
-                        format!("cluster {}: reading service references", self.cluster),
-                        e,
-                    )
-                })?;
+                .map_err(self.error("reading service references"))?;
             let Some(last) = rows.last() else { break };
             after = text(last, "cache_id").map_err(self.error("reading service references"))?;
             for row in &rows {
@@ -672,6 +660,36 @@ impl<'c> AccountWriter<'c> {
         Ok(())
     }
 
+    /// `(cache_id, column)` of the account's objects in `namespace` that satisfy `condition`
+    /// (SQL over outpost_resources' columns), with `column` decoded from JSON; rows whose value
+    /// is missing or malformed are left out.
+    async fn in_namespace<T: serde::de::DeserializeOwned>(
+        &mut self,
+        namespace: &str,
+        column: &str,
+        condition: &str,
+        what: &str,
+    ) -> Result<Vec<(String, T)>, ApplyError> {
+        let sql = self.sql(&format!(
+            "SELECT cache_id, {column} FROM outpost_resources WHERE account = ? AND namespace = ? AND {condition} AND {column} IS NOT NULL"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(&self.account)
+            .bind(namespace)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error(what))?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = text(row, "cache_id").map_err(self.error(what))?;
+            let value = opt_text(row, column).map_err(self.error(what))?;
+            if let Some(value) = value.and_then(|v| serde_json::from_str(&v).ok()) {
+                found.push((id, value));
+            }
+        }
+        Ok(found)
+    }
+
     /// The selector and reference links of one (new or changed) object with the objects of its
     /// namespace, in both roles.
     async fn partner_links(&mut self, row: &ResourceRow) -> Result<Vec<Link>, ApplyError> {
@@ -679,72 +697,46 @@ impl<'c> AccountWriter<'c> {
         if !row.listed {
             return Ok(links);
         }
-        let is_service = row.cache_type == "service";
+        let link = |declarer: &str, a: &str, b: &str, origin| Link {
+            declarer: declarer.to_string(),
+            a: a.to_string(),
+            b: b.to_string(),
+            origin,
+        };
+        let id = row.cache_id.as_str();
         // As a Service: the ReplicaSets it selects, and the referrers naming it.
-        if is_service {
+        if row.cache_type == "service" {
             if row.cached
                 && let Some(selector) = row
                     .selector
                     .as_deref()
-                    .and_then(|s| serde_json::from_str::<BTreeMap<String, String>>(s).ok())
+                    .and_then(|s| serde_json::from_str::<Labels>(s).ok())
             {
-                let sql = self.sql("SELECT cache_id, template_labels FROM outpost_resources WHERE account = ? AND namespace = ? AND listed = 1 AND template_labels IS NOT NULL");
-                let rows = sqlx::query(&sql)
-                    .bind(&self.account)
-                    .bind(&row.namespace)
-                    .fetch_all(&mut *self.conn)
-                    .await
-                    .map_err(|e| {
-                        self.database.query_error(
-                            format!("cluster {}: reading replica sets", self.cluster),
-                            e,
-                        )
-                    })?;
-                for candidate in &rows {
-                    let id: String =
-                        text(candidate, "cache_id").map_err(self.error("reading replica sets"))?;
-                    let labels: Option<String> = opt_text(candidate, "template_labels")
-                        .map_err(self.error("reading replica sets"))?;
-                    if labels
-                        .and_then(|l| serde_json::from_str::<BTreeMap<String, String>>(&l).ok())
-                        .is_some_and(|labels| selector_matches(&selector, &labels))
-                    {
-                        links.push(Link {
-                            declarer: row.cache_id.clone(),
-                            a: row.cache_id.clone(),
-                            b: id,
-                            origin: SELECTOR,
-                        });
+                let replica_sets: Vec<(String, Labels)> = self
+                    .in_namespace(
+                        &row.namespace,
+                        "template_labels",
+                        "listed = 1",
+                        "reading replica sets",
+                    )
+                    .await?;
+                for (rs, labels) in replica_sets {
+                    if selector_matches(&selector, &labels) {
+                        links.push(link(id, id, &rs, SELECTOR));
                     }
                 }
             }
-            let sql = self.sql("SELECT cache_id, service_refs FROM outpost_resources WHERE account = ? AND namespace = ? AND cached = 1 AND service_refs IS NOT NULL");
-            let rows = sqlx::query(&sql)
-                .bind(&self.account)
-                .bind(&row.namespace)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(|e| {
-                    self.database.query_error(
-                        format!("cluster {}: reading service references", self.cluster),
-                        e,
-                    )
-                })?;
-            for referrer in &rows {
-                let id: String =
-                    text(referrer, "cache_id").map_err(self.error("reading service references"))?;
-                let refs: Option<String> = opt_text(referrer, "service_refs")
-                    .map_err(self.error("reading service references"))?;
-                if refs
-                    .and_then(|r| serde_json::from_str::<Vec<String>>(&r).ok())
-                    .is_some_and(|names| names.contains(&row.name))
-                {
-                    links.push(Link {
-                        declarer: id.clone(),
-                        a: id,
-                        b: row.cache_id.clone(),
-                        origin: REFERENCE,
-                    });
+            let referrers: Vec<(String, Vec<String>)> = self
+                .in_namespace(
+                    &row.namespace,
+                    "service_refs",
+                    "cached = 1",
+                    "reading service references",
+                )
+                .await?;
+            for (referrer, names) in referrers {
+                if names.contains(&row.name) {
+                    links.push(link(&referrer, &referrer, id, REFERENCE));
                 }
             }
         }
@@ -752,34 +744,19 @@ impl<'c> AccountWriter<'c> {
         if let Some(labels) = row
             .template_labels
             .as_deref()
-            .and_then(|l| serde_json::from_str::<BTreeMap<String, String>>(l).ok())
+            .and_then(|l| serde_json::from_str::<Labels>(l).ok())
         {
-            let sql = self.sql("SELECT cache_id, selector FROM outpost_resources WHERE account = ? AND namespace = ? AND cache_type = 'service' AND cached = 1 AND selector IS NOT NULL");
-            let rows = sqlx::query(&sql)
-                .bind(&self.account)
-                .bind(&row.namespace)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(|e| {
-                    self.database
-                        .query_error(format!("cluster {}: reading services", self.cluster), e)
-                })?;
-            for service in &rows {
-                let id: String =
-                    text(service, "cache_id").map_err(self.error("reading services"))?;
-                let selector: Option<String> =
-                    opt_text(service, "selector").map_err(self.error("reading services"))?;
-                if id != row.cache_id
-                    && selector
-                        .and_then(|s| serde_json::from_str::<BTreeMap<String, String>>(&s).ok())
-                        .is_some_and(|selector| selector_matches(&selector, &labels))
-                {
-                    links.push(Link {
-                        declarer: id.clone(),
-                        a: id,
-                        b: row.cache_id.clone(),
-                        origin: SELECTOR,
-                    });
+            let services: Vec<(String, Labels)> = self
+                .in_namespace(
+                    &row.namespace,
+                    "selector",
+                    "cache_type = 'service' AND cached = 1",
+                    "reading services",
+                )
+                .await?;
+            for (service, selector) in services {
+                if service != id && selector_matches(&selector, &labels) {
+                    links.push(link(&service, &service, id, SELECTOR));
                 }
             }
         }
@@ -799,17 +776,9 @@ impl<'c> AccountWriter<'c> {
                     .bind(&service)
                     .fetch_one(&mut *self.conn)
                     .await
-                    .map_err(|e| {
-                        self.database
-                            .query_error(format!("cluster {}: reading services", self.cluster), e)
-                    })?;
+                    .map_err(self.error("reading services"))?;
                 if count > 0 {
-                    links.push(Link {
-                        declarer: row.cache_id.clone(),
-                        a: row.cache_id.clone(),
-                        b: service,
-                        origin: REFERENCE,
-                    });
+                    links.push(link(id, id, &service, REFERENCE));
                 }
             }
         }
@@ -950,12 +919,10 @@ impl<'c> AccountWriter<'c> {
         for id in &ids {
             query = query.bind(*id);
         }
-        let stored_rows = query.fetch_all(&mut *self.conn).await.map_err(|e| {
-            self.database.query_error(
-                format!("cluster {}: reading {}", self.cluster, tables.resource),
-                e,
-            )
-        })?;
+        let stored_rows = query
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error(format!("reading {}", tables.resource)))?;
         let mut stored: BTreeMap<String, (String, String)> = BTreeMap::new();
         for row in stored_rows {
             let id: String = text(&row, "id").map_err(self.error("reading cache rows"))?;
@@ -1023,12 +990,10 @@ impl<'c> AccountWriter<'c> {
                     .bind(body)
                     .bind(self.now_ms);
             }
-            query.execute(&mut *self.conn).await.map_err(|e| {
-                self.database.query_error(
-                    format!("cluster {}: writing {}", self.cluster, tables.resource),
-                    e,
-                )
-            })?;
+            query
+                .execute(&mut *self.conn)
+                .await
+                .map_err(self.error(format!("writing {}", tables.resource)))?;
             self.stats.rows_written += chunk.len() as u64;
         }
         Ok(())
@@ -1077,12 +1042,10 @@ impl<'c> AccountWriter<'c> {
                     .bind(&row.service_refs)
                     .bind(&row.object);
             }
-            query.execute(&mut *self.conn).await.map_err(|e| {
-                self.database.query_error(
-                    format!("cluster {}: writing outpost_resources", self.cluster),
-                    e,
-                )
-            })?;
+            query
+                .execute(&mut *self.conn)
+                .await
+                .map_err(self.error("writing outpost_resources"))?;
         }
         Ok(())
     }
@@ -1102,12 +1065,10 @@ impl<'c> AccountWriter<'c> {
                     .bind(&link.b)
                     .bind(link.origin);
             }
-            query.execute(&mut *self.conn).await.map_err(|e| {
-                self.database.query_error(
-                    format!("cluster {}: writing outpost_links", self.cluster),
-                    e,
-                )
-            })?;
+            query
+                .execute(&mut *self.conn)
+                .await
+                .map_err(self.error("writing outpost_links"))?;
         }
         Ok(())
     }
@@ -1126,15 +1087,7 @@ impl<'c> AccountWriter<'c> {
                 .bind(&self.agent)
                 .execute(&mut *self.conn)
                 .await
-                .map_err(|e| {
-                    self.database.query_error(
-                        format!(
-                            "cluster {}: evicting from {}",
-                            self.cluster, tables.resource
-                        ),
-                        e,
-                    )
-                })?;
+                .map_err(self.error(format!("evicting from {}", tables.resource)))?;
             self.stats.rows_deleted += result.rows_affected();
         }
         Ok(())
