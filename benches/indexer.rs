@@ -17,7 +17,6 @@
 //!
 //! `cargo bench --bench indexer` (or `just bench-indexer`). Options after `--`: `--objects N`,
 //! `--clusters N`, `--fleet-objects N`, `--skip phases,fleet,mysql,sqlite,check`; diagnostics:
-//! `--phases-analyze` (the step-by-step replay runs ANALYZE after inserting the objects),
 //! `--pg-jit-off`, `--keep-databases`. Database servers:
 //! `OUTPOST_TEST_POSTGRES_URL` / `OUTPOST_TEST_MYSQL_URL`, by default the local ones
 //! (postgres://postgres@127.0.0.1:5432/postgres, mysql://root@127.0.0.1:3306/mysql). Under
@@ -883,8 +882,7 @@ async fn snapshot_phases(
     store: &Store,
     database: &Database,
     cluster: &ClusterName,
-    analyze: bool,
-) -> (Vec<(&'static str, PhaseTime)>, Vec<(String, Vec<String>)>) {
+) -> Vec<(&'static str, PhaseTime)> {
     let procs = procs_of(database.dialect());
     let mut phases = Vec::new();
     let options = IndexOptions::default();
@@ -947,46 +945,27 @@ async fn snapshot_phases(
     let clock = Clock::start(procs);
     let previous = writer.cached_types().await.expect("types");
     writer.begin_snapshot().await.expect("begins the snapshot");
-    let mut reader =
-        SegmentReader::new("snapshot", &bytes[..], &options.limits).expect("a segment");
-    loop {
-        let mut batch = Vec::with_capacity(400);
-        while batch.len() < 400 {
-            match reader.next_record().expect("a record") {
-                Some(record) => batch.push(record),
-                None => break,
-            }
-        }
-        if batch.is_empty() {
-            break;
-        }
+    for batch in batches(&bytes, &options) {
         writer.load_batch(batch).await.expect("loads a batch");
     }
     phases.push((
-        "objects → outpost_resources + direct links (load_batch)",
+        "pass 1: objects → outpost_resources, graph in memory (load_batch)",
         clock.stop(),
     ));
-    if analyze {
-        // A diagnostic, not what the indexer does: statistics for the rows just inserted.
-        drop(writer);
-        let clock = Clock::start(procs);
-        sqlx::Executor::execute(&mut *tx.conn(), "ANALYZE outpost_resources, outpost_links")
-            .await
-            .expect("ANALYZE");
-        phases.push((
-            "ANALYZE outpost_resources, outpost_links (diagnostic, in the transaction)",
-            clock.stop(),
-        ));
-        writer = AccountWriter::new(
-            database,
-            tx.conn(),
-            name,
-            name,
-            &agent,
-            &options.cache,
-            now_ms,
-        );
+    let clock = Clock::start(procs);
+    writer.link_snapshot().await.expect("links the snapshot");
+    phases.push((
+        "partners matched, every link → outpost_links (link_snapshot)",
+        clock.stop(),
+    ));
+    let clock = Clock::start(procs);
+    for batch in batches(&bytes, &options) {
+        writer.write_batch(batch).await.expect("writes a batch");
     }
+    phases.push((
+        "pass 2: every object's cats row computed and written (write_batch)",
+        clock.stop(),
+    ));
     let clock = Clock::start(procs);
     writer
         .finish_snapshot(&previous)
@@ -994,137 +973,30 @@ async fn snapshot_phases(
         .expect("finishes the snapshot");
     let rows = writer.stats().rows_written;
     phases.push((
-        "partner links + every cats row computed and written (finish_snapshot)",
+        "logical rows, vanished rows deleted (finish_snapshot)",
         clock.stop(),
     ));
     drop(writer);
-    let plans = if database.dialect() == Dialect::Postgres {
-        explain_recompute(database, tx.conn(), name, &agent).await
-    } else {
-        Vec::new()
-    };
     let clock = Clock::start(procs);
     tx.commit().await.expect("commits");
     phases.push(("COMMIT", clock.stop()));
     eprintln!("  (phase replay wrote {rows} cats rows)");
-    (phases, plans)
+    phases
 }
 
-/// PostgreSQL's plans, inside the load's transaction (the tables were filled in it: no
-/// statistics yet), for the three statements `recompute` runs per batch of 400 ids, with 400
-/// pod ids: custom and generic plans (the indexer's statements are prepared and reused, so
-/// PostgreSQL may switch to a generic plan after five executions).
-async fn explain_recompute(
-    database: &Database,
-    conn: &mut sqlx::AnyConnection,
-    account: &str,
-    agent: &str,
-) -> Vec<(String, Vec<String>)> {
-    use sqlx::Executor;
-    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
-    let pods = database.cache_tables("pod").expect("a name").resource;
-    let ids: Vec<String> = sqlx::query(&database.sql(&format!(
-        "SELECT id AS v FROM {pods} WHERE agent = ? ORDER BY id LIMIT 400"
-    )))
-    .bind(agent)
-    .fetch_all(&mut *conn)
-    .await
-    .expect("reads pod ids")
-    .iter()
-    .map(|row| text(row, "v").expect("text"))
-    .collect();
-    if ids.is_empty() {
-        return Vec::new();
-    }
-    let list = |first: usize| {
-        (first..first + ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let n = ids.len();
-    let statements = [
-        (
-            "links of 400 ids (neighbours)",
-            format!(
-                "SELECT a_id, b_id FROM outpost_links WHERE account = $1 AND a_id IN ({}) UNION ALL SELECT a_id, b_id FROM outpost_links WHERE account = ${} AND b_id IN ({})",
-                list(2),
-                n + 2,
-                list(n + 3)
-            ),
-            true,
-        ),
-        (
-            "objects of 400 ids (outpost_resources)",
-            format!(
-                "SELECT cache_id, object FROM outpost_resources WHERE account = $1 AND cached = 1 AND cache_id IN ({})",
-                list(2)
-            ),
-            false,
-        ),
-        (
-            "stored rows of 400 ids (cats_v1_pod)",
-            format!(
-                "SELECT id, body_hash, body FROM {pods} WHERE agent = $1 AND id IN ({})",
-                list(2)
-            ),
-            false,
-        ),
-    ];
-    let mut plans = Vec::new();
-    for (i, (what, sql, twice)) in statements.iter().enumerate() {
-        let mut args = vec![quote(if i == 2 { agent } else { account })];
-        args.extend(ids.iter().map(|id| quote(id)));
-        if *twice {
-            args.push(quote(account));
-            args.extend(ids.iter().map(|id| quote(id)));
+/// A snapshot's records in batches of 400, as the indexer reads them.
+fn batches<'a>(bytes: &'a [u8], options: &IndexOptions) -> impl Iterator<Item = Vec<Record>> + 'a {
+    let mut reader = SegmentReader::new("snapshot", bytes, &options.limits).expect("a segment");
+    std::iter::from_fn(move || {
+        let mut batch = Vec::with_capacity(400);
+        while batch.len() < 400 {
+            match reader.next_record().expect("a record") {
+                Some(record) => batch.push(record),
+                None => break,
+            }
         }
-        let types = vec!["text"; args.len()].join(", ");
-        conn.execute(format!("PREPARE bench_q{i} ({types}) AS {sql}").as_str())
-            .await
-            .expect("PREPARE");
-        for mode in ["force_custom_plan", "force_generic_plan"] {
-            conn.execute(format!("SET LOCAL plan_cache_mode = {mode}").as_str())
-                .await
-                .expect("SET");
-            let rows = conn
-                .fetch_all(
-                    format!(
-                        "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE bench_q{i} ({})",
-                        args.join(", ")
-                    )
-                    .as_str(),
-                )
-                .await
-                .expect("EXPLAIN");
-            let lines: Vec<String> = rows
-                .iter()
-                .map(|row| text(row, "QUERY PLAN").expect("a plan line"))
-                .filter(|l| !l.trim_start().starts_with("Index Cond") && !l.contains("Recheck"))
-                .map(|l| {
-                    if l.chars().count() > 150 {
-                        format!("{}…", l.chars().take(150).collect::<String>())
-                    } else {
-                        l
-                    }
-                })
-                .collect();
-            plans.push((
-                format!(
-                    "{what}, {}",
-                    mode.trim_start_matches("force_").replace('_', " ")
-                ),
-                lines,
-            ));
-        }
-        conn.execute("SET LOCAL plan_cache_mode = auto")
-            .await
-            .expect("SET");
-        conn.execute(format!("DEALLOCATE bench_q{i}").as_str())
-            .await
-            .expect("DEALLOCATE");
-    }
-    plans
+        (!batch.is_empty()).then_some(batch)
+    })
 }
 
 // ----------------------------------------------------------------------- correctness --
@@ -1227,8 +1099,6 @@ struct Config {
     pg_jit_off: bool,
     /// Leaves the databases in place for inspection (their names are printed).
     keep_databases: bool,
-    /// The phase replay runs ANALYZE after inserting the objects (a diagnostic).
-    phases_analyze: bool,
     full: bool,
 }
 
@@ -1255,7 +1125,6 @@ fn config() -> Config {
             .unwrap_or_default(),
         pg_jit_off: args.iter().any(|a| a == "--pg-jit-off"),
         keep_databases: args.iter().any(|a| a == "--keep-databases"),
-        phases_analyze: args.iter().any(|a| a == "--phases-analyze"),
         full,
     }
 }
@@ -1469,7 +1338,6 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
 
     // -- Where a snapshot load's time goes (PostgreSQL, a second fresh database). ----------
     let mut phases = Vec::new();
-    let mut plans = Vec::new();
     if !config.skip.contains("phases") {
         phase(
             started,
@@ -1482,8 +1350,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
         let scratch_db = Database::connect(&scratch.url, None)
             .await
             .expect("connects");
-        (phases, plans) =
-            snapshot_phases(&store, &scratch_db, &big.name, config.phases_analyze).await;
+        phases = snapshot_phases(&store, &scratch_db, &big.name).await;
         for (what, p) in &phases {
             phase(
                 started,
@@ -1817,19 +1684,6 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
                 p.wall, p.client_cpu, p.server_cpu
             ));
         }
-    }
-    if !plans.is_empty() {
-        out(String::new());
-        out("PostgreSQL's plans inside the load's transaction for the statements `recompute` runs per 400 ids (EXPLAIN ANALYZE, 400 pod ids):".into());
-        out(String::new());
-        out("```".into());
-        for (what, lines) in &plans {
-            out(format!("-- {what}"));
-            for line in lines {
-                out(line.clone());
-            }
-        }
-        out("```".into());
     }
     for (label, samples) in &load_samples {
         out(String::new());

@@ -11,15 +11,17 @@
 //! whose bodies may change are X, every key linked to X before and every key linked after — so a
 //! diff of k objects touches k objects and their neighbours, never the whole account.
 //!
-//! A snapshot is loaded in bulk: the account's objects and links are replaced with batched
-//! inserts, partner links are computed per namespace, then every row's body is computed in
-//! batches and written only where its hash differs from the stored one; rows of this agent that
-//! no longer exist are deleted.
+//! A snapshot is loaded in bulk and in two passes over its records, without reading its own rows
+//! back: the first replaces the account's objects with batched inserts and builds the whole graph
+//! in memory ([`super::graph`]: one interned copy of each key), whose links are then inserted;
+//! the second computes every row's body from the graph and writes it only where its hash differs
+//! from the stored one (this agent's stored hashes are read once per type). Rows of this agent
+//! that the snapshot did not produce are deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::cache::{
     self, CacheData, CacheKey, CacheOptions, Dialect, KubernetesKind, Resource, selector_matches,
@@ -28,6 +30,7 @@ use crate::format::Record;
 use crate::format::segment::ObjectRef;
 
 use super::db::{Database, Error, opt_text, text};
+use super::graph::{AccountGraph, GraphBuilder, LinkRow, Origin};
 
 /// Rows per multi-row statement and ids per `IN (...)` list.
 const BATCH: usize = 400;
@@ -36,10 +39,10 @@ const BATCH: usize = 400;
 type Labels = BTreeMap<String, String>;
 
 /// Link origins (the `origin` column).
-const OWNER: &str = "owner";
-const LOGICAL: &str = "logical";
-const SELECTOR: &str = "selector";
-const REFERENCE: &str = "reference";
+const OWNER: Origin = Origin::Owner;
+const LOGICAL: Origin = Origin::Logical;
+const SELECTOR: Origin = Origin::Selector;
+const REFERENCE: Origin = Origin::Reference;
 
 /// What applying did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +68,11 @@ pub enum ApplyError {
         object: String,
         #[source]
         source: cache::Error,
+    },
+    #[error("cluster {cluster}: snapshot load out of order: {reason}")]
+    Sequence {
+        cluster: String,
+        reason: &'static str,
     },
     #[error("cluster {cluster}: object {object} is not valid JSON: {source}")]
     Json {
@@ -94,13 +102,24 @@ struct ResourceRow {
     object: String,
 }
 
-/// A link row of `outpost_links`.
+/// A link row of `outpost_links` (diffs).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Link {
     declarer: String,
     a: String,
     b: String,
-    origin: &'static str,
+    origin: Origin,
+}
+
+impl Link {
+    fn row(&self) -> LinkRow<'_> {
+        LinkRow {
+            declarer: &self.declarer,
+            a: &self.a,
+            b: &self.b,
+            origin: self.origin,
+        }
+    }
 }
 
 /// Writes one account's rows within a cluster's transaction.
@@ -116,8 +135,29 @@ pub struct AccountWriter<'c> {
     /// Keys whose rows must be recomputed when the diff is done.
     dirty: BTreeSet<String>,
     stats: ApplyStats,
-    /// During a snapshot load: the ids that have a row, per type.
-    kept: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// While a snapshot loads.
+    snapshot: Option<SnapshotLoad>,
+}
+
+/// A snapshot load in progress.
+#[derive(Debug)]
+struct SnapshotLoad {
+    graph: Graph,
+    /// This agent's stored rows not (yet) produced by the snapshot, per type: `id →
+    /// (body_hash, body)` (see [`AccountWriter::stored_rows`]); what remains at the end is deleted.
+    stored: BTreeMap<String, HashMap<String, (String, Option<String>)>>,
+    /// Rows of keys several objects share, until every object was seen: `id → (rank, type,
+    /// row)`.
+    shared: BTreeMap<String, (String, String, CacheData)>,
+}
+
+/// The snapshot's relationship graph: collected in the first pass, complete in the second.
+#[derive(Debug)]
+enum Graph {
+    Building(GraphBuilder),
+    Built(AccountGraph),
+    /// Only while the links are written.
+    Taken,
 }
 
 fn json_string<T: serde::Serialize>(value: &T) -> Option<String> {
@@ -166,7 +206,7 @@ impl<'c> AccountWriter<'c> {
             now_ms,
             dirty: BTreeSet::new(),
             stats: ApplyStats::default(),
-            kept: None,
+            snapshot: None,
         }
     }
 
@@ -187,22 +227,26 @@ impl<'c> AccountWriter<'c> {
         }
     }
 
+    fn resource_of(&self, target: &ObjectRef, object: &str) -> Result<Resource, ApplyError> {
+        let value: Value = serde_json::from_str(object).map_err(|source| ApplyError::Json {
+            cluster: self.cluster.clone(),
+            object: object_label(target),
+            source,
+        })?;
+        Resource::parse(value).map_err(|source| ApplyError::Manifest {
+            cluster: self.cluster.clone(),
+            object: object_label(target),
+            source,
+        })
+    }
+
     fn row_of(
         &self,
         target: &ObjectRef,
         resource_version: &str,
         object: &str,
     ) -> Result<(ResourceRow, Resource), ApplyError> {
-        let value: Value = serde_json::from_str(object).map_err(|source| ApplyError::Json {
-            cluster: self.cluster.clone(),
-            object: object_label(target),
-            source,
-        })?;
-        let resource = Resource::parse(value).map_err(|source| ApplyError::Manifest {
-            cluster: self.cluster.clone(),
-            object: object_label(target),
-            source,
-        })?;
+        let resource = self.resource_of(target, object)?;
         let key = resource.key(&self.account);
         let listed = self.options.lists_kind(resource.kind());
         let cached = self.options.caches(&resource);
@@ -271,7 +315,10 @@ impl<'c> AccountWriter<'c> {
     // ------------------------------------------------------------------ snapshot (bulk) --
 
     /// Starts a snapshot load: forgets the account's objects and links (its cache rows stay
-    /// until [`finish_snapshot`](Self::finish_snapshot) rewrites or deletes them).
+    /// until the snapshot rewrites or deletes them). Then: every record through
+    /// [`load_batch`](Self::load_batch), [`link_snapshot`](Self::link_snapshot), every record
+    /// again through [`write_batch`](Self::write_batch), and
+    /// [`finish_snapshot`](Self::finish_snapshot).
     pub async fn begin_snapshot(&mut self) -> Result<(), ApplyError> {
         for table in ["outpost_resources", "outpost_links"] {
             let sql = self.sql(&format!("DELETE FROM {table} WHERE account = ?"));
@@ -284,13 +331,27 @@ impl<'c> AccountWriter<'c> {
                         .query_error(format!("cluster {}: clearing {table}", self.cluster), e)
                 })?;
         }
+        self.snapshot = Some(SnapshotLoad {
+            graph: Graph::Building(GraphBuilder::new(&self.account, &self.options)),
+            stored: BTreeMap::new(),
+            shared: BTreeMap::new(),
+        });
         Ok(())
     }
 
-    /// Adds a batch of a snapshot's records (puts only).
+    fn snapshot_load(&mut self) -> Result<&mut SnapshotLoad, ApplyError> {
+        let cluster = self.cluster.clone();
+        self.snapshot.as_mut().ok_or(ApplyError::Sequence {
+            cluster,
+            reason: "no snapshot load was begun",
+        })
+    }
+
+    /// The first pass over a snapshot: stores the objects in `outpost_resources` and collects
+    /// what their links need (puts only).
     pub async fn load_batch(&mut self, records: Vec<Record>) -> Result<(), ApplyError> {
         let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
-        let mut links: Vec<Link> = Vec::new();
+        let mut resources = Vec::with_capacity(records.len());
         for record in records {
             self.stats.records += 1;
             if let Record::Put {
@@ -300,92 +361,236 @@ impl<'c> AccountWriter<'c> {
             } = record
             {
                 let (row, resource) = self.row_of(&target, &resource_version, object.get())?;
-                links.extend(self.direct_links(&row, &resource));
                 rows.insert(row.cache_id.clone(), row);
+                resources.push(resource);
             }
         }
+        let cluster = self.cluster.clone();
+        let Graph::Building(builder) = &mut self.snapshot_load()?.graph else {
+            return Err(ApplyError::Sequence {
+                cluster,
+                reason: "objects added after the links were computed",
+            });
+        };
+        for resource in &resources {
+            builder.add(resource);
+        }
+        drop(resources);
         let rows: Vec<ResourceRow> = rows.into_values().collect();
-        self.insert_resources(&rows).await?;
-        self.insert_links(&links).await?;
+        self.insert_resources(&rows).await
+    }
+
+    /// Between the two passes: matches the partners in memory and stores every link.
+    pub async fn link_snapshot(&mut self) -> Result<(), ApplyError> {
+        let load = self.snapshot_load()?;
+        let graph = match std::mem::replace(&mut load.graph, Graph::Taken) {
+            Graph::Building(builder) => builder.finish(),
+            Graph::Built(graph) => graph,
+            Graph::Taken => {
+                return Err(ApplyError::Sequence {
+                    cluster: self.cluster.clone(),
+                    reason: "the snapshot's links were lost",
+                });
+            }
+        };
+        let links: Vec<LinkRow<'_>> = graph.links().collect();
+        let result = self.insert_links(&links).await;
+        drop(links);
+        self.snapshot_load()?.graph = Graph::Built(graph);
+        result
+    }
+
+    /// The second pass over a snapshot: computes the rows of the cached objects among `records`
+    /// and writes those whose body differs from the stored one.
+    pub async fn write_batch(&mut self, records: Vec<Record>) -> Result<(), ApplyError> {
+        let mut desired: BTreeMap<String, Vec<CacheData>> = BTreeMap::new();
+        for record in records {
+            let Record::Put { target, object, .. } = record else {
+                continue;
+            };
+            let resource = self.resource_of(&target, object.get())?;
+            if !self.options.caches(&resource) {
+                continue;
+            }
+            let key = resource.key(&self.account);
+            let id = key.to_string();
+            let account = self.account.clone();
+            let cluster = self.cluster.clone();
+            let load = self.snapshot_load()?;
+            let Graph::Built(graph) = &load.graph else {
+                return Err(ApplyError::Sequence {
+                    cluster,
+                    reason: "rows written before the links were computed",
+                });
+            };
+            let related = graph.related(&id);
+            let data = CacheData::infrastructure(&resource, &account, related.iter());
+            if graph.is_shared(&id) {
+                // Several objects with one key (one Ingress under two API versions): the row
+                // takes the attributes of the greatest (apiVersion, manifest), as the reference
+                // builder does, once every object was seen.
+                let rank = format!(
+                    "{}\n{}",
+                    resource.api_version(),
+                    cache::canonical_json(resource.manifest())
+                );
+                let type_name = key.group().to_string();
+                match load.shared.get(&id) {
+                    Some((best, _, _)) if *best >= rank => {}
+                    _ => {
+                        load.shared.insert(id, (rank, type_name, data));
+                    }
+                }
+                continue;
+            }
+            desired
+                .entry(key.group().to_string())
+                .or_default()
+                .push(data);
+        }
+        for (type_name, rows) in desired {
+            self.write_snapshot_rows(&type_name, rows).await?;
+        }
         Ok(())
     }
 
-    /// Computes the partner links of the loaded snapshot, then every row; deletes the rows of
-    /// `previous_types` (the types the account had before) and of the new types that this agent
-    /// wrote but that no longer exist.
+    /// Ends a snapshot load: writes the rows of shared keys and the logical rows, then deletes
+    /// this agent's rows that the snapshot did not produce, in its types and in
+    /// `previous_types` (the types the account had before).
     pub async fn finish_snapshot(
         &mut self,
         previous_types: &BTreeSet<String>,
     ) -> Result<(), ApplyError> {
-        self.link_partners_in_bulk().await?;
-        let mut types: BTreeSet<String> = previous_types.clone();
-        types.extend(self.cached_types().await?);
+        let now_ms = self.now_ms;
+        let load = self.snapshot_load()?;
+        let shared = std::mem::take(&mut load.shared);
+        let Graph::Built(graph) = &load.graph else {
+            return Err(ApplyError::Sequence {
+                cluster: self.cluster.clone(),
+                reason: "the snapshot ended before its links were computed",
+            });
+        };
+        let mut desired: BTreeMap<String, Vec<CacheData>> = BTreeMap::new();
+        for (_, (_, type_name, data)) in shared {
+            desired.entry(type_name).or_default().push(data);
+        }
+        for key in graph.logical_keys() {
+            let related = graph.related(&key.to_string());
+            desired
+                .entry(key.group().to_string())
+                .or_default()
+                .push(CacheData::logical(&key, related.iter(), now_ms));
+        }
+        for (type_name, rows) in desired {
+            self.write_snapshot_rows(&type_name, rows).await?;
+        }
+        let mut types = previous_types.clone();
         types.insert("applications".into());
         types.insert("clusters".into());
-        self.kept = Some(BTreeMap::new());
-        // Every object row, in id order, in batches.
-        let mut after = String::new();
-        loop {
-            let sql = self.sql(&format!(
-                "SELECT cache_id AS v FROM outpost_resources WHERE account = ? AND cached = 1 AND cache_id > ? ORDER BY cache_id LIMIT {BATCH}"
-            ));
-            let ids: Vec<String> = sqlx::query(&sql)
-                .bind(&self.account)
-                .bind(&after)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(|e| {
-                    self.database
-                        .query_error(format!("cluster {}: listing objects", self.cluster), e)
-                })?
-                .iter()
-                .map(|row| text(row, "v"))
-                .collect::<Result<_, _>>()
-                .map_err(self.error("decoding"))?;
-            let Some(last) = ids.last() else { break };
-            after = last.clone();
-            self.recompute(ids).await?;
-        }
-        // Every logical row.
-        let logical = self.logical_keys().await?;
-        for chunk in logical.chunks(BATCH) {
-            self.recompute(chunk.to_vec()).await?;
-        }
-        // Rows this agent wrote that are gone.
-        let kept = self.kept.take().unwrap_or_default();
-        let none = BTreeSet::new();
         for type_name in &types {
-            self.delete_rows_not_in(type_name, kept.get(type_name).unwrap_or(&none))
-                .await?;
+            self.stored_rows(type_name).await?;
+        }
+        let stored = self
+            .snapshot
+            .take()
+            .map(|load| load.stored)
+            .unwrap_or_default();
+        for (type_name, gone) in stored {
+            let tables = self.database.cache_tables(&type_name)?;
+            let gone: Vec<String> = gone.into_keys().collect();
+            for chunk in gone.chunks(BATCH) {
+                self.delete_rows(&tables.resource, chunk).await?;
+            }
         }
         Ok(())
     }
 
-    /// Every logical key some link touches.
-    async fn logical_keys(&mut self) -> Result<Vec<String>, ApplyError> {
-        let sql = self.sql(
-            "SELECT a_id AS v FROM outpost_links WHERE account = ? AND origin = 'logical' UNION SELECT b_id FROM outpost_links WHERE account = ? AND origin = 'logical'",
-        );
-        let ids: Vec<String> = sqlx::query(&sql)
-            .bind(&self.account)
-            .bind(&self.account)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(|e| {
-                self.database
-                    .query_error(format!("cluster {}: listing logical keys", self.cluster), e)
-            })?
-            .iter()
-            .map(|row| text(row, "v"))
-            .collect::<Result<_, _>>()
-            .map_err(self.error("decoding"))?;
-        let mut keys: Vec<String> = ids
-            .into_iter()
-            .filter(|id| CacheKey::parse(id).is_some_and(|k| k.is_logical()))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+    /// This agent's stored rows of `type_name` not yet matched by the snapshot (read once per
+    /// type: `id → (body_hash, body)`, the body only for logical rows, whose comparison needs
+    /// it).
+    async fn stored_rows(
+        &mut self,
+        type_name: &str,
+    ) -> Result<&mut HashMap<String, (String, Option<String>)>, ApplyError> {
+        let loaded = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|load| load.stored.contains_key(type_name));
+        if !loaded {
+            let tables = self.database.cache_tables(type_name)?;
+            let logical = matches!(type_name, "applications" | "clusters");
+            let body = if logical { "body" } else { "NULL AS body" };
+            let sql = self.sql(&format!(
+                "SELECT id, body_hash, {body} FROM {} WHERE agent = ?",
+                tables.resource
+            ));
+            let rows = sqlx::query(&sql)
+                .bind(&self.agent)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(self.error(format!("reading {}", tables.resource)))?;
+            let mut stored = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let id = text(&row, "id").map_err(self.error("reading cache rows"))?;
+                let hash = text(&row, "body_hash").map_err(self.error("reading cache rows"))?;
+                let body = if logical {
+                    Some(text(&row, "body").map_err(self.error("reading cache rows"))?)
+                } else {
+                    None
+                };
+                stored.insert(id, (hash, body));
+            }
+            self.snapshot_load()?
+                .stored
+                .insert(type_name.to_string(), stored);
+        }
+        let cluster = self.cluster.clone();
+        self.snapshot_load()?
+            .stored
+            .get_mut(type_name)
+            .ok_or(ApplyError::Sequence {
+                cluster,
+                reason: "stored rows vanished",
+            })
+    }
+
+    /// Writes a snapshot's rows of one type where their body differs from the stored one.
+    async fn write_snapshot_rows(
+        &mut self,
+        type_name: &str,
+        rows: Vec<CacheData>,
+    ) -> Result<(), ApplyError> {
+        let limit = self.database.dialect().max_id_length();
+        let cluster = self.cluster.clone();
+        let stored = self.stored_rows(type_name).await?;
+        let mut upserts: Vec<(String, String, String)> = Vec::new();
+        let mut unchanged = 0;
+        for data in rows {
+            if let Some(limit) = limit
+                && data.id.len() > limit
+            {
+                // Clouddriver drops such items too (contract §3.1).
+                tracing::warn!(cluster = %cluster, id = %data.id, limit, "cache id too long for this database: row skipped, as Clouddriver does");
+                continue;
+            }
+            let body = data.body();
+            let hash = cache::body_hash(&body);
+            let same = stored
+                .remove(&data.id)
+                .is_some_and(|(stored_hash, stored_body)| {
+                    stored_hash == hash
+                        || stored_body.is_some_and(|stored_body| {
+                            same_but_expiry(&data, &stored_body).is_some_and(|h| h == stored_hash)
+                        })
+                });
+            if same {
+                unchanged += 1;
+            } else {
+                upserts.push((data.id, hash, body));
+            }
+        }
+        self.stats.rows_unchanged += unchanged;
+        self.upsert_rows(type_name, &upserts).await
     }
 
     /// The cache types of the account's cached objects.
@@ -404,38 +609,6 @@ impl<'c> AccountWriter<'c> {
             .collect::<Result<_, _>>()
             .map_err(self.error("decoding"))?;
         Ok(types.into_iter().collect())
-    }
-
-    /// Deletes this agent's rows of `type_name` whose ids are not in `kept`, paging through the
-    /// stored ids (no SQL joins the cache tables to ours: their collations may differ on MySQL).
-    async fn delete_rows_not_in(
-        &mut self,
-        type_name: &str,
-        kept: &BTreeSet<String>,
-    ) -> Result<(), ApplyError> {
-        let tables = self.database.cache_tables(type_name)?;
-        let mut after = String::new();
-        loop {
-            let sql = self.sql(&format!(
-                "SELECT id AS v FROM {} WHERE agent = ? AND id > ? ORDER BY id LIMIT {BATCH}",
-                tables.resource
-            ));
-            let ids: Vec<String> = sqlx::query(&sql)
-                .bind(&self.agent)
-                .bind(&after)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(self.error(format!("listing {}", tables.resource)))?
-                .iter()
-                .map(|row| text(row, "v"))
-                .collect::<Result<_, _>>()
-                .map_err(self.error("decoding"))?;
-            let Some(last) = ids.last() else { break };
-            after = last.clone();
-            let gone: Vec<String> = ids.into_iter().filter(|id| !kept.contains(id)).collect();
-            self.delete_rows(&tables.resource, &gone).await?;
-        }
-        Ok(())
     }
 
     async fn delete_rows(&mut self, table: &str, ids: &[String]) -> Result<(), ApplyError> {
@@ -458,119 +631,6 @@ impl<'c> AccountWriter<'c> {
         Ok(())
     }
 
-    /// Selector and reference links among the whole (freshly loaded) account, per namespace.
-    async fn link_partners_in_bulk(&mut self) -> Result<(), ApplyError> {
-        // Services with a selector (cached: they declare) and listed service names (partners).
-        let sql = self.sql("SELECT cache_id, namespace, name, cached, selector FROM outpost_resources WHERE account = ? AND cache_type = 'service' AND listed = 1");
-        let services = sqlx::query(&sql)
-            .bind(&self.account)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(|e| {
-                self.database
-                    .query_error(format!("cluster {}: reading services", self.cluster), e)
-            })?;
-        let mut selectors: BTreeMap<String, Vec<(String, Labels)>> = BTreeMap::new();
-        let mut service_ids: BTreeMap<(String, String), String> = BTreeMap::new();
-        for row in &services {
-            let id: String = text(row, "cache_id").map_err(self.error("reading services"))?;
-            let namespace: String =
-                text(row, "namespace").map_err(self.error("reading services"))?;
-            let name: String = text(row, "name").map_err(self.error("reading services"))?;
-            let cached: i64 = row
-                .try_get("cached")
-                .map_err(self.error("reading services"))?;
-            let selector: Option<String> =
-                opt_text(row, "selector").map_err(self.error("reading services"))?;
-            service_ids.insert((namespace.clone(), name), id.clone());
-            if cached == 1
-                && let Some(selector) = selector.and_then(|s| serde_json::from_str(&s).ok())
-            {
-                selectors.entry(namespace).or_default().push((id, selector));
-            }
-        }
-        // ReplicaSets (listed) against the selectors of their namespace.
-        let mut links = Vec::new();
-        let mut after = String::new();
-        loop {
-            let sql = self.sql(&format!("SELECT cache_id, namespace, template_labels FROM outpost_resources WHERE account = ? AND listed = 1 AND template_labels IS NOT NULL AND cache_id > ? ORDER BY cache_id LIMIT {BATCH}"));
-            let rows = sqlx::query(&sql)
-                .bind(&self.account)
-                .bind(&after)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(|e| {
-                    self.database
-                        .query_error(format!("cluster {}: reading replica sets", self.cluster), e)
-                })?;
-            let Some(last) = rows.last() else { break };
-            after = text(last, "cache_id").map_err(self.error("reading replica sets"))?;
-            for row in &rows {
-                let id: String =
-                    text(row, "cache_id").map_err(self.error("reading replica sets"))?;
-                let namespace: String =
-                    text(row, "namespace").map_err(self.error("reading replica sets"))?;
-                let labels: Option<String> =
-                    opt_text(row, "template_labels").map_err(self.error("reading replica sets"))?;
-                let Some(labels) =
-                    labels.and_then(|l| serde_json::from_str::<BTreeMap<String, String>>(&l).ok())
-                else {
-                    continue;
-                };
-                for (service, selector) in selectors.get(&namespace).into_iter().flatten() {
-                    if selector_matches(selector, &labels) {
-                        links.push(Link {
-                            declarer: service.clone(),
-                            a: service.clone(),
-                            b: id.clone(),
-                            origin: SELECTOR,
-                        });
-                    }
-                }
-            }
-            if links.len() >= BATCH {
-                self.insert_links(&links).await?;
-                links.clear();
-            }
-        }
-        // Ingresses and StatefulSets (cached) against the services of their namespace.
-        let mut after = String::new();
-        loop {
-            let sql = self.sql(&format!("SELECT cache_id, namespace, service_refs FROM outpost_resources WHERE account = ? AND cached = 1 AND service_refs IS NOT NULL AND cache_id > ? ORDER BY cache_id LIMIT {BATCH}"));
-            let rows = sqlx::query(&sql)
-                .bind(&self.account)
-                .bind(&after)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(self.error("reading service references"))?;
-            let Some(last) = rows.last() else { break };
-            after = text(last, "cache_id").map_err(self.error("reading service references"))?;
-            for row in &rows {
-                let id: String =
-                    text(row, "cache_id").map_err(self.error("reading service references"))?;
-                let namespace: String =
-                    text(row, "namespace").map_err(self.error("reading service references"))?;
-                let refs: Option<String> = opt_text(row, "service_refs")
-                    .map_err(self.error("reading service references"))?;
-                for name in refs
-                    .and_then(|r| serde_json::from_str::<Vec<String>>(&r).ok())
-                    .unwrap_or_default()
-                {
-                    if let Some(service) = service_ids.get(&(namespace.clone(), name)) {
-                        links.push(Link {
-                            declarer: id.clone(),
-                            a: id.clone(),
-                            b: service.clone(),
-                            origin: REFERENCE,
-                        });
-                    }
-                }
-            }
-        }
-        self.insert_links(&links).await?;
-        Ok(())
-    }
-
     // ---------------------------------------------------------------- diff (incremental) --
 
     /// Applies one record of a diff.
@@ -589,7 +649,8 @@ impl<'c> AccountWriter<'c> {
                 self.insert_resources(std::slice::from_ref(&row)).await?;
                 let mut links = self.direct_links(&row, &resource);
                 links.extend(self.partner_links(&row).await?);
-                self.insert_links(&links).await?;
+                let rows: Vec<LinkRow<'_>> = links.iter().map(Link::row).collect();
+                self.insert_links(&rows).await?;
                 self.touch_neighbours(&id).await?;
                 self.dirty.insert(id);
             }
@@ -946,11 +1007,6 @@ impl<'c> AccountWriter<'c> {
                 tracing::warn!(cluster = %self.cluster, id = %id, limit, "cache id too long for this database: row skipped, as Clouddriver does");
                 continue;
             }
-            if let Some(kept) = self.kept.as_mut() {
-                kept.entry(type_name.to_string())
-                    .or_default()
-                    .insert(id.clone());
-            }
             let body = data.body();
             let hash = cache::body_hash(&body);
             let unchanged = stored.get(&id).is_some_and(|(stored_hash, stored_body)| {
@@ -965,8 +1021,17 @@ impl<'c> AccountWriter<'c> {
                 upserts.push((id, hash, body));
             }
         }
-        let resource_table = tables.resource.clone();
-        self.delete_rows(&resource_table, &deletes).await?;
+        self.delete_rows(&tables.resource, &deletes).await?;
+        self.upsert_rows(type_name, &upserts).await
+    }
+
+    /// Inserts or rewrites rows `(id, body_hash, body)` of one type.
+    async fn upsert_rows(
+        &mut self,
+        type_name: &str,
+        upserts: &[(String, String, String)],
+    ) -> Result<(), ApplyError> {
+        let tables = self.database.cache_tables(type_name)?;
         for chunk in upserts.chunks(BATCH / 4) {
             let values = vec!["(?, ?, NULL, ?, ?, ?)"; chunk.len()].join(", ");
             let upsert = match self.database.dialect() {
@@ -1050,7 +1115,7 @@ impl<'c> AccountWriter<'c> {
         Ok(())
     }
 
-    async fn insert_links(&mut self, links: &[Link]) -> Result<(), ApplyError> {
+    async fn insert_links(&mut self, links: &[LinkRow<'_>]) -> Result<(), ApplyError> {
         for chunk in links.chunks(BATCH) {
             let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = self.sql(&format!(
@@ -1063,7 +1128,7 @@ impl<'c> AccountWriter<'c> {
                     .bind(&link.declarer)
                     .bind(&link.a)
                     .bind(&link.b)
-                    .bind(link.origin);
+                    .bind(link.origin.as_str());
             }
             query
                 .execute(&mut *self.conn)

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod checkpoint;
 pub mod db;
+pub mod graph;
 pub mod lambda;
 pub mod lifecycle;
 pub mod policy;

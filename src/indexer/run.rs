@@ -616,49 +616,46 @@ impl Indexer {
         })
     }
 
+    /// Loads a snapshot in the writer's two passes over its records (see
+    /// [`AccountWriter::begin_snapshot`]); progress counts both passes.
     async fn load_snapshot(
         &self,
         writer: &mut AccountWriter<'_>,
         segment: &Fetched_,
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
-        let mut reader = SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
-            .map_err(|e| Error::format(&cluster, e))?;
-        let total = reader.header().counts.put;
-        let mut done = 0u64;
-        let mut logged = 0u64;
-        loop {
-            if total >= super::PROGRESS_FROM_RECORDS {
-                match &self.options.progress.0 {
-                    Some(report) => report(&cluster, done, total),
-                    None if done >= logged + super::PROGRESS_FROM_RECORDS || done == 0 => {
-                        tracing::info!(cluster = %cluster, done, total, "loading snapshot");
-                        logged = done;
+        let mut progress = SnapshotProgress::new(&cluster, &self.options.progress);
+        for pass in [SnapshotPass::Objects, SnapshotPass::Rows] {
+            let mut reader =
+                SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
+                    .map_err(|e| Error::format(&cluster, e))?;
+            progress.total = 2 * reader.header().counts.put;
+            loop {
+                progress.report();
+                let mut batch = Vec::with_capacity(super::apply_batch());
+                while batch.len() < super::apply_batch() {
+                    match reader
+                        .next_record()
+                        .map_err(|e| Error::format(&cluster, e))?
+                    {
+                        Some(record) => batch.push(record),
+                        None => break,
                     }
-                    None => {}
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                progress.done += batch.len() as u64;
+                match pass {
+                    SnapshotPass::Objects => writer.load_batch(batch).await?,
+                    SnapshotPass::Rows => writer.write_batch(batch).await?,
                 }
             }
-            let mut batch = Vec::with_capacity(super::apply_batch());
-            while batch.len() < super::apply_batch() {
-                match reader
-                    .next_record()
-                    .map_err(|e| Error::format(&cluster, e))?
-                {
-                    Some(record) => batch.push(record),
-                    None => break,
-                }
+            if pass == SnapshotPass::Objects {
+                writer.link_snapshot().await?;
             }
-            if batch.is_empty() {
-                break;
-            }
-            done += batch.len() as u64;
-            writer.load_batch(batch).await?;
         }
-        if total >= super::PROGRESS_FROM_RECORDS
-            && let Some(report) = &self.options.progress.0
-        {
-            report(&cluster, total, total);
-        }
+        progress.finish();
         Ok(())
     }
 
@@ -679,5 +676,66 @@ impl Indexer {
         }
         writer.finish_diff().await?;
         Ok(())
+    }
+}
+
+/// The two passes of a snapshot load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SnapshotPass {
+    /// Objects and links.
+    Objects,
+    /// Cache rows.
+    Rows,
+}
+
+/// Reports a large snapshot's progress: to the hook when there is one, else as a log line every
+/// [`super::PROGRESS_FROM_RECORDS`] records.
+struct SnapshotProgress<'a> {
+    cluster: &'a str,
+    hook: &'a super::ProgressHook,
+    done: u64,
+    total: u64,
+    logged: Option<u64>,
+}
+
+impl<'a> SnapshotProgress<'a> {
+    fn new(cluster: &'a str, hook: &'a super::ProgressHook) -> Self {
+        Self {
+            cluster,
+            hook,
+            done: 0,
+            total: 0,
+            logged: None,
+        }
+    }
+
+    fn large(&self) -> bool {
+        self.total >= 2 * super::PROGRESS_FROM_RECORDS
+    }
+
+    fn report(&mut self) {
+        if !self.large() {
+            return;
+        }
+        match &self.hook.0 {
+            Some(report) => report(self.cluster, self.done, self.total),
+            None => {
+                if self
+                    .logged
+                    .is_none_or(|logged| self.done >= logged + super::PROGRESS_FROM_RECORDS)
+                {
+                    tracing::info!(cluster = %self.cluster, done = self.done, total = self.total, "loading snapshot");
+                    self.logged = Some(self.done);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if self.large()
+            && let Some(report) = &self.hook.0
+        {
+            report(self.cluster, self.total, self.total);
+        }
     }
 }
