@@ -44,6 +44,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+/// The allocator the `outpost` binary uses, so memory and CPU figures are the indexer's own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROLE_VAR: &str = "OUTPOST_BENCH_INDEXER_ROLE";
 const BIG: &str = "big";
 

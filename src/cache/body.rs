@@ -104,6 +104,25 @@ impl CacheData {
         account: &str,
         related: impl IntoIterator<Item = &'a CacheKey>,
     ) -> CacheData {
+        Self::infrastructure_with(resource, resource.manifest().clone(), account, related)
+    }
+
+    /// [`CacheData::infrastructure`], taking the resource (its manifest moved, not copied).
+    pub fn from_resource<'a>(
+        mut resource: Resource,
+        account: &str,
+        related: impl IntoIterator<Item = &'a CacheKey>,
+    ) -> CacheData {
+        let manifest = resource.take_manifest();
+        Self::infrastructure_with(&resource, manifest, account, related)
+    }
+
+    fn infrastructure_with<'a>(
+        resource: &Resource,
+        manifest: Value,
+        account: &str,
+        related: impl IntoIterator<Item = &'a CacheKey>,
+    ) -> CacheData {
         let kind = resource.kind().as_str();
         let shown_name = if resource.name().is_empty() {
             resource.generate_name().unwrap_or("null")
@@ -119,7 +138,7 @@ impl CacheData {
                 name: resource.name().to_string(),
                 namespace: resource.namespace().to_string(),
                 full_resource_name: format!("{kind} {shown_name}"),
-                manifest: resource.manifest().clone(),
+                manifest,
                 moniker: resource.moniker().clone(),
             })),
             relationships: group_relationships(related),
@@ -266,40 +285,58 @@ fn write_value(out: &mut String, value: &Value) {
             out.push(']');
         }
         Value::Object(object) => {
-            let mut entries: Vec<(&String, &Value)> = object.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
             out.push('{');
-            for (index, (key, item)) in entries.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_value(out, item);
+            if object.keys().is_sorted() {
+                // serde_json's map keeps its keys sorted unless `preserve_order` is enabled.
+                write_entries(out, object.iter());
+            } else {
+                let mut entries: Vec<(&String, &Value)> = object.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                write_entries(out, entries.into_iter());
             }
             out.push('}');
         }
     }
 }
 
+fn write_entries<'a>(out: &mut String, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
+    for (index, (key, item)) in entries.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_value(out, item);
+    }
+}
+
 /// Writes a JSON string literal, escaping as serde_json does (`"`, `\`, and control characters).
 fn write_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    // Runs of bytes that need no escape are copied whole; every byte that does is ASCII, so
+    // the runs end on character boundaries.
+    let mut run_start = 0;
+    for (index, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            byte if byte < b' ' => "",
+            _ => continue,
+        };
+        out.push_str(&text[run_start..index]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", byte);
+        } else {
+            out.push_str(escape);
         }
+        run_start = index + 1;
     }
+    out.push_str(&text[run_start..]);
     out.push('"');
 }
 
@@ -373,6 +410,16 @@ mod tests {
             write_value(&mut out, &value);
             let parsed: Value = serde_json::from_str(&out).unwrap();
             prop_assert_eq!(parsed, value);
+        }
+
+        /// Strings are escaped exactly as serde_json escapes them.
+        #[test]
+        fn strings_are_escaped_as_serde_json_does(text in any::<String>(), control in prop::collection::vec(0u8..0x20, 0..4)) {
+            let mut text = text;
+            text.extend(control.into_iter().map(char::from));
+            let mut out = String::new();
+            write_string(&mut out, &text);
+            prop_assert_eq!(out, serde_json::to_string(&text).unwrap());
         }
     }
 }

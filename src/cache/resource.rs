@@ -259,6 +259,11 @@ impl Resource {
         &self.manifest
     }
 
+    /// Takes the stored manifest out, leaving `null` (for building a row without a copy).
+    pub fn take_manifest(&mut self) -> Value {
+        std::mem::take(&mut self.manifest)
+    }
+
     /// The object's cache key in `account`.
     pub fn key(&self, account: &str) -> CacheKey {
         CacheKey::Infrastructure {

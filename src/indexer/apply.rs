@@ -19,6 +19,7 @@
 //! that the snapshot did not produce are deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -155,7 +156,7 @@ struct SnapshotLoad {
 #[derive(Debug)]
 enum Graph {
     Building(GraphBuilder),
-    Built(AccountGraph),
+    Built(Arc<AccountGraph>),
     /// Only while the links are written.
     Taken,
 }
@@ -183,6 +184,176 @@ pub fn key_of(target: &ObjectRef, account: &str) -> String {
         &target.namespace,
         &target.name,
     )
+}
+
+/// The CPU side of applying records — parsing objects, computing rows and bodies — owned and
+/// `Send`, so that a snapshot's next batch is prepared on another thread while the database
+/// writes the previous one (see [`AccountWriter::begin_snapshot`]).
+#[derive(Debug, Clone)]
+pub struct RowMaker {
+    cluster: String,
+    account: String,
+    options: CacheOptions,
+    /// The snapshot's graph, for its second pass.
+    graph: Option<Arc<AccountGraph>>,
+}
+
+/// A batch of a snapshot's first pass, ready to store: [`RowMaker::objects`].
+#[derive(Debug)]
+pub struct ObjectBatch {
+    records: u64,
+    rows: Vec<ResourceRow>,
+    resources: Vec<Resource>,
+}
+
+/// A batch of a snapshot's second pass, ready to write: [`RowMaker::rows`].
+#[derive(Debug)]
+pub struct RowBatch {
+    /// Rows by type.
+    rows: BTreeMap<String, Vec<MadeRow>>,
+    /// Rows of keys several objects share: `(id, rank, type, row)`.
+    shared: Vec<(String, String, String, CacheData)>,
+}
+
+/// A computed cache row.
+#[derive(Debug)]
+struct MadeRow {
+    id: String,
+    hash: String,
+    body: String,
+    /// A logical row's data, compared with the stored body but for its expiry.
+    logical: Option<CacheData>,
+}
+
+impl MadeRow {
+    fn new(data: CacheData) -> Self {
+        let body = data.body();
+        let logical = matches!(data.attributes, cache::Attributes::Logical { .. });
+        Self {
+            hash: cache::body_hash(&body),
+            body,
+            logical: logical.then(|| data.clone()),
+            id: data.id,
+        }
+    }
+}
+
+impl RowMaker {
+    fn resource_of(&self, target: &ObjectRef, object: &str) -> Result<Resource, ApplyError> {
+        let value: Value = serde_json::from_str(object).map_err(|source| ApplyError::Json {
+            cluster: self.cluster.clone(),
+            object: object_label(target),
+            source,
+        })?;
+        Resource::parse(value).map_err(|source| ApplyError::Manifest {
+            cluster: self.cluster.clone(),
+            object: object_label(target),
+            source,
+        })
+    }
+
+    fn row_of(
+        &self,
+        target: &ObjectRef,
+        resource_version: &str,
+        object: &str,
+    ) -> Result<(ResourceRow, Resource), ApplyError> {
+        let resource = self.resource_of(target, object)?;
+        let key = resource.key(&self.account);
+        let listed = self.options.lists_kind(resource.kind());
+        let cached = self.options.caches(&resource);
+        let names = resource.service_names();
+        Ok((
+            ResourceRow {
+                cache_id: key.to_string(),
+                cache_type: key.group().to_string(),
+                api_version: target.api_version.clone(),
+                kind: target.kind.clone(),
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
+                uid: target.uid.clone(),
+                resource_version: resource_version.to_string(),
+                listed,
+                cached,
+                selector: resource.selector().and_then(json_string),
+                template_labels: resource.template_labels().and_then(json_string),
+                service_refs: (!names.is_empty()).then(|| json_string(&names)).flatten(),
+                object: object.to_string(),
+            },
+            resource,
+        ))
+    }
+
+    /// Parses a first-pass batch: the objects' rows and what the graph needs.
+    pub fn objects(&self, records: Vec<Record>) -> Result<ObjectBatch, ApplyError> {
+        let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
+        let mut resources = Vec::with_capacity(records.len());
+        let count = records.len() as u64;
+        for record in records {
+            if let Record::Put {
+                target,
+                resource_version,
+                object,
+            } = record
+            {
+                let (row, resource) = self.row_of(&target, &resource_version, object.get())?;
+                rows.insert(row.cache_id.clone(), row);
+                resources.push(resource);
+            }
+        }
+        Ok(ObjectBatch {
+            records: count,
+            rows: rows.into_values().collect(),
+            resources,
+        })
+    }
+
+    /// Computes a second-pass batch: the cached objects' rows, from the snapshot's graph.
+    pub fn rows(&self, records: Vec<Record>) -> Result<RowBatch, ApplyError> {
+        let Some(graph) = &self.graph else {
+            return Err(ApplyError::Sequence {
+                cluster: self.cluster.clone(),
+                reason: "rows computed before the links",
+            });
+        };
+        let mut batch = RowBatch {
+            rows: BTreeMap::new(),
+            shared: Vec::new(),
+        };
+        for record in records {
+            let Record::Put { target, object, .. } = record else {
+                continue;
+            };
+            let resource = self.resource_of(&target, object.get())?;
+            if !self.options.caches(&resource) {
+                continue;
+            }
+            let key = resource.key(&self.account);
+            let id = key.to_string();
+            let related = graph.related(&id);
+            let type_name = key.group().to_string();
+            if graph.is_shared(&id) {
+                // Several objects with one key (one Ingress under two API versions): the row
+                // takes the attributes of the greatest (apiVersion, manifest), as the reference
+                // builder does, once every object was seen.
+                let rank = format!(
+                    "{}\n{}",
+                    resource.api_version(),
+                    cache::canonical_json(resource.manifest())
+                );
+                let data = CacheData::from_resource(resource, &self.account, related.iter());
+                batch.shared.push((id, rank, type_name, data));
+                continue;
+            }
+            let data = CacheData::from_resource(resource, &self.account, related.iter());
+            batch
+                .rows
+                .entry(type_name)
+                .or_default()
+                .push(MadeRow::new(data));
+        }
+        Ok(batch)
+    }
 }
 
 impl<'c> AccountWriter<'c> {
@@ -227,17 +398,18 @@ impl<'c> AccountWriter<'c> {
         }
     }
 
-    fn resource_of(&self, target: &ObjectRef, object: &str) -> Result<Resource, ApplyError> {
-        let value: Value = serde_json::from_str(object).map_err(|source| ApplyError::Json {
+    /// The CPU side of this writer (see [`RowMaker`]), with the snapshot's graph once built.
+    pub fn row_maker(&self) -> RowMaker {
+        let graph = match self.snapshot.as_ref().map(|load| &load.graph) {
+            Some(Graph::Built(graph)) => Some(Arc::clone(graph)),
+            _ => None,
+        };
+        RowMaker {
             cluster: self.cluster.clone(),
-            object: object_label(target),
-            source,
-        })?;
-        Resource::parse(value).map_err(|source| ApplyError::Manifest {
-            cluster: self.cluster.clone(),
-            object: object_label(target),
-            source,
-        })
+            account: self.account.clone(),
+            options: self.options.clone(),
+            graph,
+        }
     }
 
     fn row_of(
@@ -246,30 +418,7 @@ impl<'c> AccountWriter<'c> {
         resource_version: &str,
         object: &str,
     ) -> Result<(ResourceRow, Resource), ApplyError> {
-        let resource = self.resource_of(target, object)?;
-        let key = resource.key(&self.account);
-        let listed = self.options.lists_kind(resource.kind());
-        let cached = self.options.caches(&resource);
-        let names = resource.service_names();
-        Ok((
-            ResourceRow {
-                cache_id: key.to_string(),
-                cache_type: key.group().to_string(),
-                api_version: target.api_version.clone(),
-                kind: target.kind.clone(),
-                namespace: target.namespace.clone(),
-                name: target.name.clone(),
-                uid: target.uid.clone(),
-                resource_version: resource_version.to_string(),
-                listed,
-                cached,
-                selector: resource.selector().and_then(json_string),
-                template_labels: resource.template_labels().and_then(json_string),
-                service_refs: (!names.is_empty()).then(|| json_string(&names)).flatten(),
-                object: object.to_string(),
-            },
-            resource,
-        ))
+        self.row_maker().row_of(target, resource_version, object)
     }
 
     /// The links an object declares by itself (owners, application, cluster).
@@ -350,21 +499,13 @@ impl<'c> AccountWriter<'c> {
     /// The first pass over a snapshot: stores the objects in `outpost_resources` and collects
     /// what their links need (puts only).
     pub async fn load_batch(&mut self, records: Vec<Record>) -> Result<(), ApplyError> {
-        let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
-        let mut resources = Vec::with_capacity(records.len());
-        for record in records {
-            self.stats.records += 1;
-            if let Record::Put {
-                target,
-                resource_version,
-                object,
-            } = record
-            {
-                let (row, resource) = self.row_of(&target, &resource_version, object.get())?;
-                rows.insert(row.cache_id.clone(), row);
-                resources.push(resource);
-            }
-        }
+        let batch = self.row_maker().objects(records)?;
+        self.store_objects(batch).await
+    }
+
+    /// [`load_batch`](Self::load_batch) for a batch prepared by [`RowMaker::objects`].
+    pub async fn store_objects(&mut self, batch: ObjectBatch) -> Result<(), ApplyError> {
+        self.stats.records += batch.records;
         let cluster = self.cluster.clone();
         let Graph::Building(builder) = &mut self.snapshot_load()?.graph else {
             return Err(ApplyError::Sequence {
@@ -372,19 +513,17 @@ impl<'c> AccountWriter<'c> {
                 reason: "objects added after the links were computed",
             });
         };
-        for resource in &resources {
+        for resource in &batch.resources {
             builder.add(resource);
         }
-        drop(resources);
-        let rows: Vec<ResourceRow> = rows.into_values().collect();
-        self.insert_resources(&rows).await
+        self.insert_resources(&batch.rows).await
     }
 
     /// Between the two passes: matches the partners in memory and stores every link.
     pub async fn link_snapshot(&mut self) -> Result<(), ApplyError> {
         let load = self.snapshot_load()?;
         let graph = match std::mem::replace(&mut load.graph, Graph::Taken) {
-            Graph::Building(builder) => builder.finish(),
+            Graph::Building(builder) => Arc::new(builder.finish()),
             Graph::Built(graph) => graph,
             Graph::Taken => {
                 return Err(ApplyError::Sequence {
@@ -403,52 +542,22 @@ impl<'c> AccountWriter<'c> {
     /// The second pass over a snapshot: computes the rows of the cached objects among `records`
     /// and writes those whose body differs from the stored one.
     pub async fn write_batch(&mut self, records: Vec<Record>) -> Result<(), ApplyError> {
-        let mut desired: BTreeMap<String, Vec<CacheData>> = BTreeMap::new();
-        for record in records {
-            let Record::Put { target, object, .. } = record else {
-                continue;
-            };
-            let resource = self.resource_of(&target, object.get())?;
-            if !self.options.caches(&resource) {
-                continue;
-            }
-            let key = resource.key(&self.account);
-            let id = key.to_string();
-            let account = self.account.clone();
-            let cluster = self.cluster.clone();
-            let load = self.snapshot_load()?;
-            let Graph::Built(graph) = &load.graph else {
-                return Err(ApplyError::Sequence {
-                    cluster,
-                    reason: "rows written before the links were computed",
-                });
-            };
-            let related = graph.related(&id);
-            let data = CacheData::infrastructure(&resource, &account, related.iter());
-            if graph.is_shared(&id) {
-                // Several objects with one key (one Ingress under two API versions): the row
-                // takes the attributes of the greatest (apiVersion, manifest), as the reference
-                // builder does, once every object was seen.
-                let rank = format!(
-                    "{}\n{}",
-                    resource.api_version(),
-                    cache::canonical_json(resource.manifest())
-                );
-                let type_name = key.group().to_string();
-                match load.shared.get(&id) {
-                    Some((best, _, _)) if *best >= rank => {}
-                    _ => {
-                        load.shared.insert(id, (rank, type_name, data));
-                    }
+        let batch = self.row_maker().rows(records)?;
+        self.store_rows(batch).await
+    }
+
+    /// [`write_batch`](Self::write_batch) for a batch prepared by [`RowMaker::rows`].
+    pub async fn store_rows(&mut self, batch: RowBatch) -> Result<(), ApplyError> {
+        let load = self.snapshot_load()?;
+        for (id, rank, type_name, data) in batch.shared {
+            match load.shared.get(&id) {
+                Some((best, _, _)) if *best >= rank => {}
+                _ => {
+                    load.shared.insert(id, (rank, type_name, data));
                 }
-                continue;
             }
-            desired
-                .entry(key.group().to_string())
-                .or_default()
-                .push(data);
         }
-        for (type_name, rows) in desired {
+        for (type_name, rows) in batch.rows {
             self.write_snapshot_rows(&type_name, rows).await?;
         }
         Ok(())
@@ -470,16 +579,23 @@ impl<'c> AccountWriter<'c> {
                 reason: "the snapshot ended before its links were computed",
             });
         };
-        let mut desired: BTreeMap<String, Vec<CacheData>> = BTreeMap::new();
+        let mut desired: BTreeMap<String, Vec<MadeRow>> = BTreeMap::new();
         for (_, (_, type_name, data)) in shared {
-            desired.entry(type_name).or_default().push(data);
+            desired
+                .entry(type_name)
+                .or_default()
+                .push(MadeRow::new(data));
         }
         for key in graph.logical_keys() {
             let related = graph.related(&key.to_string());
             desired
                 .entry(key.group().to_string())
                 .or_default()
-                .push(CacheData::logical(&key, related.iter(), now_ms));
+                .push(MadeRow::new(CacheData::logical(
+                    &key,
+                    related.iter(),
+                    now_ms,
+                )));
         }
         for (type_name, rows) in desired {
             self.write_snapshot_rows(&type_name, rows).await?;
@@ -558,35 +674,36 @@ impl<'c> AccountWriter<'c> {
     async fn write_snapshot_rows(
         &mut self,
         type_name: &str,
-        rows: Vec<CacheData>,
+        rows: Vec<MadeRow>,
     ) -> Result<(), ApplyError> {
         let limit = self.database.dialect().max_id_length();
         let cluster = self.cluster.clone();
         let stored = self.stored_rows(type_name).await?;
         let mut upserts: Vec<(String, String, String)> = Vec::new();
         let mut unchanged = 0;
-        for data in rows {
+        for row in rows {
             if let Some(limit) = limit
-                && data.id.len() > limit
+                && row.id.len() > limit
             {
                 // Clouddriver drops such items too (contract §3.1).
-                tracing::warn!(cluster = %cluster, id = %data.id, limit, "cache id too long for this database: row skipped, as Clouddriver does");
+                tracing::warn!(cluster = %cluster, id = %row.id, limit, "cache id too long for this database: row skipped, as Clouddriver does");
                 continue;
             }
-            let body = data.body();
-            let hash = cache::body_hash(&body);
             let same = stored
-                .remove(&data.id)
+                .remove(&row.id)
                 .is_some_and(|(stored_hash, stored_body)| {
-                    stored_hash == hash
-                        || stored_body.is_some_and(|stored_body| {
-                            same_but_expiry(&data, &stored_body).is_some_and(|h| h == stored_hash)
-                        })
+                    stored_hash == row.hash
+                        || row.logical.as_ref().zip(stored_body).is_some_and(
+                            |(data, stored_body)| {
+                                same_but_expiry(data, &stored_body)
+                                    .is_some_and(|h| h == stored_hash)
+                            },
+                        )
                 });
             if same {
                 unchanged += 1;
             } else {
-                upserts.push((data.id, hash, body));
+                upserts.push((row.id, row.hash, row.body));
             }
         }
         self.stats.rows_unchanged += unchanged;

@@ -14,7 +14,7 @@ use crate::format::{
 };
 use crate::store::{self, Fetched, Store, Version};
 
-use super::apply::{AccountWriter, ApplyStats};
+use super::apply::{AccountWriter, ApplyStats, ObjectBatch, RowBatch, RowMaker};
 use super::checkpoint::{self, ClusterRecord, ClusterState};
 use super::db::Database;
 use super::lifecycle::state_for;
@@ -617,7 +617,9 @@ impl Indexer {
     }
 
     /// Loads a snapshot in the writer's two passes over its records (see
-    /// [`AccountWriter::begin_snapshot`]); progress counts both passes.
+    /// [`AccountWriter::begin_snapshot`]). In each pass a blocking thread decodes the records
+    /// and prepares the next batches ([`RowMaker`]) while this task writes the previous one, so
+    /// the indexer's CPU work and the database's overlap. Progress counts both passes.
     async fn load_snapshot(
         &self,
         writer: &mut AccountWriter<'_>,
@@ -626,31 +628,30 @@ impl Indexer {
         let cluster = segment.cluster.clone();
         let mut progress = SnapshotProgress::new(&cluster, &self.options.progress);
         for pass in [SnapshotPass::Objects, SnapshotPass::Rows] {
-            let mut reader =
-                SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
-                    .map_err(|e| Error::format(&cluster, e))?;
-            progress.total = 2 * reader.header().counts.put;
-            loop {
+            let (batches, mut prepared) = tokio::sync::mpsc::channel(2);
+            let producer = {
+                let key = segment.key.clone();
+                let bytes = segment.bytes.clone();
+                let limits = self.options.limits.clone();
+                let maker = writer.row_maker();
+                let cluster = cluster.clone();
+                tokio::task::spawn_blocking(move || {
+                    prepare_batches(pass, &key, &bytes, &limits, &maker, &cluster, &batches)
+                })
+            };
+            while let Some(batch) = prepared.recv().await {
+                progress.total = 2 * batch.total;
                 progress.report();
-                let mut batch = Vec::with_capacity(super::apply_batch());
-                while batch.len() < super::apply_batch() {
-                    match reader
-                        .next_record()
-                        .map_err(|e| Error::format(&cluster, e))?
-                    {
-                        Some(record) => batch.push(record),
-                        None => break,
-                    }
-                }
-                if batch.is_empty() {
-                    break;
-                }
-                progress.done += batch.len() as u64;
-                match pass {
-                    SnapshotPass::Objects => writer.load_batch(batch).await?,
-                    SnapshotPass::Rows => writer.write_batch(batch).await?,
+                progress.done += batch.records;
+                match batch.prepared {
+                    Prepared::Objects(objects) => writer.store_objects(objects).await?,
+                    Prepared::Rows(rows) => writer.store_rows(rows).await?,
                 }
             }
+            producer.await.map_err(|e| Error::Task {
+                cluster: cluster.clone(),
+                reason: e.to_string(),
+            })??;
             if pass == SnapshotPass::Objects {
                 writer.link_snapshot().await?;
             }
@@ -677,6 +678,65 @@ impl Indexer {
         writer.finish_diff().await?;
         Ok(())
     }
+}
+
+/// One pass of a snapshot load on a blocking thread: decodes the records and sends them on as
+/// prepared batches, until the segment ends or the receiver is gone.
+fn prepare_batches(
+    pass: SnapshotPass,
+    key: &str,
+    bytes: &[u8],
+    limits: &crate::format::DecodeLimits,
+    maker: &RowMaker,
+    cluster: &str,
+    batches: &tokio::sync::mpsc::Sender<PreparedBatch>,
+) -> Result<(), Error> {
+    let mut reader =
+        SegmentReader::new(key, bytes, limits).map_err(|e| Error::format(cluster, e))?;
+    let total = reader.header().counts.put;
+    loop {
+        let mut records = Vec::with_capacity(super::apply_batch());
+        while records.len() < super::apply_batch() {
+            match reader
+                .next_record()
+                .map_err(|e| Error::format(cluster, e))?
+            {
+                Some(record) => records.push(record),
+                None => break,
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = records.len() as u64;
+        let prepared = match pass {
+            SnapshotPass::Objects => Prepared::Objects(maker.objects(records)?),
+            SnapshotPass::Rows => Prepared::Rows(maker.rows(records)?),
+        };
+        let batch = PreparedBatch {
+            records: count,
+            total,
+            prepared,
+        };
+        if batches.blocking_send(batch).is_err() {
+            // The writer stopped (its error is reported there).
+            return Ok(());
+        }
+    }
+}
+
+/// A batch of a snapshot, prepared off the async task.
+struct PreparedBatch {
+    /// Records in this batch.
+    records: u64,
+    /// Records in the snapshot.
+    total: u64,
+    prepared: Prepared,
+}
+
+enum Prepared {
+    Objects(ObjectBatch),
+    Rows(RowBatch),
 }
 
 /// The two passes of a snapshot load.
