@@ -412,15 +412,6 @@ impl<'c> AccountWriter<'c> {
         }
     }
 
-    fn row_of(
-        &self,
-        target: &ObjectRef,
-        resource_version: &str,
-        object: &str,
-    ) -> Result<(ResourceRow, Resource), ApplyError> {
-        self.row_maker().row_of(target, resource_version, object)
-    }
-
     /// The links an object declares by itself (owners, application, cluster).
     fn direct_links(&self, row: &ResourceRow, resource: &Resource) -> Vec<Link> {
         if !row.cached {
@@ -759,7 +750,9 @@ impl<'c> AccountWriter<'c> {
                 resource_version,
                 object,
             } => {
-                let (row, resource) = self.row_of(&target, &resource_version, object.get())?;
+                let (row, resource) =
+                    self.row_maker()
+                        .row_of(&target, &resource_version, object.get())?;
                 let id = row.cache_id.clone();
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;
