@@ -8,26 +8,12 @@ use std::io::Write;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use outpost::agent::redact::Redactor;
-use outpost::agent::ship::{ShipOptions, Shipped, Shipper};
-use outpost::agent::state::{Scope, State, kind_name};
-use outpost::agent::watch::redacted_entry;
+use outpost::agent::ship::Shipped;
 use outpost::format::ClusterName;
-use outpost::sim::{Churn, ChurnEvent};
+use outpost::sim::{Churn, SimAgent};
 use outpost::store::Store;
 use serde_json::Value;
 
-fn scope_of(object: &Value) -> Scope {
-    Scope {
-        kind: kind_name(
-            object["apiVersion"].as_str().unwrap_or_default(),
-            object["kind"].as_str().unwrap_or_default(),
-        ),
-        namespace: None,
-    }
-}
-
-/// Bytes of one full re-list: every object as the API server returns it, as JSON, and gzip'd.
 fn relist_bytes(objects: &[Value]) -> (u64, u64) {
     let mut text = Vec::new();
     for object in objects {
@@ -50,34 +36,24 @@ async fn main() {
     let interval = 15;
 
     let started = Instant::now();
-    let mut churn = Churn::new(42, objects);
-    let redactor = Redactor::new(&[7; 32], vec![]).expect("valid key");
+    let churn = Churn::new(42, objects);
     let store = Store::open("memory://bench-agent").await.expect("opens");
     let cluster = ClusterName::new("bench").expect("valid");
-    let options = ShipOptions {
-        redaction: redactor.rule_ids(),
-        ..ShipOptions::default()
-    };
-    let mut shipper = Shipper::new(store.clone(), cluster.clone(), options);
-    let mut state = State::new();
     let t0: DateTime<Utc> = DateTime::from_timestamp(1_795_435_200, 0).expect("valid");
 
     let initial = churn.initial();
     let objects_at_start = initial.len();
     let (relist_start, relist_start_gz) = relist_bytes(&initial);
-    for object in initial {
-        let scope = scope_of(&object);
-        if let Some(entry) = redacted_entry(object, &scope, &redactor) {
-            state.apply(entry);
-        }
-    }
+    drop(initial);
+    // The agent's pipeline: redaction → state → shipper.
+    let mut agent = SimAgent::new(&store, cluster.clone(), churn, &[7; 32]).expect("valid key");
     let head_bytes = |store: Store, cluster: ClusterName| async move {
         store
             .size(&store.layout().head(&cluster))
             .await
             .unwrap_or(0)
     };
-    let first = shipper.tick(&mut state, t0).await.expect("ships");
+    let first = agent.tick(t0).await.expect("ships");
     let Shipped::Snapshot {
         bytes: first_snapshot,
         ..
@@ -97,26 +73,10 @@ async fn main() {
         mut events,
     ) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for second in 1..=seconds {
-        for event in churn.step(1.0, rate) {
-            events += 1;
-            match event {
-                ChurnEvent::Apply(object) => {
-                    let scope = scope_of(&object);
-                    if let Some(entry) = redacted_entry(object, &scope, &redactor) {
-                        state.apply(entry);
-                    }
-                }
-                ChurnEvent::Delete(object) => {
-                    let scope = scope_of(&object);
-                    if let Some(entry) = redacted_entry(object, &scope, &redactor) {
-                        state.delete(&entry.target.key());
-                    }
-                }
-            }
-        }
+        events += agent.step(1.0, rate) as u64;
         if second % interval == 0 {
-            let outcome = shipper
-                .tick(&mut state, t0 + Duration::seconds(second as i64))
+            let outcome = agent
+                .tick(t0 + Duration::seconds(second as i64))
                 .await
                 .expect("ships");
             match outcome {
@@ -139,7 +99,7 @@ async fn main() {
             head_put_bytes += head_bytes(store.clone(), cluster.clone()).await;
         }
     }
-    let (relist_end, relist_end_gz) = relist_bytes(&churn.objects());
+    let (relist_end, relist_end_gz) = relist_bytes(&agent.churn.objects());
     let per_hour = 3600.0 / seconds as f64;
     let agent_hour = (segment_bytes + head_put_bytes) as f64 * per_hour;
     let relists_per_hour = 3600.0 / 30.0;
@@ -149,7 +109,7 @@ async fn main() {
     println!(
         "Simulated cluster: {} objects at start, {} at end; {rate} change/s ({events} watch events in {seconds} s); ship interval {interval} s.",
         objects_at_start,
-        churn.len()
+        agent.churn.len()
     );
     println!();
     println!("| | per hour |");

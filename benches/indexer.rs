@@ -29,16 +29,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use outpost::agent::redact::Redactor;
-use outpost::agent::ship::{ShipOptions, Shipped, Shipper};
-use outpost::agent::state::{Scope, State, kind_name};
-use outpost::agent::watch::redacted_entry;
+use outpost::agent::ship::Shipped;
+use outpost::agent::state::State;
 use outpost::cache::{self, CacheOptions, Dialect, KubernetesKind, Resource};
 use outpost::format::{ClusterName, Record, SegmentReader, SegmentType};
 use outpost::indexer::apply::{AccountWriter, ApplyStats};
 use outpost::indexer::db::text;
 use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
-use outpost::sim::{Churn, ChurnEvent};
+use outpost::sim::{Churn, SimAgent};
 use outpost::store::Store;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -254,24 +252,24 @@ async fn table_size(database: &Database, table: &str) -> (u64, u64) {
 
 // -------------------------------------------------------------------- simulated clusters --
 
-fn scope_of(object: &Value) -> Scope {
-    Scope {
-        kind: kind_name(
-            object["apiVersion"].as_str().unwrap_or_default(),
-            object["kind"].as_str().unwrap_or_default(),
-        ),
-        namespace: None,
+/// A simulated cluster (the agent's own pipeline, [`SimAgent`]) shipping into a store, on
+/// real time.
+struct SimCluster {
+    agent: SimAgent,
+    t: DateTime<Utc>,
+}
+
+impl std::ops::Deref for SimCluster {
+    type Target = SimAgent;
+    fn deref(&self) -> &SimAgent {
+        &self.agent
     }
 }
 
-/// A simulated cluster shipping through the agent's own pipeline into `store`.
-struct SimCluster {
-    name: ClusterName,
-    churn: Churn,
-    state: State,
-    shipper: Shipper,
-    redactor: Redactor,
-    t: DateTime<Utc>,
+impl std::ops::DerefMut for SimCluster {
+    fn deref_mut(&mut self) -> &mut SimAgent {
+        &mut self.agent
+    }
 }
 
 impl SimCluster {
@@ -282,45 +280,9 @@ impl SimCluster {
     /// A cluster holding `churn`'s initial objects (not shipped yet).
     fn with_churn(store: &Store, name: &str, churn: Churn) -> Self {
         let name = ClusterName::new(name).expect("a valid name");
-        let redactor = Redactor::new(&[3; 32], vec![]).expect("a valid key");
-        let shipper = Shipper::new(
-            store.clone(),
-            name.clone(),
-            ShipOptions {
-                redaction: redactor.rule_ids(),
-                ..ShipOptions::default()
-            },
-        );
-        let mut cluster = Self {
-            name,
-            state: State::new(),
-            shipper,
-            redactor,
+        Self {
+            agent: SimAgent::new(store, name, churn, &[3; 32]).expect("a valid key"),
             t: Utc::now() - chrono::Duration::seconds(30),
-            churn,
-        };
-        for object in cluster.churn.initial() {
-            cluster.put(object);
-        }
-        cluster
-    }
-
-    fn put(&mut self, object: Value) {
-        let scope = scope_of(&object);
-        if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
-            self.state.apply(entry);
-        }
-    }
-
-    fn event(&mut self, event: ChurnEvent) {
-        match event {
-            ChurnEvent::Apply(object) => self.put(object),
-            ChurnEvent::Delete(object) => {
-                let scope = scope_of(&object);
-                if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
-                    self.state.delete(&entry.target.key());
-                }
-            }
         }
     }
 
@@ -356,10 +318,8 @@ impl SimCluster {
     async fn ship(&mut self) -> Shipped {
         // Real time (the indexer judges heartbeats against its clock), strictly increasing.
         self.t = Utc::now().max(self.t + chrono::Duration::milliseconds(1));
-        self.shipper
-            .tick(&mut self.state, self.t)
-            .await
-            .expect("ships")
+        let now = self.t;
+        self.agent.tick(now).await.expect("ships")
     }
 }
 

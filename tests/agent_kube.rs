@@ -21,17 +21,6 @@ use tokio::sync::{mpsc, oneshot};
 
 mod common;
 
-async fn client(kubeconfig: &str) -> kube::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 /// Lets the user `outpost-agent` list and watch every default kind but NetworkPolicy.
 async fn grant_agent(admin: &kube::Client) {
     let roles: Api<DynamicObject> = Api::all_with(
@@ -272,7 +261,7 @@ async fn a_410_relist_after_compaction_loses_nothing_and_invents_nothing_fault_i
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
     let etcd = common::server_url("OUTPOST_TEST_ETCD_ENDPOINT").unwrap();
     let server = common::server_url("OUTPOST_TEST_KUBE_SERVER").unwrap();
-    let admin = client(&admin_config).await;
+    let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
     let ns = new_namespace(&admin, "relist").await;
     for (name, value) in [("keep", "1"), ("change", "1"), ("remove", "1")] {
@@ -376,7 +365,7 @@ async fn no_secret_value_leaves_the_cluster() {
         return;
     };
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
-    let admin = client(&admin_config).await;
+    let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
     let ns = new_namespace(&admin, "leak").await;
     let planted = [
@@ -408,7 +397,7 @@ async fn no_secret_value_leaves_the_cluster() {
         .await
         .unwrap();
     let cluster = ClusterName::new("leak").unwrap();
-    let agent_client = client(&agent_config).await;
+    let agent_client = common::kube_client(&agent_config).await;
     let selection = Selection {
         kinds: vec!["Secret".into()],
         namespaces: vec![ns.clone()],
@@ -466,7 +455,7 @@ async fn a_crd_installed_later_starts_being_watched() {
         return;
     };
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
-    let admin = client(&admin_config).await;
+    let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
     let ns = new_namespace(&admin, "crd").await;
     let group = format!("w{:08x}.outpost.example.com", rand::random::<u32>());
@@ -506,7 +495,7 @@ async fn a_crd_installed_later_starts_being_watched() {
     let store = Store::open(&format!("memory://agent-crd-{ns}"))
         .await
         .unwrap();
-    let agent_client = client(&agent_config).await;
+    let agent_client = common::kube_client(&agent_config).await;
     let selection = Selection {
         kinds: vec!["Service".into(), kind_name.clone()],
         namespaces: vec![ns.clone()],
@@ -592,8 +581,8 @@ async fn agent_ships_what_happens_in_the_cluster() {
         return;
     };
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
-    let admin = client(&admin_config).await;
-    let agent_client = client(&agent_config).await;
+    let admin = common::kube_client(&admin_config).await;
+    let agent_client = common::kube_client(&agent_config).await;
     grant_agent(&admin).await;
 
     let ns = format!("ship-{:08x}", rand::random::<u32>());
@@ -799,7 +788,7 @@ async fn configuration_file_changes_apply_without_restart() {
         return;
     };
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
-    let admin = client(&admin_config).await;
+    let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
     let ns = new_namespace(&admin, "reload").await;
     create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
@@ -874,7 +863,7 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
         return;
     };
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
-    let admin = client(&admin_config).await;
+    let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
     let ns = new_namespace(&admin, "kinds").await;
 
@@ -964,7 +953,7 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
         namespaces: vec![ns.clone()],
         ..Selection::default()
     };
-    let agent_client = client(&agent_config).await;
+    let agent_client = common::kube_client(&agent_config).await;
     let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
     wait_for(&store, &cluster, "the first snapshot", |_| true).await;
 

@@ -7,7 +7,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use outpost::indexer::db::text;
 use serde_json::json;
@@ -21,17 +20,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn client(kubeconfig: &str) -> kube::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 fn resource(group: &str, version: &str, kind: &str) -> ApiResource {
@@ -81,7 +69,7 @@ async fn a_change_in_the_cluster_reaches_the_clouddriver_tables() {
     ) else {
         return;
     };
-    let admin = client(&kubeconfig).await;
+    let admin = common::kube_client(&kubeconfig).await;
     let ns = format!("e2e-{:08x}", rand::random::<u32>());
     let namespaces: Api<DynamicObject> =
         Api::all_with(admin.clone(), &resource("", "v1", "Namespace"));

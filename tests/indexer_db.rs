@@ -7,15 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
-use outpost::agent::redact::Redactor;
-use outpost::agent::ship::{ShipOptions, Shipped, Shipper};
-use outpost::agent::state::{Scope, State, kind_name};
-use outpost::agent::watch::redacted_entry;
+use outpost::agent::ship::Shipped;
 use outpost::cache::{self, CacheOptions, Resource};
 use outpost::format::ClusterName;
 use outpost::indexer::db::text;
 use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
-use outpost::sim::{Churn, ChurnEvent};
+use outpost::sim::{Churn, SimAgent};
 use outpost::store::Store;
 use serde_json::Value;
 
@@ -63,78 +60,35 @@ async fn fresh_database(kind: &str) -> Option<TestDb> {
     }
 }
 
-/// A simulated cluster shipping through the agent's own pipeline into `store`.
+/// A simulated cluster (the agent's own pipeline) with a clock of its own: each ship is 15 s
+/// after the previous one.
 struct SimCluster {
-    name: ClusterName,
-    churn: Churn,
-    state: State,
-    shipper: Shipper,
-    redactor: Redactor,
+    agent: SimAgent,
     t: DateTime<Utc>,
-}
-
-fn scope_of(object: &Value) -> Scope {
-    Scope {
-        kind: kind_name(
-            object["apiVersion"].as_str().unwrap_or_default(),
-            object["kind"].as_str().unwrap_or_default(),
-        ),
-        namespace: None,
-    }
 }
 
 impl SimCluster {
     fn new(store: &Store, name: &str, seed: u64, objects: usize) -> Self {
         let name = ClusterName::new(name).unwrap();
-        let redactor = Redactor::new(&[3; 32], vec![]).unwrap();
-        let shipper = Shipper::new(
-            store.clone(),
-            name.clone(),
-            ShipOptions {
-                redaction: redactor.rule_ids(),
-                ..ShipOptions::default()
-            },
-        );
-        let churn = Churn::new(seed, objects);
-        let mut cluster = Self {
-            name,
-            state: State::new(),
-            shipper,
-            redactor,
+        let agent = SimAgent::new(store, name, Churn::new(seed, objects), &[3; 32]).unwrap();
+        Self {
+            agent,
             t: Utc::now() - Duration::minutes(1),
-            churn,
-        };
-        for object in cluster.churn.initial() {
-            cluster.put(object);
         }
-        cluster
     }
 
-    fn put(&mut self, object: Value) {
-        let scope = scope_of(&object);
-        if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
-            self.state.apply(entry);
-        }
+    fn name(&self) -> &ClusterName {
+        &self.agent.name
     }
 
     /// `seconds` of churn at `rate` changes per second.
     fn churn(&mut self, seconds: f64, rate: f64) {
-        for event in self.churn.step(seconds, rate) {
-            match event {
-                ChurnEvent::Apply(object) => self.put(object),
-                ChurnEvent::Delete(object) => {
-                    let scope = scope_of(&object);
-                    if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
-                        self.state.delete(&entry.target.key());
-                    }
-                }
-            }
-        }
+        self.agent.step(seconds, rate);
     }
 
     async fn ship(&mut self) -> Shipped {
         self.t += Duration::seconds(15);
-        self.shipper.tick(&mut self.state, self.t).await.unwrap()
+        self.agent.tick(self.t).await.unwrap()
     }
 }
 
@@ -249,10 +203,10 @@ async fn incremental_equals_rebuild(kind: &str) {
     };
     let mut sim = SimCluster::new(&store, "sim-a", 7, 400);
     assert!(matches!(sim.ship().await, Shipped::Snapshot { .. }));
-    let outcome = indexer.index_cluster(&sim.name).await.unwrap();
+    let outcome = indexer.index_cluster(sim.name()).await.unwrap();
     let (snapshot, written, _) = applied(&outcome);
     assert!(snapshot);
-    let expected = expected_rows(&store, &sim.name, "sim-a").await;
+    let expected = expected_rows(&store, sim.name(), "sim-a").await;
     assert_eq!(written as usize, expected.len(), "every row written once");
     assert_same(
         &stored_rows(&database, "sim-a").await,
@@ -270,10 +224,10 @@ async fn incremental_equals_rebuild(kind: &str) {
             Shipped::Snapshot { .. } => true,
             other => panic!("round {round}: {other:?}"),
         };
-        let outcome = indexer.index_cluster(&sim.name).await.unwrap();
+        let outcome = indexer.index_cluster(sim.name()).await.unwrap();
         let (snapshot, written, _) = applied(&outcome);
         assert_eq!(snapshot, shipped_snapshot, "round {round}");
-        let expected = expected_rows(&store, &sim.name, "sim-a").await;
+        let expected = expected_rows(&store, sim.name(), "sim-a").await;
         assert!(
             (written as usize) < expected.len() / 4,
             "round {round}: {written} rows written of {}",
@@ -287,7 +241,7 @@ async fn incremental_equals_rebuild(kind: &str) {
     }
     // Nothing new: nothing written.
     assert!(matches!(
-        indexer.index_cluster(&sim.name).await.unwrap(),
+        indexer.index_cluster(sim.name()).await.unwrap(),
         Outcome::Unchanged { .. }
     ));
     database.close().await;
@@ -367,10 +321,10 @@ async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
     assert!(matches!(a.ship().await, Shipped::Diff { .. }));
     assert!(matches!(b.ship().await, Shipped::Diff { .. }));
     // Flip one byte in the middle of a's new diff.
-    let head = a.shipper.head().unwrap().clone();
+    let head = a.agent.shipper.head().unwrap().clone();
     let diff = head.diffs.last().unwrap();
     let key = store.layout().segment(
-        &a.name,
+        a.name(),
         &head.epoch,
         diff.seq,
         outpost::format::SegmentType::Diff,
@@ -400,7 +354,7 @@ async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
     );
     assert_same(
         &stored_rows(&database, "tamper-b").await,
-        &expected_rows(&store, &b.name, "tamper-b").await,
+        &expected_rows(&store, b.name(), "tamper-b").await,
         "the other cluster",
     );
     // The error is kept for `outpost status`.
@@ -465,10 +419,10 @@ async fn concurrent_and_cancelled_runs_converge(kind: &str) {
             assert!(failures.is_empty(), "round {round}: {failures:?}");
         }
         for sim in &sims {
-            let account = sim.name.as_str();
+            let account = sim.name().as_str();
             assert_same(
                 &stored_rows(&database, account).await,
-                &expected_rows(&store, &sim.name, account).await,
+                &expected_rows(&store, sim.name(), account).await,
                 &format!("{kind} round {round}: {account}"),
             );
         }

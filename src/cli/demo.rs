@@ -11,16 +11,12 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 
 use crate::agent::config::parse_duration;
-use crate::agent::redact::Redactor;
-use crate::agent::ship::{ShipOptions, Shipped, Shipper};
-use crate::agent::state::{Scope, State, kind_name};
-use crate::agent::watch::redacted_entry;
+use crate::agent::ship::Shipped;
 use crate::format::{ClusterName, Identity};
 use crate::indexer::{Database, IndexOptions, Indexer, Outcome};
-use crate::sim::{Churn, ChurnEvent};
+use crate::sim::{Churn, SimAgent};
 use crate::store::Store;
 
 /// Marks a directory as the demo's own, so a rerun may reset it.
@@ -48,41 +44,6 @@ pub struct DemoArgs {
     /// Changes per second per cluster (each second of the demo plays 15 s of cluster time).
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
-}
-
-/// A simulated cluster and its agent.
-struct DemoCluster {
-    name: ClusterName,
-    churn: Churn,
-    state: State,
-    shipper: Shipper,
-    redactor: Redactor,
-}
-
-impl DemoCluster {
-    fn put(&mut self, object: Value) {
-        let scope = scope_of(&object);
-        if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
-            self.state.apply(entry);
-        }
-    }
-
-    fn delete(&mut self, object: Value) {
-        let scope = scope_of(&object);
-        if let Some(entry) = redacted_entry(object, &scope, &self.redactor) {
-            self.state.delete(&entry.target.key());
-        }
-    }
-}
-
-fn scope_of(object: &Value) -> Scope {
-    Scope {
-        kind: kind_name(
-            object["apiVersion"].as_str().unwrap_or_default(),
-            object["kind"].as_str().unwrap_or_default(),
-        ),
-        namespace: None,
-    }
 }
 
 /// Empties the demo directory (only if it is the demo's own) and returns the bucket and
@@ -193,26 +154,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for i in 0..args.clusters {
         let name = ClusterName::new(&format!("demo-{}", i + 1))?;
         let key: [u8; 32] = rand::random();
-        let redactor = Redactor::new(&key, vec![])?;
-        let shipper = Shipper::new(
-            store.clone(),
-            name.clone(),
-            ShipOptions {
-                redaction: redactor.rule_ids(),
-                ..ShipOptions::default()
-            },
-        );
         let churn = Churn::new(u64::from(i) + 1, args.objects as usize);
-        let mut cluster = DemoCluster {
-            name,
-            churn,
-            state: State::new(),
-            shipper,
-            redactor,
-        };
-        for object in cluster.churn.initial() {
-            cluster.put(object);
-        }
+        let mut cluster = SimAgent::new(&store, name, churn, &key)?;
         let mut identity = Identity::new(cluster.name.clone(), Utc::now());
         identity.server_version = Some("simulated".into());
         identity.kube_system_uid = Some(format!("{:032x}", rand::random::<u128>()));
@@ -226,7 +169,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 identity.to_json()?.into(),
             )
             .await?;
-        cluster.shipper.tick(&mut cluster.state, Utc::now()).await?;
+        cluster.tick(Utc::now()).await?;
         clusters.push(cluster);
     }
     let started = std::time::Instant::now();
@@ -254,14 +197,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for _ in 0..rounds {
         ticker.tick().await;
         for cluster in &mut clusters {
-            for event in cluster.churn.step(15.0, args.rate) {
-                changes += 1;
-                match event {
-                    ChurnEvent::Apply(object) => cluster.put(object),
-                    ChurnEvent::Delete(object) => cluster.delete(object),
-                }
-            }
-            match cluster.shipper.tick(&mut cluster.state, Utc::now()).await {
+            changes += cluster.step(15.0, args.rate) as u64;
+            match cluster.tick(Utc::now()).await {
                 Ok(Shipped::Diff { .. } | Shipped::Snapshot { .. }) => diffs += 1,
                 Ok(_) => {}
                 Err(e) => {

@@ -14,9 +14,11 @@
 //! Everything is driven by one seeded RNG: the same seed and the same sequence of calls give byte-identical
 //! objects.
 
+pub mod agent;
 pub mod churn;
 mod objects;
 
+pub use agent::SimAgent;
 pub use churn::{Churn, ChurnEvent};
 pub use objects::ObjectFactory;
 

@@ -81,3 +81,16 @@ pub async fn replay(store: &Store, cluster: &ClusterName) -> Option<(Head, Repla
     }
     Some((head, objects))
 }
+
+/// A client for the test API server from a kubeconfig file.
+#[allow(dead_code)]
+pub async fn kube_client(kubeconfig: &str) -> kube::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
