@@ -155,7 +155,7 @@ struct SnapshotLoad {
 /// The snapshot's relationship graph: collected in the first pass, complete in the second.
 #[derive(Debug)]
 enum Graph {
-    Building(GraphBuilder),
+    Building(Box<GraphBuilder>),
     Built(Arc<AccountGraph>),
     /// Only while the links are written.
     Taken,
@@ -472,7 +472,7 @@ impl<'c> AccountWriter<'c> {
                 })?;
         }
         self.snapshot = Some(SnapshotLoad {
-            graph: Graph::Building(GraphBuilder::new(&self.account, &self.options)),
+            graph: Graph::Building(Box::new(GraphBuilder::new(&self.account, &self.options))),
             stored: BTreeMap::new(),
             shared: BTreeMap::new(),
         });
@@ -1235,9 +1235,9 @@ impl<'c> AccountWriter<'c> {
             for link in chunk {
                 query = query
                     .bind(&self.account)
-                    .bind(&link.declarer)
-                    .bind(&link.a)
-                    .bind(&link.b)
+                    .bind(link.declarer)
+                    .bind(link.a)
+                    .bind(link.b)
                     .bind(link.origin.as_str());
             }
             query
