@@ -12,6 +12,9 @@
 //! scripts/test-kube stop
 //! ```
 //!
+//! `OUTPOST_BENCH_AGENT=/path/to/outpost` measures that agent binary instead of the one cargo
+//! built with the bench (e.g. a copy of an older build, to compare in the same conditions).
+//!
 //! 1. Load: a simulated cluster (`sim::Churn`, seed 42), sized so that ~10,000 objects are of the
 //!    agent's default kinds, only those loaded: namespaces first, then owners before the objects
 //!    they own, 16 requests in flight. Server-managed metadata is removed; `ownerReferences` are
@@ -57,6 +60,8 @@ use serde_json::{Value, json};
 
 /// Set to `reflector` in the baseline process.
 const ROLE_VAR: &str = "OUTPOST_BENCH_ROLE";
+/// The agent binary to measure, if not the one built with this bench.
+const AGENT_VAR: &str = "OUTPOST_BENCH_AGENT";
 /// Objects of the watched kinds to load.
 const TARGET_OBJECTS: usize = 10_000;
 /// Requests in flight while loading and churning.
@@ -641,7 +646,7 @@ async fn held(
                 objects += 1;
                 json_bytes += serde_json::to_vec(&value).expect("serializes").len() as u64;
                 if let Some(entry) = redacted_entry(value, &scope, &redactor) {
-                    state_bytes += entry.object.get().len() as u64;
+                    state_bytes += entry.object.json_len() as u64;
                 }
             }
             match list.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -827,7 +832,13 @@ async fn bench(kubeconfig: String) -> ExitCode {
     )
     .expect("writes the agent config");
     let spawned = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+    // Another build of the agent (e.g. a copy of an older one, to compare): `OUTPOST_BENCH_AGENT`.
+    let agent_binary = std::env::var_os(AGENT_VAR).map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_outpost")),
+        PathBuf::from,
+    );
+    println!("Agent binary: {}", agent_binary.display());
+    let child = Command::new(&agent_binary)
         .arg("agent")
         .arg("--config")
         .arg(&config)

@@ -1050,7 +1050,7 @@ fn expected_rows(state: &State, account: &str) -> RowDigests {
     let resources: Vec<Resource> = state
         .entries()
         .map(|e| {
-            Resource::parse(serde_json::from_str(e.object.get()).expect("JSON"))
+            Resource::parse(serde_json::from_str(&e.object.to_json().expect("JSON")).expect("JSON"))
                 .expect("a resource")
         })
         .collect();

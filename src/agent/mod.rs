@@ -1,6 +1,7 @@
 //! The in-cluster agent: watch (or simulate) a cluster, keep its redacted state, and ship
 //! snapshots and diffs to the bucket as the one elected writer.
 
+pub mod compressed;
 pub mod config;
 pub mod health;
 pub mod redact;

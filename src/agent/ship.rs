@@ -21,8 +21,9 @@ use crate::format::{
 };
 use crate::store::{self, Fetched, Store, Version};
 
+use super::compressed::{self, JsonReader};
 use super::config::SnapshotPolicy;
-use super::state::{Change, State};
+use super::state::{Change, Entry, State};
 
 /// What went wrong while shipping; every variant names the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,12 @@ pub enum Error {
         key: String,
         #[source]
         source: format::Error,
+    },
+    #[error("cluster {cluster}: {source}")]
+    Object {
+        cluster: String,
+        #[source]
+        source: compressed::Error,
     },
     #[error(
         "cluster {cluster}: {key} already holds other bytes: a segment of epoch {epoch} was written by someone else"
@@ -274,10 +281,9 @@ impl Shipper {
             .layout()
             .segment(&self.cluster, &epoch, seq, SegmentType::Snapshot);
         let mut writer = self.writer(&key, &header)?;
+        let mut json = self.json_reader()?;
         for entry in state.entries() {
-            writer
-                .write_put(&entry.target, &entry.resource_version, &entry.object)
-                .map_err(|e| self.encode_error(e))?;
+            self.write_put(&mut writer, &mut json, entry)?;
         }
         let (bytes, summary) = writer.finish().map_err(|e| self.encode_error(e))?;
         let reference = self.put_segment(&key, &epoch, bytes, &summary).await?;
@@ -337,14 +343,14 @@ impl Shipper {
             .layout()
             .segment(&self.cluster, &epoch, seq, SegmentType::Diff);
         let mut writer = self.writer(&key, &header)?;
+        let mut json = self.json_reader()?;
         for change in state.changes() {
-            let written = match change {
-                Change::Put(entry) => {
-                    writer.write_put(&entry.target, &entry.resource_version, &entry.object)
-                }
-                Change::Delete(target) => writer.write_delete(target),
-            };
-            written.map_err(|e| self.encode_error(e))?;
+            match change {
+                Change::Put(entry) => self.write_put(&mut writer, &mut json, entry)?,
+                Change::Delete(target) => writer
+                    .write_delete(target)
+                    .map_err(|e| self.encode_error(e))?,
+            }
         }
         let (bytes, summary) = writer.finish().map_err(|e| self.encode_error(e))?;
         let reference = self.put_segment(&key, &epoch, bytes, &summary).await?;
@@ -445,6 +451,25 @@ impl Shipper {
             .map_err(|e| self.encode_error(e))
     }
 
+    fn json_reader(&self) -> Result<JsonReader, Error> {
+        JsonReader::new().map_err(|source| self.object_error(source))
+    }
+
+    /// Appends a `put` of `entry`, its JSON decompressed through `json`.
+    fn write_put(
+        &self,
+        writer: &mut SegmentWriter<Vec<u8>>,
+        json: &mut JsonReader,
+        entry: &Entry,
+    ) -> Result<(), Error> {
+        let object = json
+            .read(&entry.object)
+            .map_err(|source| self.object_error(source))?;
+        writer
+            .write_put(&entry.target, &entry.resource_version, object)
+            .map_err(|e| self.encode_error(e))
+    }
+
     /// Writes a segment create-only and returns its reference for the head.
     async fn put_segment(
         &self,
@@ -522,6 +547,13 @@ impl Shipper {
         }
     }
 
+    fn object_error(&self, source: compressed::Error) -> Error {
+        Error::Object {
+            cluster: self.cluster.to_string(),
+            source,
+        }
+    }
+
     fn encode_error(&self, source: format::Error) -> Error {
         Error::Encode {
             cluster: self.cluster.to_string(),
@@ -541,13 +573,12 @@ fn new_epoch(now: DateTime<Utc>) -> Epoch {
 mod tests {
     use std::collections::BTreeMap;
 
-    use chrono::Duration;
-    use serde_json::value::RawValue;
-
     use super::*;
-    use crate::agent::state::{Entry, Scope};
+    use crate::agent::compressed::CompressedJson;
+    use crate::agent::state::Scope;
     use crate::format::segment::{ObjectRef, Record};
     use crate::format::{DecodeLimits, verify_head, verify_segment};
+    use chrono::Duration;
 
     fn cluster() -> ClusterName {
         ClusterName::new("ship").unwrap()
@@ -574,7 +605,7 @@ mod tests {
                 uid: format!("uid-{name}"),
             },
             resource_version: rv.to_string(),
-            object: RawValue::from_string(object.to_string()).unwrap(),
+            object: CompressedJson::compress(&object.to_string()).unwrap(),
             scope: Scope {
                 kind: "Pod".into(),
                 namespace: None,

@@ -1,18 +1,17 @@
 //! The agent's view of the cluster: every watched object as redacted compact JSON, and what has
 //! changed since the last segment was shipped (pure, no I/O).
 //!
-//! Objects are kept as serialized bytes, not parsed trees, so memory follows the cluster's size in
-//! JSON. Changes are tracked per object as "what was shipped last" — nothing, or the reference of
+//! Objects are kept as serialized bytes, not parsed trees, zstd-compressed one by one, so memory
+//! follows the cluster's size in compressed JSON. Changes are tracked per object as "what was shipped last" — nothing, or the reference of
 //! the object as shipped — so a diff holds the net change of each object since the last segment:
 //! an object created and deleted between two segments produces nothing, an object changed many
 //! times produces one `put` of its last state, and an unchanged object seen again (a relist)
 //! produces nothing. A relist (`Init` … `InitDone`) turns objects of its scope that were not seen
 //! again into deletions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::value::RawValue;
-
+use super::compressed::CompressedJson;
 use crate::format::segment::{ObjectKey, ObjectRef, api_group};
 
 /// Which watch an object came from: a kind, and the namespace when namespaces are restricted
@@ -29,8 +28,8 @@ pub struct Scope {
 pub struct Entry {
     pub target: ObjectRef,
     pub resource_version: String,
-    /// The redacted object, compact JSON.
-    pub object: Box<RawValue>,
+    /// The redacted object, compact JSON, compressed.
+    pub object: CompressedJson,
     pub scope: Scope,
 }
 
@@ -50,17 +49,30 @@ pub enum Change<'a> {
     Delete(&'a ObjectRef),
 }
 
+/// An entry and the last relist that reported it.
+#[derive(Debug)]
+struct Held {
+    entry: Entry,
+    /// The number of the last relist of the entry's scope that reported it (0: none).
+    relist: u64,
+}
+
 /// The objects and the changes not yet shipped.
 #[derive(Debug, Default)]
 pub struct State {
-    objects: BTreeMap<ObjectKey, Entry>,
+    objects: BTreeMap<ObjectKey, Held>,
     /// For every object changed since the last ship: the reference it was last shipped with
     /// (`None`: it was not in the last shipped state).
     dirty: BTreeMap<ObjectKey, Option<ObjectRef>>,
-    /// Keys seen so far by each relist in progress.
-    relists: HashMap<Scope, BTreeSet<ObjectKey>>,
+    /// The relist in progress of each scope, by number: the objects it reports are marked with
+    /// it, so that no set of keys is built while tens of thousands of objects are listed.
+    relists: HashMap<Scope, u64>,
+    /// The number of the last relist started.
+    last_relist: u64,
     /// Bytes of JSON held, for memory accounting.
     bytes: usize,
+    /// Bytes of compressed JSON held.
+    compressed_bytes: usize,
 }
 
 impl State {
@@ -72,26 +84,29 @@ impl State {
     /// Records an object as it is now (an `Apply` or `InitApply` event, already redacted).
     pub fn apply(&mut self, entry: Entry) -> Applied {
         let key = entry.target.key();
-        if let Some(seen) = self.relists.get_mut(&entry.scope) {
-            seen.insert(key.clone());
-        }
+        let relist = self.relists.get(&entry.scope).copied().unwrap_or(0);
         match self.objects.get_mut(&key) {
-            Some(current) if current.object.get() == entry.object.get() => {
+            Some(current) if current.entry.object == entry.object => {
                 // Same bytes; the scope may differ after a configuration change.
-                current.scope = entry.scope;
+                current.entry.scope = entry.scope;
+                current.relist = relist;
                 Applied::Unchanged
             }
             Some(current) => {
-                let shipped = current.target.clone();
+                let shipped = current.entry.target.clone();
                 self.dirty.entry(key).or_insert(Some(shipped));
-                self.bytes = self.bytes - current.object.get().len() + entry.object.get().len();
-                *current = entry;
+                self.bytes = self.bytes - current.entry.object.json_len() + entry.object.json_len();
+                self.compressed_bytes = self.compressed_bytes
+                    - current.entry.object.compressed_len()
+                    + entry.object.compressed_len();
+                *current = Held { entry, relist };
                 Applied::Updated
             }
             None => {
                 self.dirty.entry(key.clone()).or_insert(None);
-                self.bytes += entry.object.get().len();
-                self.objects.insert(key, entry);
+                self.bytes += entry.object.json_len();
+                self.compressed_bytes += entry.object.compressed_len();
+                self.objects.insert(key, Held { entry, relist });
                 Applied::Created
             }
         }
@@ -99,29 +114,31 @@ impl State {
 
     /// Records that an object is gone. `false` if it was not held.
     pub fn delete(&mut self, key: &ObjectKey) -> bool {
-        let Some(old) = self.objects.remove(key) else {
+        let Some(Held { entry: old, .. }) = self.objects.remove(key) else {
             return false;
         };
-        self.bytes -= old.object.get().len();
+        self.bytes -= old.object.json_len();
+        self.compressed_bytes -= old.object.compressed_len();
         self.dirty.entry(key.clone()).or_insert(Some(old.target));
         true
     }
 
     /// A relist of `scope` begins (`Init`): from now on the objects it reports are remembered.
     pub fn relist_started(&mut self, scope: &Scope) {
-        self.relists.insert(scope.clone(), BTreeSet::new());
+        self.last_relist += 1;
+        self.relists.insert(scope.clone(), self.last_relist);
     }
 
     /// The relist of `scope` is complete (`InitDone`): every object of the scope it did not report
     /// is gone. Returns how many were deleted. Without a matching start, nothing is deleted.
     pub fn relist_done(&mut self, scope: &Scope) -> usize {
-        let Some(seen) = self.relists.remove(scope) else {
+        let Some(relist) = self.relists.remove(scope) else {
             return 0;
         };
         let gone: Vec<ObjectKey> = self
             .objects
             .iter()
-            .filter(|(key, entry)| entry.scope == *scope && !seen.contains(*key))
+            .filter(|(_, held)| held.entry.scope == *scope && held.relist != relist)
             .map(|(key, _)| key.clone())
             .collect();
         for key in &gone {
@@ -137,7 +154,7 @@ impl State {
         let gone: Vec<ObjectKey> = self
             .objects
             .iter()
-            .filter(|(_, entry)| entry.scope == *scope)
+            .filter(|(_, held)| held.entry.scope == *scope)
             .map(|(key, _)| key.clone())
             .collect();
         for key in &gone {
@@ -156,7 +173,7 @@ impl State {
         self.dirty
             .iter()
             .filter_map(|(key, shipped)| match (self.objects.get(key), shipped) {
-                (Some(entry), _) => Some(Change::Put(entry)),
+                (Some(held), _) => Some(Change::Put(&held.entry)),
                 (None, Some(shipped)) => Some(Change::Delete(shipped)),
                 (None, None) => None,
             })
@@ -164,7 +181,7 @@ impl State {
 
     /// Every object, in key order (a snapshot).
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.objects.values()
+        self.objects.values().map(|held| &held.entry)
     }
 
     /// Call once the segment holding [`State::changes`] (or a snapshot of [`State::entries`]) is
@@ -183,16 +200,21 @@ impl State {
         self.objects.is_empty()
     }
 
-    /// Bytes of object JSON held.
+    /// Bytes of object JSON held (decompressed).
     pub fn json_bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Bytes of compressed object JSON held.
+    pub fn compressed_bytes(&self) -> usize {
+        self.compressed_bytes
     }
 
     /// Objects per kind name (`Kind` or `Kind.group`), for `head.json`.
     pub fn kind_counts(&self) -> BTreeMap<String, u64> {
         let mut counts = BTreeMap::new();
-        for entry in self.objects.values() {
-            *counts.entry(entry.scope.kind.clone()).or_insert(0) += 1;
+        for held in self.objects.values() {
+            *counts.entry(held.entry.scope.kind.clone()).or_insert(0) += 1;
         }
         counts
     }
@@ -233,6 +255,8 @@ pub fn kind_name(api_version: &str, kind: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use proptest::prelude::*;
 
     use super::*;
@@ -255,7 +279,7 @@ mod tests {
                 uid: uid.into(),
             },
             resource_version: rv.to_string(),
-            object: RawValue::from_string(object.to_string()).unwrap(),
+            object: CompressedJson::compress(&object.to_string()).unwrap(),
             scope: scope(kind),
         }
     }
@@ -333,13 +357,21 @@ mod tests {
     #[test]
     fn memory_accounting_follows_the_json() {
         let mut s = State::new();
-        let e = entry("Pod", "a", "u1", 1);
-        let n = e.object.get().len();
-        s.apply(e);
-        s.apply(entry("Pod", "b", "u1", 1));
-        assert_eq!(s.json_bytes(), 2 * n);
+        let (a, b) = (entry("Pod", "a", "u1", 1), entry("Pod", "bb", "u1", 1));
+        let (na, ca) = (a.object.json_len(), a.object.compressed_len());
+        let (nb, cb) = (b.object.json_len(), b.object.compressed_len());
+        s.apply(a);
+        s.apply(b);
+        assert_eq!(s.json_bytes(), na + nb);
+        assert_eq!(s.compressed_bytes(), ca + cb);
         s.delete(&key("Pod", "a"));
-        assert_eq!(s.json_bytes(), n);
+        assert_eq!(s.json_bytes(), nb);
+        assert_eq!(s.compressed_bytes(), cb);
+        let c = entry("Pod", "bb", "u1", 22);
+        let (nc, cc) = (c.object.json_len(), c.object.compressed_len());
+        s.apply(c);
+        assert_eq!(s.json_bytes(), nc);
+        assert_eq!(s.compressed_bytes(), cc);
     }
 
     #[test]

@@ -13,10 +13,10 @@ use kube::api::{Api, DynamicObject};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope as ApiScope};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::compressed::CompressedJson;
 use super::redact::Redactor;
 use super::state::{Entry, Scope, kind_name};
 use crate::format::segment::{ObjectKey, ObjectRef};
@@ -406,7 +406,8 @@ fn to_entry(
 }
 
 /// The entry of an object given as JSON (with `apiVersion` and `kind`), after redaction; `None`
-/// if it has no name.
+/// if it has no name (or, which does not happen short of a zstd bug, its JSON cannot be
+/// compressed: logged).
 pub fn redacted_entry(
     mut value: serde_json::Value,
     scope: &Scope,
@@ -419,7 +420,13 @@ pub fn redacted_entry(
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let object = RawValue::from_string(value.to_string()).ok()?;
+    let object = match CompressedJson::compress(&value.to_string()) {
+        Ok(object) => object,
+        Err(error) => {
+            tracing::warn!(kind = %scope.kind, name = %target.name, %error, "object dropped");
+            return None;
+        }
+    };
     Some(Entry {
         target,
         resource_version,

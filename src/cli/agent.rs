@@ -32,6 +32,7 @@ const REDISCOVERY_PERIOD: std::time::Duration = std::time::Duration::from_secs(6
 const KEY_SECRET: &str = "outpost-redaction-key";
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    crate::agent::run::tune_allocator();
     let config = config::load(&args)?;
     let store = Store::open(&config.bucket.url).await?;
     if config.decommission {
