@@ -1,17 +1,19 @@
-//! An object's redacted JSON as the agent holds it in memory: one zstd frame per object, with a
-//! dictionary of what Kubernetes objects share, decompressed only while a segment is written.
+//! An object's redacted JSON as the agent holds it in memory: one zstd frame per object,
+//! decompressed only while a segment is written, with a dictionary trained on the cluster's own
+//! objects once its first snapshot is shipped.
 //!
 //! Alone, a 3 KB object compresses only about 2.4×: most of it is field names and values every
-//! object repeats (`metadata`, `kubernetes.io/…`, `terminationMessagePath`, …). The dictionary
-//! `objects.dict` holds those; with it the objects of the agent_kube bench compress 6.8× (13.4 MB
-//! without, 4.7 MB with, for 31.7 MB of JSON). It only shapes memory, never what is shipped:
-//! segments are plain zstd (FORMAT.md), so it can be retrained at any time. It was trained on a
-//! simulated cluster other than the bench's (`outpost demo --clusters 1 --objects 6000`, the
-//! objects of demo-1's first snapshot one per file, then
-//! `zstd --train --maxdict=65536 -o src/agent/objects.dict FILES`).
+//! object of the cluster repeats (`metadata`, `kubernetes.io/…`, `terminationMessagePath`, its
+//! images and labels). A dictionary holds those. The agent trains one (64 KB, zstd's
+//! `ZDICT_trainFromBuffer`) on a sample of the objects it holds after its first snapshot
+//! ([`train_dictionary`]), then recompresses what it holds with it
+//! ([`crate::agent::state::State::adopt_dictionary`]); every object compressed after that uses
+//! it. Training happens once per process, so objects are never compressed with two dictionaries.
+//! The dictionary only shapes memory, never what is shipped: segments are plain zstd (FORMAT.md).
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
 
@@ -19,8 +21,11 @@ use serde_json::value::RawValue;
 /// watch event (BENCHMARKS.md).
 const LEVEL: i32 = 3;
 
-/// What Kubernetes objects have in common (see the module documentation).
-const DICTIONARY: &[u8] = include_bytes!("objects.dict");
+/// The dictionary's size: zstd's usual choice for small JSON documents.
+const DICTIONARY_BYTES: usize = 64 * 1024;
+
+/// The dictionary of this process, once trained.
+static DICTIONARY: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// What went wrong while compressing or reading an object's JSON.
 #[derive(Debug, thiserror::Error)]
@@ -37,36 +42,87 @@ pub enum Error {
     NotJson(#[source] serde_json::Error),
     #[error("an object decompressed to something that is not UTF-8: {0}")]
     NotUtf8(#[source] std::str::Utf8Error),
+    #[error("an object was compressed with a dictionary this process does not have")]
+    NoDictionary,
+    #[error("could not train a dictionary on {samples} objects: {source}")]
+    Train {
+        samples: usize,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether this process has trained its dictionary.
+pub fn dictionary_trained() -> bool {
+    DICTIONARY.get().is_some()
+}
+
+/// Trains this process's dictionary on `samples` (objects' JSON). `Ok(false)` if one was already
+/// trained (it stays). zstd refuses samples too few or too small to learn from.
+pub fn train_dictionary(samples: &[Vec<u8>]) -> Result<bool, Error> {
+    if dictionary_trained() {
+        return Ok(false);
+    }
+    let dictionary =
+        zstd::dict::from_samples(samples, DICTIONARY_BYTES).map_err(|source| Error::Train {
+            samples: samples.len(),
+            source,
+        })?;
+    Ok(DICTIONARY.set(dictionary).is_ok())
 }
 
 /// Compact JSON, compressed. Compression is deterministic (same bytes in, same level, same
-/// library: same frame out), so two values are equal exactly when their JSON is.
+/// dictionary, same library: same frame out), so two values compressed the same way are equal
+/// exactly when their JSON is ([`CompressedJson::same_json`] compares any two).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CompressedJson {
     frame: Box<[u8]>,
     /// Bytes of the JSON.
     len: u32,
+    /// Compressed with the process's dictionary.
+    with_dictionary: bool,
+}
+
+/// A compression context and its output buffer, and whether it uses the dictionary.
+struct Compressing {
+    compressor: zstd::bulk::Compressor<'static>,
+    buffer: Vec<u8>,
+    with_dictionary: bool,
 }
 
 thread_local! {
     /// One compression context per thread, reused for every object (creating one per object
     /// would allocate and clear its tables every time), and its output buffer.
-    static COMPRESSOR: RefCell<Option<(zstd::bulk::Compressor<'static>, Vec<u8>)>> =
-        const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<Compressing>> = const { RefCell::new(None) };
 }
 
 impl CompressedJson {
-    /// Compresses `json` (assumed to be valid JSON: it comes from `serde_json`).
+    /// Compresses `json` (assumed to be valid JSON: it comes from `serde_json`), with the
+    /// process's dictionary once there is one.
     pub fn compress(json: &str) -> Result<Self, Error> {
         let len = u32::try_from(json.len()).map_err(|_| Error::TooLarge(json.len()))?;
+        let dictionary = DICTIONARY.get();
         COMPRESSOR.with_borrow_mut(|slot| {
-            let (compressor, buffer) = match slot {
-                Some(held) => held,
-                None => slot.insert((
-                    zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY)
-                        .map_err(Error::Compress)?,
-                    Vec::new(),
-                )),
+            if slot
+                .as_ref()
+                .is_none_or(|held| held.with_dictionary != dictionary.is_some())
+            {
+                let compressor = match dictionary {
+                    Some(dictionary) => zstd::bulk::Compressor::with_dictionary(LEVEL, dictionary),
+                    None => zstd::bulk::Compressor::new(LEVEL),
+                }
+                .map_err(Error::Compress)?;
+                *slot = Some(Compressing {
+                    compressor,
+                    buffer: Vec::new(),
+                    with_dictionary: dictionary.is_some(),
+                });
+            }
+            let Some(Compressing {
+                compressor, buffer, ..
+            }) = slot.as_mut()
+            else {
+                return Err(Error::NoDictionary);
             };
             buffer.clear();
             buffer.reserve(zstd::zstd_safe::compress_bound(json.len()));
@@ -78,7 +134,11 @@ impl CompressedJson {
             if buffer.capacity() > 1 << 20 {
                 *buffer = Vec::new();
             }
-            Ok(Self { frame, len })
+            Ok(Self {
+                frame,
+                len,
+                with_dictionary: dictionary.is_some(),
+            })
         })
     }
 
@@ -90,6 +150,24 @@ impl CompressedJson {
     /// Bytes held (compressed).
     pub fn compressed_len(&self) -> usize {
         self.frame.len()
+    }
+
+    /// This object compressed as new objects now are (with the dictionary, once trained);
+    /// `None` when it already is.
+    pub fn recompressed(&self, reader: &mut JsonReader) -> Result<Option<Self>, Error> {
+        if self.with_dictionary || !dictionary_trained() {
+            return Ok(None);
+        }
+        let json = reader.read(self)?.get();
+        Self::compress(json).map(Some)
+    }
+
+    /// Whether `self` and `other` hold the same JSON, however each was compressed.
+    pub fn same_json(&self, other: &Self) -> Result<bool, Error> {
+        if self.with_dictionary == other.with_dictionary || self.len != other.len {
+            return Ok(self == other);
+        }
+        Ok(self.to_json()? == other.to_json()?)
     }
 
     /// The JSON as a `String` (tests and tools; segments use a [`JsonReader`]).
@@ -112,26 +190,41 @@ impl fmt::Debug for CompressedJson {
 
 /// Decompresses objects one at a time into a buffer it reuses.
 pub struct JsonReader {
-    decompressor: zstd::bulk::Decompressor<'static>,
+    plain: zstd::bulk::Decompressor<'static>,
+    /// Made when the first object compressed with the dictionary is read.
+    with_dictionary: Option<zstd::bulk::Decompressor<'static>>,
     buffer: Vec<u8>,
 }
 
 impl JsonReader {
     pub fn new() -> Result<Self, Error> {
         Ok(Self {
-            decompressor: zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
-                .map_err(Error::Decompress)?,
+            plain: zstd::bulk::Decompressor::new().map_err(Error::Decompress)?,
+            with_dictionary: None,
             buffer: Vec::new(),
         })
     }
 
     /// The JSON of `object`, valid until the next call.
     pub fn read(&mut self, object: &CompressedJson) -> Result<&RawValue, Error> {
+        let decompressor = if object.with_dictionary {
+            match &mut self.with_dictionary {
+                Some(decompressor) => decompressor,
+                slot => {
+                    let dictionary = DICTIONARY.get().ok_or(Error::NoDictionary)?;
+                    slot.insert(
+                        zstd::bulk::Decompressor::with_dictionary(dictionary)
+                            .map_err(Error::Decompress)?,
+                    )
+                }
+            }
+        } else {
+            &mut self.plain
+        };
         let expected = object.json_len();
         self.buffer.clear();
         self.buffer.reserve(expected);
-        let got = self
-            .decompressor
+        let got = decompressor
             .decompress_to_buffer(&object.frame, &mut self.buffer)
             .map_err(Error::Decompress)?;
         if got != expected {

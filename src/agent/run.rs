@@ -13,6 +13,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use super::compressed;
 use super::schedule::Trigger;
 use super::ship::{Shipped, Shipper};
 use super::state::{Scope, State};
@@ -161,43 +162,99 @@ impl Agent {
         status.unavailable = unavailable.clone();
     }
 
+    /// Trains the dictionary the objects are held with on a sample of this cluster's own
+    /// objects (once per process, after the first snapshot: every kind has been listed), then
+    /// recompresses what is held with it. Failing only costs memory: logged.
+    async fn train_dictionary(&mut self) {
+        if self.state.len() < DICTIONARY_MIN_OBJECTS {
+            return;
+        }
+        let samples = match self
+            .state
+            .samples(DICTIONARY_SAMPLES, DICTIONARY_SAMPLE_BYTES)
+        {
+            Ok(samples) => samples,
+            Err(error) => {
+                tracing::warn!(cluster = %self.cluster, %error, "no dictionary for the held objects");
+                return;
+            }
+        };
+        let started = std::time::Instant::now();
+        let trained =
+            tokio::task::spawn_blocking(move || compressed::train_dictionary(&samples)).await;
+        let adopted = match trained {
+            Ok(Ok(true)) => self.state.adopt_dictionary(),
+            Ok(Ok(false)) => return,
+            Ok(Err(error)) => Err(error),
+            Err(error) => {
+                tracing::warn!(cluster = %self.cluster, %error, "no dictionary for the held objects");
+                return;
+            }
+        };
+        match adopted {
+            Ok((before, after)) => tracing::info!(
+                cluster = %self.cluster,
+                objects = self.state.len(),
+                json_bytes = self.state.json_bytes(),
+                compressed_before = before,
+                compressed_after = after,
+                seconds = started.elapsed().as_secs_f64(),
+                "held objects recompressed with a dictionary trained on them"
+            ),
+            Err(error) => {
+                tracing::warn!(cluster = %self.cluster, %error, "no dictionary for the held objects")
+            }
+        }
+    }
+
     async fn ship(&mut self) {
         let now = Utc::now();
         let started = std::time::Instant::now();
         let outcome = self.shipper.tick(&mut self.state, now).await;
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        match outcome {
-            Ok(shipped) => {
-                match &shipped {
-                    Shipped::Snapshot { bytes, .. } | Shipped::Diff { bytes, .. } => {
-                        status.segments += 1;
-                        status.segment_bytes += bytes;
-                        status.last_push = Some(now);
-                        status.last_push_seconds = started.elapsed().as_secs_f64();
-                        status.ready = true;
-                        tracing::info!(cluster = %self.cluster, outcome = ?shipped, "shipped");
-                        return_free_memory();
+        // The status lock is released before any await.
+        let train = {
+            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            let mut train = false;
+            match outcome {
+                Ok(shipped) => {
+                    match &shipped {
+                        Shipped::Snapshot { bytes, .. } | Shipped::Diff { bytes, .. } => {
+                            status.segments += 1;
+                            status.segment_bytes += bytes;
+                            status.last_push = Some(now);
+                            status.last_push_seconds = started.elapsed().as_secs_f64();
+                            status.ready = true;
+                            tracing::info!(cluster = %self.cluster, outcome = ?shipped, "shipped");
+                            train = matches!(shipped, Shipped::Snapshot { .. })
+                                && !compressed::dictionary_trained();
+                            return_free_memory();
+                        }
+                        Shipped::Heartbeat => {
+                            status.heartbeats += 1;
+                            status.last_push = Some(now);
+                        }
+                        Shipped::Standby { .. } => status.ready = true,
+                        Shipped::Superseded { owner } => {
+                            tracing::warn!(cluster = %self.cluster, %owner, "another agent took over; standing by");
+                        }
+                        Shipped::Idle => {}
                     }
-                    Shipped::Heartbeat => {
-                        status.heartbeats += 1;
-                        status.last_push = Some(now);
-                    }
-                    Shipped::Standby { .. } => status.ready = true,
-                    Shipped::Superseded { owner } => {
-                        tracing::warn!(cluster = %self.cluster, %owner, "another agent took over; standing by");
-                    }
-                    Shipped::Idle => {}
+                    status.writer = self.shipper.is_writer();
+                    status.last_outcome = Some(shipped);
                 }
-                status.writer = self.shipper.is_writer();
-                status.last_outcome = Some(shipped);
+                Err(error) => {
+                    status.ship_errors += 1;
+                    tracing::warn!(cluster = %self.cluster, error = %crate::error_chain(&error), "ship failed; retrying at the next interval");
+                }
             }
-            Err(error) => {
-                status.ship_errors += 1;
-                tracing::warn!(cluster = %self.cluster, error = %crate::error_chain(&error), "ship failed; retrying at the next interval");
-            }
+            status.objects = self.state.len() as u64;
+            status.objects_per_kind = self.state.kind_counts();
+            train
+        };
+        if train {
+            self.train_dictionary().await;
+            return_free_memory();
         }
-        status.objects = self.state.len() as u64;
-        status.objects_per_kind = self.state.kind_counts();
     }
 
     async fn write_identity(&mut self, unavailable: &BTreeMap<String, String>) {
@@ -224,6 +281,13 @@ impl Agent {
         }
     }
 }
+
+/// The dictionary for held objects is trained once the first snapshot holds at least this many
+/// objects (on fewer, it would save little), on up to this many of them, up to this many bytes
+/// of JSON.
+const DICTIONARY_MIN_OBJECTS: usize = 200;
+const DICTIONARY_SAMPLES: usize = 2_000;
+const DICTIONARY_SAMPLE_BYTES: usize = 8 << 20;
 
 /// mimalloc 3's `mi_option_purge_delay` (its place in `mi_option_t`, mimalloc.h; libmimalloc-sys
 /// names only the options mimalloc 2 and 3 share).

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::compressed::CompressedJson;
+use super::compressed::{self, CompressedJson, JsonReader};
 use crate::format::segment::{ObjectKey, ObjectRef, api_group};
 
 /// Which watch an object came from: a kind, and the namespace when namespaces are restricted
@@ -86,7 +86,14 @@ impl State {
         let key = entry.target.key();
         let relist = self.relists.get(&entry.scope).copied().unwrap_or(0);
         match self.objects.get_mut(&key) {
-            Some(current) if current.entry.object == entry.object => {
+            // (Should the JSON not decompress, the object counts as changed: it is shipped.)
+            Some(current)
+                if current
+                    .entry
+                    .object
+                    .same_json(&entry.object)
+                    .unwrap_or(false) =>
+            {
                 // Same bytes; the scope may differ after a configuration change.
                 current.entry.scope = entry.scope;
                 current.relist = relist;
@@ -110,6 +117,39 @@ impl State {
                 Applied::Created
             }
         }
+    }
+
+    /// Recompresses every object held with the process's dictionary, once it is trained (see
+    /// [`super::compressed`]). Returns the bytes held compressed before and after.
+    pub fn adopt_dictionary(&mut self) -> Result<(usize, usize), compressed::Error> {
+        let before = self.compressed_bytes;
+        let mut reader = JsonReader::new()?;
+        for held in self.objects.values_mut() {
+            if let Some(object) = held.entry.object.recompressed(&mut reader)? {
+                self.compressed_bytes = self.compressed_bytes - held.entry.object.compressed_len()
+                    + object.compressed_len();
+                held.entry.object = object;
+            }
+        }
+        Ok((before, self.compressed_bytes))
+    }
+
+    /// The JSON of up to `count` objects spread over the state, at most `bytes` in all: what a
+    /// dictionary is trained on.
+    pub fn samples(&self, count: usize, bytes: usize) -> Result<Vec<Vec<u8>>, compressed::Error> {
+        let step = (self.objects.len() / count.max(1)).max(1);
+        let mut reader = JsonReader::new()?;
+        let mut samples = Vec::new();
+        let mut total = 0;
+        for held in self.objects.values().step_by(step).take(count) {
+            let json = reader.read(&held.entry.object)?.get();
+            total += json.len();
+            if total > bytes {
+                break;
+            }
+            samples.push(json.as_bytes().to_vec());
+        }
+        Ok(samples)
     }
 
     /// Records that an object is gone. `false` if it was not held.
@@ -286,6 +326,52 @@ mod tests {
 
     fn key(kind: &str, name: &str) -> ObjectKey {
         entry(kind, name, "", 0).target.key()
+    }
+
+    /// A pod as realistic as a dictionary needs: most of it repeated across pods.
+    fn pod(i: u64) -> Entry {
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("web-{i}"), "namespace": "prod", "uid": format!("{:032x}", i * 7_919),
+                "labels": {"app": "web", "pod-template-hash": format!("{:x}", i * 104_729)},
+                "annotations": {"kubernetes.io/psp": "restricted", "prometheus.io/scrape": "true"}},
+            "spec": {"containers": [{"name": "web", "image": "registry.example.com/shop/web:1.2.3",
+                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}],
+                "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler"},
+            "status": {"phase": "Running", "podIP": format!("10.1.{}.{}", i / 250, i % 250), "qosClass": "Burstable"}});
+        let mut entry = entry("Pod", &format!("web-{i}"), &format!("u{i}"), i);
+        entry.object = CompressedJson::compress(&object.to_string()).unwrap();
+        entry
+    }
+
+    /// The only test that trains the process's dictionary (it is trained once per process).
+    #[test]
+    fn objects_held_are_recompressed_with_a_dictionary_trained_on_them() {
+        let mut s = State::new();
+        for i in 0..400 {
+            s.apply(pod(i));
+        }
+        let plain_again = pod(7);
+        let json_before: Vec<String> = s.entries().map(|e| e.object.to_json().unwrap()).collect();
+        let samples = s.samples(300, 1 << 20).unwrap();
+        assert_eq!(samples.len(), 300);
+        assert!(compressed::train_dictionary(&samples).unwrap());
+        assert!(compressed::dictionary_trained());
+        assert!(
+            !compressed::train_dictionary(&samples).unwrap(),
+            "trained once"
+        );
+        let (before, after) = s.adopt_dictionary().unwrap();
+        assert!(after * 2 < before, "{before} → {after} bytes");
+        assert_eq!(s.compressed_bytes(), after);
+        let json_after: Vec<String> = s.entries().map(|e| e.object.to_json().unwrap()).collect();
+        assert_eq!(json_before, json_after);
+        // An object compressed before the dictionary (e.g. waiting in the event channel) is still
+        // recognised as unchanged, and one compressed after it too.
+        s.shipped();
+        assert_eq!(s.apply(plain_again), Applied::Unchanged);
+        assert_eq!(s.apply(pod(8)), Applied::Unchanged);
+        assert!(!s.has_changes());
     }
 
     /// The changes as (op, name, resourceVersion or uid).
