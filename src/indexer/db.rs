@@ -186,6 +186,17 @@ impl Database {
         &self.pool
     }
 
+    /// A connection from the pool; `what` names the operation in the error.
+    pub async fn connection(
+        &self,
+        what: impl Into<String>,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, Error> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|e| self.query_error(what, e))
+    }
+
     /// `sql` with `?` placeholders numbered `$1, $2, ...` on PostgreSQL. Our statements have no
     /// `?` inside literals.
     pub fn sql(&self, sql: &str) -> String {
@@ -361,11 +372,7 @@ impl Database {
     /// or SQLite's write lock (`BEGIN IMMEDIATE`).
     pub async fn begin_cluster(&self, cluster: &str) -> Result<ClusterTransaction, Error> {
         let what = format!("locking cluster {cluster}");
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| self.query_error(what.clone(), e))?;
+        let mut conn = self.connection(what.clone()).await?;
         let lock_name = lock_name(cluster);
         let timeout = LOCK_TIMEOUT.as_secs();
         match self.dialect {

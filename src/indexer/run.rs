@@ -130,7 +130,7 @@ impl Indexer {
 
     /// Best effort: keeps the last error in the cluster's row for `outpost status`.
     async fn record_error(&self, cluster: &ClusterName, error: &Error) {
-        let Ok(mut conn) = self.database.pool().acquire().await else {
+        let Ok(mut conn) = self.database.connection("connecting").await else {
             return;
         };
         if let Ok(Some(mut record)) =
@@ -143,12 +143,7 @@ impl Indexer {
     }
 
     async fn load_record(&self, cluster: &str) -> Result<Option<ClusterRecord>, Error> {
-        let mut conn = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| self.database.query_error("connecting", e))?;
+        let mut conn = self.database.connection("connecting").await?;
         Ok(checkpoint::load(&self.database, &mut conn, cluster).await?)
     }
 
@@ -458,12 +453,7 @@ impl Indexer {
     }
 
     async fn save_outside(&self, record: &ClusterRecord) -> Result<(), Error> {
-        let mut conn = self
-            .database
-            .pool()
-            .acquire()
-            .await
-            .map_err(|e| self.database.query_error("connecting", e))?;
+        let mut conn = self.database.connection("connecting").await?;
         Ok(checkpoint::save(&self.database, &mut conn, record).await?)
     }
 
