@@ -1540,14 +1540,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
             .iter()
             .filter(|c| matches!(c.result, Ok(Outcome::Applied { snapshot: true, .. })))
             .count();
-        let first_rows: u64 = report
-            .clusters
-            .iter()
-            .filter_map(|c| match &c.result {
-                Ok(Outcome::Applied { stats, .. }) => Some(stats.rows_written),
-                _ => None,
-            })
-            .sum();
+        let first_rows: u64 = report.rows_written();
         phase(
             started,
             &format!(
@@ -1592,14 +1585,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
             .iter()
             .filter(|c| matches!(c.result, Ok(Outcome::Unchanged { .. })))
             .count();
-        let second_rows: u64 = report
-            .clusters
-            .iter()
-            .filter_map(|c| match &c.result {
-                Ok(Outcome::Applied { stats, .. }) => Some(stats.rows_written),
-                _ => None,
-            })
-            .sum();
+        let second_rows: u64 = report.rows_written();
         phase(
             started,
             &format!(

@@ -67,10 +67,6 @@ async fn grant_agent(admin: &kube::Client) {
     }
 }
 
-fn resource(group: &str, version: &str, kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind))
-}
-
 async fn create(
     admin: &kube::Client,
     ns: &str,
@@ -80,7 +76,7 @@ async fn create(
     body: serde_json::Value,
 ) -> DynamicObject {
     let api: Api<DynamicObject> =
-        Api::namespaced_with(admin.clone(), ns, &resource(group, version, kind));
+        Api::namespaced_with(admin.clone(), ns, &common::resource(group, version, kind));
     api.create(
         &PostParams::default(),
         &serde_json::from_value(body).unwrap(),
@@ -167,23 +163,6 @@ impl RunningAgent {
     }
 }
 
-async fn new_namespace(admin: &kube::Client, prefix: &str) -> String {
-    let ns = format!("{prefix}-{:08x}", rand::random::<u32>());
-    let namespaces: Api<DynamicObject> =
-        Api::all_with(admin.clone(), &resource("", "v1", "Namespace"));
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    ns
-}
-
 fn service(name: &str, value: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"v": value}}, "spec": {"ports": [{"port": 80}]}})
 }
@@ -263,7 +242,7 @@ async fn a_410_relist_after_compaction_loses_nothing_and_invents_nothing_fault_i
     let server = common::server_url("OUTPOST_TEST_KUBE_SERVER").unwrap();
     let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
-    let ns = new_namespace(&admin, "relist").await;
+    let ns = common::new_namespace(&admin, "relist").await;
     for (name, value) in [("keep", "1"), ("change", "1"), ("remove", "1")] {
         create(&admin, &ns, "", "v1", "Service", service(name, value)).await;
     }
@@ -287,7 +266,7 @@ async fn a_410_relist_after_compaction_loses_nothing_and_invents_nothing_fault_i
     // past everything the agent saw.
     proxy.cut();
     let services: Api<DynamicObject> =
-        Api::namespaced_with(admin.clone(), &ns, &resource("", "v1", "Service"));
+        Api::namespaced_with(admin.clone(), &ns, &common::resource("", "v1", "Service"));
     services
         .patch(
             "change",
@@ -367,7 +346,7 @@ async fn no_secret_value_leaves_the_cluster() {
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
     let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
-    let ns = new_namespace(&admin, "leak").await;
+    let ns = common::new_namespace(&admin, "leak").await;
     let planted = [
         "planted-password-7f3a9c",
         "planted-token-b81d2e",
@@ -457,16 +436,16 @@ async fn a_crd_installed_later_starts_being_watched() {
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
     let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
-    let ns = new_namespace(&admin, "crd").await;
+    let ns = common::new_namespace(&admin, "crd").await;
     let group = format!("w{:08x}.outpost.example.com", rand::random::<u32>());
     let kind_name = format!("Widget.{group}");
     let roles: Api<DynamicObject> = Api::all_with(
         admin.clone(),
-        &resource("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+        &common::resource("rbac.authorization.k8s.io", "v1", "ClusterRole"),
     );
     let bindings: Api<DynamicObject> = Api::all_with(
         admin.clone(),
-        &resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
+        &common::resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
     );
     let role_name = format!("outpost-agent-{group}");
     for (api, body) in [
@@ -521,7 +500,7 @@ async fn a_crd_installed_later_starts_being_watched() {
 
     let crds: Api<DynamicObject> = Api::all_with(
         admin.clone(),
-        &resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        &common::resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
     );
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -587,7 +566,7 @@ async fn agent_ships_what_happens_in_the_cluster() {
 
     let ns = format!("ship-{:08x}", rand::random::<u32>());
     let namespaces: Api<DynamicObject> =
-        Api::all_with(admin.clone(), &resource("", "v1", "Namespace"));
+        Api::all_with(admin.clone(), &common::resource("", "v1", "Namespace"));
     namespaces
         .create(
             &PostParams::default(),
@@ -701,8 +680,11 @@ async fn agent_ships_what_happens_in_the_cluster() {
     .await;
 
     // Update, then delete: the bucket follows.
-    let deployments: Api<DynamicObject> =
-        Api::namespaced_with(admin.clone(), &ns, &resource("apps", "v1", "Deployment"));
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &ns,
+        &common::resource("apps", "v1", "Deployment"),
+    );
     deployments
         .patch(
             "web",
@@ -712,7 +694,7 @@ async fn agent_ships_what_happens_in_the_cluster() {
         .await
         .unwrap();
     let pods: Api<DynamicObject> =
-        Api::namespaced_with(admin.clone(), &ns, &resource("", "v1", "Pod"));
+        Api::namespaced_with(admin.clone(), &ns, &common::resource("", "v1", "Pod"));
     pods.delete(
         "web-5d8f7c9b4-abcde",
         &DeleteParams::default().grace_period(0),
@@ -790,7 +772,7 @@ async fn configuration_file_changes_apply_without_restart() {
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
     let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
-    let ns = new_namespace(&admin, "reload").await;
+    let ns = common::new_namespace(&admin, "reload").await;
     create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
     create(&admin, &ns, "", "v1", "Pod", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).await;
 
@@ -865,13 +847,13 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
     let admin = common::kube_client(&admin_config).await;
     grant_agent(&admin).await;
-    let ns = new_namespace(&admin, "kinds").await;
+    let ns = common::new_namespace(&admin, "kinds").await;
 
     // A CRD, and the agent's right to read it and this namespace's NetworkPolicies.
     let group = format!("g{:08x}.outpost.example.com", rand::random::<u32>());
     let crds: Api<DynamicObject> = Api::all_with(
         admin.clone(),
-        &resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        &common::resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
     );
     crds.create(
         &PostParams::default(),
@@ -890,26 +872,26 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
     let role_name = format!("outpost-agent-{group}");
     let grants = [
         (
-            resource("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+            common::resource("rbac.authorization.k8s.io", "v1", "ClusterRole"),
             None,
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role_name},
                    "rules": [{"apiGroups": [group], "resources": ["gadgets"], "verbs": ["get", "list", "watch"]}]}),
         ),
         (
-            resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
+            common::resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
             None,
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": role_name},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "outpost-agent"}]}),
         ),
         (
-            resource("rbac.authorization.k8s.io", "v1", "Role"),
+            common::resource("rbac.authorization.k8s.io", "v1", "Role"),
             Some(&ns),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "netpol-reader"},
                    "rules": [{"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list", "watch"]}]}),
         ),
         (
-            resource("rbac.authorization.k8s.io", "v1", "RoleBinding"),
+            common::resource("rbac.authorization.k8s.io", "v1", "RoleBinding"),
             Some(&ns),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "netpol-reader"},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "netpol-reader"},
@@ -929,7 +911,7 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
         .unwrap();
     }
     // Wait until the API server serves the new kind.
-    let gadget = resource(&group, "v1", "Gadget");
+    let gadget = common::resource(&group, "v1", "Gadget");
     let gadgets: Api<DynamicObject> = Api::namespaced_with(admin.clone(), &ns, &gadget);
     for attempt in 0.. {
         if gadgets.list(&Default::default()).await.is_ok() {
@@ -1022,7 +1004,7 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
         (group.as_str(), "v1", "Gadget", json!({"spec": {"size": 1}})),
     ];
     let api_of = |g: &str, v: &str, k: &str| -> Api<DynamicObject> {
-        Api::namespaced_with(admin.clone(), &ns, &resource(g, v, k))
+        Api::namespaced_with(admin.clone(), &ns, &common::resource(g, v, k))
     };
     let key = |kind: &str| (kind.to_string(), ns.clone(), "shop".to_string());
     for (g, v, k, body) in &objects {

@@ -7,7 +7,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
 use outpost::indexer::db::text;
 use serde_json::json;
 
@@ -20,10 +19,6 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn resource(group: &str, version: &str, kind: &str) -> ApiResource {
-    ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind))
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -70,19 +65,9 @@ async fn a_change_in_the_cluster_reaches_the_clouddriver_tables() {
         return;
     };
     let admin = common::kube_client(&kubeconfig).await;
-    let ns = format!("e2e-{:08x}", rand::random::<u32>());
+    let ns = common::new_namespace(&admin, "e2e").await;
     let namespaces: Api<DynamicObject> =
-        Api::all_with(admin.clone(), &resource("", "v1", "Namespace"));
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+        Api::all_with(admin.clone(), &common::resource("", "v1", "Namespace"));
 
     // A fresh bucket prefix and a fresh database.
     let prefix = format!("e2e-{:08x}", rand::random::<u32>());
@@ -157,8 +142,11 @@ async fn a_change_in_the_cluster_reaches_the_clouddriver_tables() {
         "the idle agent used {idle_ticks} clock ticks of CPU in 3 s (a spinning loop uses ~300)"
     );
 
-    let deployments: Api<DynamicObject> =
-        Api::namespaced_with(admin.clone(), &ns, &resource("apps", "v1", "Deployment"));
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &ns,
+        &common::resource("apps", "v1", "Deployment"),
+    );
     let id = format!("kubernetes.v2:infrastructure:deployment:e2e:{ns}:web");
     let select = format!("SELECT body FROM cats_v1_deployment WHERE id = '{id}'");
     let labels = json!({"app": "web"});

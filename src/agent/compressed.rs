@@ -103,26 +103,25 @@ impl CompressedJson {
         let len = u32::try_from(json.len()).map_err(|_| Error::TooLarge(json.len()))?;
         let dictionary = DICTIONARY.get();
         COMPRESSOR.with_borrow_mut(|slot| {
-            if slot
-                .as_ref()
-                .is_none_or(|held| held.with_dictionary != dictionary.is_some())
-            {
-                let compressor = match dictionary {
-                    Some(dictionary) => zstd::bulk::Compressor::with_dictionary(LEVEL, dictionary),
-                    None => zstd::bulk::Compressor::new(LEVEL),
-                }
-                .map_err(Error::Compress)?;
-                *slot = Some(Compressing {
-                    compressor,
-                    buffer: Vec::new(),
-                    with_dictionary: dictionary.is_some(),
-                });
-            }
-            let Some(Compressing {
+            // The context of this thread, made anew when the dictionary came after it.
+            let Compressing {
                 compressor, buffer, ..
-            }) = slot.as_mut()
-            else {
-                return Err(Error::NoDictionary);
+            } = match slot.take() {
+                Some(held) if held.with_dictionary == dictionary.is_some() => slot.insert(held),
+                _ => {
+                    let compressor = match dictionary {
+                        Some(dictionary) => {
+                            zstd::bulk::Compressor::with_dictionary(LEVEL, dictionary)
+                        }
+                        None => zstd::bulk::Compressor::new(LEVEL),
+                    }
+                    .map_err(Error::Compress)?;
+                    slot.insert(Compressing {
+                        compressor,
+                        buffer: Vec::new(),
+                        with_dictionary: dictionary.is_some(),
+                    })
+                }
             };
             buffer.clear();
             buffer.reserve(zstd::zstd_safe::compress_bound(json.len()));

@@ -174,14 +174,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let started = std::time::Instant::now();
     let report = indexer.run_once(None).await?;
-    let rows: u64 = report
-        .clusters
-        .iter()
-        .filter_map(|c| match &c.result {
-            Ok(Outcome::Applied { stats, .. }) => Some(stats.rows_written),
-            _ => None,
-        })
-        .sum();
+    let rows: u64 = report.rows_written();
     println!(
         "First load: {} clusters, {rows} Clouddriver rows written in {:.1}s",
         report.clusters.len(),

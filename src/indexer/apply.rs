@@ -238,15 +238,23 @@ impl MadeRow {
     }
 }
 
-impl RowMaker {
+/// Parses objects into rows for one account: what the snapshot's [`RowMaker`] and the diff path
+/// share, borrowed from either.
+struct Parser<'a> {
+    cluster: &'a str,
+    account: &'a str,
+    options: &'a CacheOptions,
+}
+
+impl Parser<'_> {
     fn resource_of(&self, target: &ObjectRef, object: &str) -> Result<Resource, ApplyError> {
         let value: Value = serde_json::from_str(object).map_err(|source| ApplyError::Json {
-            cluster: self.cluster.clone(),
+            cluster: self.cluster.to_string(),
             object: object_label(target),
             source,
         })?;
         Resource::parse(value).map_err(|source| ApplyError::Manifest {
-            cluster: self.cluster.clone(),
+            cluster: self.cluster.to_string(),
             object: object_label(target),
             source,
         })
@@ -259,7 +267,7 @@ impl RowMaker {
         object: &str,
     ) -> Result<(ResourceRow, Resource), ApplyError> {
         let resource = self.resource_of(target, object)?;
-        let key = resource.key(&self.account);
+        let key = resource.key(self.account);
         let listed = self.options.lists_kind(resource.kind());
         let cached = self.options.caches(&resource);
         let names = resource.service_names();
@@ -283,6 +291,16 @@ impl RowMaker {
             resource,
         ))
     }
+}
+
+impl RowMaker {
+    fn parser(&self) -> Parser<'_> {
+        Parser {
+            cluster: &self.cluster,
+            account: &self.account,
+            options: &self.options,
+        }
+    }
 
     /// Parses a first-pass batch: the objects' rows and what the graph needs.
     pub fn objects(&self, records: Vec<Record>) -> Result<ObjectBatch, ApplyError> {
@@ -296,7 +314,9 @@ impl RowMaker {
                 object,
             } = record
             {
-                let (row, resource) = self.row_of(&target, &resource_version, object.get())?;
+                let (row, resource) =
+                    self.parser()
+                        .row_of(&target, &resource_version, object.get())?;
                 rows.insert(row.cache_id.clone(), row);
                 resources.push(resource);
             }
@@ -324,7 +344,7 @@ impl RowMaker {
             let Record::Put { target, object, .. } = record else {
                 continue;
             };
-            let resource = self.resource_of(&target, object.get())?;
+            let resource = self.parser().resource_of(&target, object.get())?;
             if !self.options.caches(&resource) {
                 continue;
             }
@@ -750,9 +770,12 @@ impl<'c> AccountWriter<'c> {
                 resource_version,
                 object,
             } => {
-                let (row, resource) =
-                    self.row_maker()
-                        .row_of(&target, &resource_version, object.get())?;
+                let parser = Parser {
+                    cluster: &self.cluster,
+                    account: &self.account,
+                    options: &self.options,
+                };
+                let (row, resource) = parser.row_of(&target, &resource_version, object.get())?;
                 let id = row.cache_id.clone();
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;

@@ -60,6 +60,17 @@ impl RunReport {
             .iter()
             .filter_map(|c| c.result.as_ref().err().map(|e| (c.cluster.as_str(), e)))
     }
+
+    /// Cache rows written (inserted or rewritten) over every cluster applied.
+    pub fn rows_written(&self) -> u64 {
+        self.clusters
+            .iter()
+            .filter_map(|c| match &c.result {
+                Ok(Outcome::Applied { stats, .. }) => Some(stats.rows_written),
+                _ => None,
+            })
+            .sum()
+    }
 }
 
 /// A verified segment held in memory (compressed), with what applying needs to know first.

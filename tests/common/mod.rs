@@ -94,3 +94,28 @@ pub async fn kube_client(kubeconfig: &str) -> kube::Client {
     .unwrap();
     kube::Client::try_from(config).unwrap()
 }
+
+/// A Kubernetes API resource by group, version and kind.
+#[allow(dead_code)]
+pub fn resource(group: &str, version: &str, kind: &str) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind))
+}
+
+/// Creates a namespace named `<prefix>-<random>` and returns its name.
+#[allow(dead_code)]
+pub async fn new_namespace(admin: &kube::Client, prefix: &str) -> String {
+    let ns = format!("{prefix}-{:08x}", rand::random::<u32>());
+    let namespaces: kube::Api<kube::api::DynamicObject> =
+        kube::Api::all_with(admin.clone(), &resource("", "v1", "Namespace"));
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    ns
+}
