@@ -373,8 +373,24 @@ async fn load_role() {
 }
 
 /// Runs a snapshot load of `cluster` from `store_url` into `db_url` in a child process.
+/// With `OUTPOST_BENCH_PERF_DIR` set, the child runs under `perf record` (a flat profile per
+/// load, `<dir>/load-<n>.perf.data`; figures measured so are not the bench's).
 fn load_in_child(store_url: &str, db_url: &str, cluster: &str) -> LoadResult {
-    let output = Command::new(std::env::current_exe().expect("this binary"))
+    let exe = std::env::current_exe().expect("this binary");
+    let mut command = match std::env::var("OUTPOST_BENCH_PERF_DIR") {
+        Ok(dir) => {
+            static LOADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = LOADS.fetch_add(1, Ordering::SeqCst);
+            let mut perf = Command::new("perf");
+            perf.args(["record", "-q", "-F", "999", "-o"])
+                .arg(format!("{dir}/load-{n}.perf.data"))
+                .arg("--")
+                .arg(&exe);
+            perf
+        }
+        Err(_) => Command::new(&exe),
+    };
+    let output = command
         .env(ROLE_VAR, "load")
         .env("OUTPOST_BENCH_STORE", store_url)
         .env("OUTPOST_BENCH_DB", db_url)

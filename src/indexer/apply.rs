@@ -260,13 +260,27 @@ impl Parser<'_> {
         })
     }
 
+    /// An object's `outpost_resources` row and its parsed fields for keys and links; the
+    /// resource's manifest is left out ([`cache::resource::manifest_outline`]): rows are made
+    /// with [`Parser::resource_of`].
     fn row_of(
         &self,
         target: &ObjectRef,
         resource_version: &str,
         object: &str,
     ) -> Result<(ResourceRow, Resource), ApplyError> {
-        let resource = self.resource_of(target, object)?;
+        let outline =
+            cache::resource::manifest_outline(object).map_err(|source| ApplyError::Json {
+                cluster: self.cluster.to_string(),
+                object: object_label(target),
+                source,
+            })?;
+        let mut resource = Resource::parse(outline).map_err(|source| ApplyError::Manifest {
+            cluster: self.cluster.to_string(),
+            object: object_label(target),
+            source,
+        })?;
+        resource.take_manifest();
         let key = resource.key(self.account);
         let listed = self.options.lists_kind(resource.kind());
         let cached = self.options.caches(&resource);
