@@ -745,9 +745,7 @@ mod tests {
     }
 
     /// An object with `fields` (each perhaps missing or odd) and some unrelated fields.
-    fn object_with(
-        fields: Vec<(&'static str, Value)>,
-    ) -> impl Strategy<Value = Value> {
+    fn object_with(fields: Vec<(&'static str, Value)>) -> impl Strategy<Value = Value> {
         let chosen: Vec<_> = fields
             .into_iter()
             .map(|(name, value)| or_odd(value).prop_map(move |v| (name, v)))
@@ -789,9 +787,15 @@ mod tests {
             ("namespace", json!("prod")),
             ("generateName", json!("web-")),
             ("labels", labels.clone()),
-            ("annotations", json!({"moniker.spinnaker.io/application": "shop",
-                "caching.spinnaker.io/ignore": "false"})),
-            ("ownerReferences", json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}])),
+            (
+                "annotations",
+                json!({"moniker.spinnaker.io/application": "shop",
+                "caching.spinnaker.io/ignore": "false"}),
+            ),
+            (
+                "ownerReferences",
+                json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}]),
+            ),
         ]);
         let template = object_with(vec![("metadata", json!({"labels": labels.clone()}))]);
         let spec = (
@@ -801,8 +805,11 @@ mod tests {
                 ("serviceName", json!("web-headless")),
                 ("backend", json!({"serviceName": "web"})),
                 ("defaultBackend", json!({"service": {"name": "web"}})),
-                ("rules", json!([{"http": {"paths": [
-                    {"backend": {"serviceName": "api", "service": {"name": "api"}}}]}}])),
+                (
+                    "rules",
+                    json!([{"http": {"paths": [
+                    {"backend": {"serviceName": "api", "service": {"name": "api"}}}]}}]),
+                ),
             ]),
         )
             .prop_map(|(template, mut spec)| {
