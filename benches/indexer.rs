@@ -16,7 +16,8 @@
 //! builder's rows for the agent's current objects.
 //!
 //! `cargo bench --bench indexer` (or `just bench-indexer`). Options after `--`: `--objects N`,
-//! `--clusters N`, `--fleet-objects N`, `--skip phases,fleet,mysql,sqlite,check`; diagnostics:
+//! `--clusters N`, `--fleet-objects N`, `--fleet-concurrency N` (default the indexer's),
+//! `--skip phases,fleet,mysql,sqlite,check`; diagnostics:
 //! `--pg-jit-off`, `--keep-databases`. Database servers:
 //! `OUTPOST_TEST_POSTGRES_URL` / `OUTPOST_TEST_MYSQL_URL`, by default the local ones
 //! (postgres://postgres@127.0.0.1:5432/postgres, mysql://root@127.0.0.1:3306/mysql). Under
@@ -1143,6 +1144,8 @@ struct Config {
     objects: usize,
     clusters: usize,
     fleet_objects: usize,
+    /// Clusters the fleet's indexer indexes at once.
+    fleet_concurrency: usize,
     skip: BTreeSet<String>,
     /// `ALTER DATABASE ... SET jit = off` on the PostgreSQL databases (a diagnostic).
     pg_jit_off: bool,
@@ -1169,6 +1172,10 @@ fn config() -> Config {
         objects: number("--objects", if full { 100_000 } else { 600 }),
         clusters: number("--clusters", if full { 1000 } else { 10 }),
         fleet_objects: number("--fleet-objects", 100),
+        fleet_concurrency: number(
+            "--fleet-concurrency",
+            outpost::indexer::DEFAULT_CONCURRENCY,
+        ),
         skip: value("--skip")
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
@@ -1540,7 +1547,10 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
         let indexer = Indexer {
             store: fleet_store.clone(),
             database: pg_db.clone(),
-            options: IndexOptions::default(),
+            options: IndexOptions {
+                concurrency: config.fleet_concurrency,
+                ..IndexOptions::default()
+            },
         };
         let server = CpuSampler::start(PG_PROCS);
         let activity = ActivitySampler::start(Dialect::Postgres, &pg.url, &pg.name).await;
@@ -1783,7 +1793,8 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
     if let Some((clusters, fleet_objects, first, second)) = &fleet {
         out(String::new());
         out(format!(
-            "One indexer, {clusters} clusters ({fleet_objects} objects in all), PostgreSQL:"
+            "One indexer, {clusters} clusters ({fleet_objects} objects in all), {} at once, PostgreSQL:",
+            config.fleet_concurrency
         ));
         out(String::new());
         out("| run_once(None) | clusters | applied | rows written | s | clusters/s | indexer CPU s | server CPU s |".into());

@@ -2,7 +2,8 @@
 //! reference builder's rows for the cluster's current objects after a snapshot and after every
 //! diff; a diff rewrites only what changed; a tampered segment leaves its cluster untouched while
 //! others are indexed; two indexers at once give the same rows as one; a run cancelled mid-apply
-//! (its connection dropped inside the transaction) and rerun converges.
+//! (its connection dropped inside the transaction) and rerun converges; many clusters indexed at
+//! once by one indexer give the same rows, a lost conflict retried.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -454,4 +455,118 @@ async fn concurrent_and_cancelled_runs_converge_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_and_cancelled_runs_converge_mariadb() {
     concurrent_and_cancelled_runs_converge("mysql").await;
+}
+
+/// Many clusters indexed at once by one indexer (the most it allows), over three rounds of
+/// churn: every cluster's rows equal the reference builder's, and no cluster fails (a lost
+/// conflict is retried).
+async fn many_clusters_at_once_equal_the_reference(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut sims: Vec<SimCluster> = (0..12)
+        .map(|i| SimCluster::new(&store, &format!("many-{i:02}"), 40 + i, 150))
+        .collect();
+    let mut run = indexer(&store, &database);
+    run.options.concurrency = outpost::indexer::MAX_CONCURRENCY;
+    for round in 0..3 {
+        for sim in &mut sims {
+            if round > 0 {
+                sim.churn(15.0, 3.0);
+            }
+            sim.ship().await;
+        }
+        let report = run.run_once(None).await.unwrap();
+        let failures: Vec<_> = report
+            .failures()
+            .map(|(c, e)| (c.to_string(), outpost::error_chain(e)))
+            .collect();
+        assert!(failures.is_empty(), "{kind} round {round}: {failures:?}");
+        let order: Vec<&str> = report.clusters.iter().map(|c| c.cluster.as_str()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted, "the report keeps the bucket's order");
+        for sim in &sims {
+            let account = sim.name().as_str();
+            assert_same(
+                &stored_rows(&database, account).await,
+                &expected_rows(&store, sim.name(), account).await,
+                &format!("{kind} round {round}: {account}"),
+            );
+        }
+    }
+    database.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clusters_at_once_equal_the_reference_postgres() {
+    many_clusters_at_once_equal_the_reference("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clusters_at_once_equal_the_reference_mariadb() {
+    many_clusters_at_once_equal_the_reference("mysql").await;
+}
+
+/// A real deadlock between two transactions (each locks a row the other then wants) is what
+/// `is_conflict` recognises, so the indexer retries it; another database error is not.
+async fn a_deadlock_is_a_conflict(kind: &str) {
+    let Some((db, _store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut setup_conn = database.connection("setup").await.unwrap();
+    for sql in [
+        "CREATE TABLE deadlock_probe (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
+        "INSERT INTO deadlock_probe (id, v) VALUES (1, 0), (2, 0)",
+    ] {
+        sqlx::query(sql).execute(&mut *setup_conn).await.unwrap();
+    }
+    drop(setup_conn);
+    let lock = |id: i32| format!("UPDATE deadlock_probe SET v = v + 1 WHERE id = {id}");
+    let mut one = database.connection("one").await.unwrap();
+    let mut two = database.connection("two").await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *one).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *two).await.unwrap();
+    sqlx::query(&lock(1)).execute(&mut *one).await.unwrap();
+    sqlx::query(&lock(2)).execute(&mut *two).await.unwrap();
+    let (lock_two, lock_one) = (lock(2), lock(1));
+    let (a, b) = tokio::join!(
+        sqlx::query(&lock_two).execute(&mut *one),
+        sqlx::query(&lock_one).execute(&mut *two),
+    );
+    let to_error = |source: sqlx::Error| {
+        outpost::indexer::Error::Database(outpost::indexer::db::Error::Query {
+            url: "test".into(),
+            what: "locking".into(),
+            source,
+        })
+    };
+    let conflicts: Vec<bool> = [a, b]
+        .into_iter()
+        .filter_map(|r| r.err())
+        .map(|e| to_error(e).is_conflict())
+        .collect();
+    assert!(!conflicts.is_empty(), "{kind}: one transaction loses the deadlock");
+    assert!(conflicts.iter().all(|c| *c), "{kind}: {conflicts:?}");
+    let _ = sqlx::query("ROLLBACK").execute(&mut *one).await;
+    let _ = sqlx::query("ROLLBACK").execute(&mut *two).await;
+    let other = sqlx::query("SELECT no_such_column FROM deadlock_probe")
+        .execute(&mut *one)
+        .await
+        .unwrap_err();
+    assert!(!to_error(other).is_conflict());
+    drop((one, two));
+    database.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_is_a_conflict_postgres() {
+    a_deadlock_is_a_conflict("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_is_a_conflict_mariadb() {
+    a_deadlock_is_a_conflict("mysql").await;
 }

@@ -72,6 +72,9 @@ pub struct IndexArgs {
     /// Accept (and pin anew) a changed identity of this cluster (repeatable).
     #[arg(long)]
     pub allow_identity_change: Vec<String>,
+    /// Clusters indexed at once, each in its own transaction (1 to 8; always 1 on SQLite).
+    #[arg(long, env = "OUTPOST_INDEX_CONCURRENCY", default_value_t = crate::indexer::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
     /// Clouddriver's sql.table-namespace, if it uses one.
     #[arg(long, env = "OUTPOST_TABLE_NAMESPACE")]
     pub table_namespace: Option<String>,
@@ -91,6 +94,13 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
         anyhow::bail!(
             "invalid --agent-name {:?}: it must contain {{account}} (one agent per account)",
             args.agent_name
+        );
+    }
+    if !(1..=crate::indexer::MAX_CONCURRENCY).contains(&args.concurrency) {
+        anyhow::bail!(
+            "invalid --concurrency {}: it must be between 1 and {}",
+            args.concurrency,
+            crate::indexer::MAX_CONCURRENCY
         );
     }
     let policy = match &args.policy {
@@ -115,6 +125,7 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
         policy,
         allow_identity_change: args.allow_identity_change.iter().cloned().collect(),
         progress: terminal_progress(),
+        concurrency: args.concurrency,
         ..IndexOptions::default()
     })
 }

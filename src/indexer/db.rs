@@ -402,9 +402,14 @@ impl Database {
                     .map_err(|e| self.query_error(what.clone(), e))?;
             }
         }
-        let begin = match self.dialect {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            _ => "BEGIN",
+        let begin: &[&str] = match self.dialect {
+            Dialect::Sqlite => &["BEGIN IMMEDIATE"],
+            // READ COMMITTED: InnoDB then locks the rows a statement touches, not the gaps
+            // between them, so clusters indexed at once (each its own account's rows) do not
+            // deadlock on each other's index ranges. Every row a cluster's transaction reads
+            // is its own, under its cluster lock.
+            Dialect::MySql => &["SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN"],
+            Dialect::Postgres => &["BEGIN"],
         };
         let mut tx = ClusterTransaction {
             database: self.clone(),
@@ -415,7 +420,9 @@ impl Database {
             // also frees a MySQL named lock already taken.
             open: true,
         };
-        tx.execute_raw(begin, &what).await?;
+        for statement in begin {
+            tx.execute_raw(statement, &what).await?;
+        }
         if self.dialect == Dialect::Postgres {
             let key = lock_key(cluster);
             tx.execute_raw(&format!("SELECT pg_advisory_xact_lock({key})"), &what)

@@ -61,6 +61,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the database gave this cluster's transaction up for a conflict with another
+    /// transaction: a deadlock or a serialization failure (SQLSTATE `40001`, PostgreSQL's
+    /// `40P01`). The transaction was rolled back whole; running it again is safe.
+    pub fn is_conflict(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = source {
+            if let Some(sqlx::Error::Database(database)) = error.downcast_ref::<sqlx::Error>() {
+                return matches!(database.code().as_deref(), Some("40001" | "40P01"));
+            }
+            source = error.source();
+        }
+        false
+    }
+
     fn store(cluster: &str, source: crate::store::Error) -> Self {
         Error::Store {
             cluster: cluster.to_string(),
@@ -125,7 +139,17 @@ pub struct IndexOptions {
     pub limits: DecodeLimits,
     /// Progress of large snapshot loads (a terminal's progress bars); logged when unset.
     pub progress: ProgressHook,
+    /// Clusters indexed at once, each in its own transaction (default
+    /// [`DEFAULT_CONCURRENCY`], at most [`MAX_CONCURRENCY`]; always 1 on SQLite). Peak memory
+    /// grows with the large snapshots loaded at once.
+    pub concurrency: usize,
 }
+
+/// Clusters indexed at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// The most clusters indexed at once: one connection each, from a pool of eight.
+pub const MAX_CONCURRENCY: usize = 8;
 
 impl Default for IndexOptions {
     fn default() -> Self {
@@ -137,6 +161,7 @@ impl Default for IndexOptions {
             allow_identity_change: BTreeSet::new(),
             limits: DecodeLimits::default(),
             progress: ProgressHook::default(),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use chrono::{DateTime, Utc};
 
 use crate::cache::{self, KubernetesKind};
@@ -99,6 +100,9 @@ fn version_of(text: &str) -> Option<Version> {
     })
 }
 
+/// How many times a cluster is indexed when its transaction keeps losing conflicts.
+pub const CONFLICT_ATTEMPTS: u32 = 3;
+
 /// Indexes one bucket into one database.
 #[derive(Debug, Clone)]
 pub struct Indexer {
@@ -121,22 +125,49 @@ impl Indexer {
                     source: Box::new(e),
                 })?,
         };
-        let mut report = RunReport::default();
-        for cluster in clusters {
-            let result = self.index_cluster(&cluster).await;
-            match &result {
-                Ok(outcome) => tracing::info!(cluster = %cluster, ?outcome, "indexed"),
-                Err(e) => {
-                    tracing::error!(cluster = %cluster, error = %crate::error_chain(e), "indexing failed");
-                    self.record_error(&cluster, e).await;
+        let concurrency = match self.database.dialect() {
+            // One connection, and SQLite writes one transaction at a time anyway.
+            cache::Dialect::Sqlite => 1,
+            _ => self.options.concurrency.max(1),
+        };
+        let clusters = futures::stream::iter(clusters)
+            .map(|cluster| async move {
+                let result = self.index_cluster_retrying(&cluster).await;
+                match &result {
+                    Ok(outcome) => tracing::info!(cluster = %cluster, ?outcome, "indexed"),
+                    Err(e) => {
+                        tracing::error!(cluster = %cluster, error = %crate::error_chain(e), "indexing failed");
+                        self.record_error(&cluster, e).await;
+                    }
                 }
+                ClusterReport {
+                    cluster: cluster.to_string(),
+                    result,
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        Ok(RunReport { clusters })
+    }
+
+    /// [`index_cluster`](Self::index_cluster), run again (up to [`CONFLICT_ATTEMPTS`] in all)
+    /// when the database gave its transaction up for a conflict with another cluster's
+    /// ([`Error::is_conflict`]): the transaction was rolled back whole, so nothing is applied
+    /// twice.
+    async fn index_cluster_retrying(&self, cluster: &ClusterName) -> Result<Outcome, Error> {
+        let mut attempt = 1;
+        loop {
+            match self.index_cluster(cluster).await {
+                Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                    tracing::warn!(cluster = %cluster, attempt, error = %crate::error_chain(&e), "transaction conflict: indexing the cluster again");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64))
+                        .await;
+                    attempt += 1;
+                }
+                result => return result,
             }
-            report.clusters.push(ClusterReport {
-                cluster: cluster.to_string(),
-                result,
-            });
         }
-        Ok(report)
     }
 
     /// Best effort: keeps the last error in the cluster's row for `outpost status`.
