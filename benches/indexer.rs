@@ -1172,10 +1172,7 @@ fn config() -> Config {
         objects: number("--objects", if full { 100_000 } else { 600 }),
         clusters: number("--clusters", if full { 1000 } else { 10 }),
         fleet_objects: number("--fleet-objects", 100),
-        fleet_concurrency: number(
-            "--fleet-concurrency",
-            outpost::indexer::DEFAULT_CONCURRENCY,
-        ),
+        fleet_concurrency: number("--fleet-concurrency", outpost::indexer::DEFAULT_CONCURRENCY),
         skip: value("--skip")
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default(),

@@ -547,7 +547,10 @@ async fn a_deadlock_is_a_conflict(kind: &str) {
         .filter_map(|r| r.err())
         .map(|e| to_error(e).is_conflict())
         .collect();
-    assert!(!conflicts.is_empty(), "{kind}: one transaction loses the deadlock");
+    assert!(
+        !conflicts.is_empty(),
+        "{kind}: one transaction loses the deadlock"
+    );
     assert!(conflicts.iter().all(|c| *c), "{kind}: {conflicts:?}");
     let _ = sqlx::query("ROLLBACK").execute(&mut *one).await;
     let _ = sqlx::query("ROLLBACK").execute(&mut *two).await;

@@ -70,6 +70,9 @@ pub struct Database {
     table_namespace: Option<String>,
     /// Cache types whose tables are known to exist (created or checked in this process).
     created: Arc<Mutex<BTreeSet<String>>>,
+    /// MySQL: whether cluster transactions run READ COMMITTED (see
+    /// [`Database::begin_cluster`]); not where statement-based binary logging forbids it.
+    read_committed: bool,
 }
 
 /// A database URL's dialect and its text with any password masked.
@@ -163,12 +166,39 @@ impl Database {
             display_url,
             table_namespace: table_namespace.map(str::to_string),
             created: Arc::default(),
+            read_committed: false,
+        };
+        let database = Self {
+            read_committed: database.read_committed_allowed().await,
+            ..database
         };
         database.migrate().await?;
         // Clouddriver reads these whatever kinds exist; every eviction deletes from them.
         database.ensure_cache_tables("applications").await?;
         database.ensure_cache_tables("clusters").await?;
         Ok(database)
+    }
+
+    /// MySQL/MariaDB: whether transactions may run READ COMMITTED, which InnoDB refuses to
+    /// write under statement-based binary logging (`log_bin` on with `binlog_format =
+    /// STATEMENT`). There, and if the settings cannot be read, the server's default isolation
+    /// stays (REPEATABLE READ: clusters indexed at once then deadlock more often, and are
+    /// retried).
+    async fn read_committed_allowed(&self) -> bool {
+        if self.dialect != Dialect::MySql {
+            return false;
+        }
+        let settings: Result<(i64, String), sqlx::Error> =
+            sqlx::query_as("SELECT CAST(@@log_bin AS SIGNED), CAST(@@binlog_format AS CHAR)")
+                .fetch_one(&self.pool)
+                .await;
+        match settings {
+            Ok((log_bin, format)) => log_bin == 0 || !format.eq_ignore_ascii_case("STATEMENT"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the binary log settings: cluster transactions keep the server's isolation level");
+                false
+            }
+        }
     }
 
     /// The database's dialect.
@@ -408,8 +438,10 @@ impl Database {
             // between them, so clusters indexed at once (each its own account's rows) do not
             // deadlock on each other's index ranges. Every row a cluster's transaction reads
             // is its own, under its cluster lock.
-            Dialect::MySql => &["SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN"],
-            Dialect::Postgres => &["BEGIN"],
+            Dialect::MySql if self.read_committed => {
+                &["SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN"]
+            }
+            Dialect::MySql | Dialect::Postgres => &["BEGIN"],
         };
         let mut tx = ClusterTransaction {
             database: self.clone(),

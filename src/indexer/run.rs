@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 use crate::cache::{self, KubernetesKind};
 use crate::format::{
@@ -161,8 +161,7 @@ impl Indexer {
             match self.index_cluster(cluster).await {
                 Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
                     tracing::warn!(cluster = %cluster, attempt, error = %crate::error_chain(&e), "transaction conflict: indexing the cluster again");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64))
-                        .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
                     attempt += 1;
                 }
                 result => return result,
