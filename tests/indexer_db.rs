@@ -3,7 +3,7 @@
 //! diff; a diff rewrites only what changed; a tampered segment leaves its cluster untouched while
 //! others are indexed; two indexers at once give the same rows as one; a run cancelled mid-apply
 //! (its connection dropped inside the transaction) and rerun converges; many clusters indexed at
-//! once by one indexer give the same rows, a lost conflict retried.
+//! once by one indexer give the same rows, a lost conflict retried; large snapshots take turns.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -572,4 +572,39 @@ async fn a_deadlock_is_a_conflict_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadlock_is_a_conflict_mariadb() {
     a_deadlock_is_a_conflict("mysql").await;
+}
+
+/// Large snapshots take turns: while their turn is held elsewhere, a run that must load one
+/// waits (its cluster stays unapplied), and goes on once the turn is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_snapshots_load_one_at_a_time() {
+    let Some((db, store, database)) = setup("sqlite").await else {
+        return;
+    };
+    let mut sim = SimCluster::new(&store, "turns", 60, 100);
+    sim.ship().await;
+    let mut run = indexer(&store, &database);
+    run.options.large_snapshot_bytes = 1;
+    let held = std::sync::Arc::clone(&run.options.large_loads)
+        .acquire_owned()
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move { run.run_once(None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!waiting.is_finished(), "the load waits for its turn");
+    drop(held);
+    let report = tokio::time::timeout(std::time::Duration::from_secs(60), waiting)
+        .await
+        .expect("the load goes on once the turn is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.failures().count(), 0);
+    let account = sim.name().as_str();
+    assert_same(
+        &stored_rows(&database, account).await,
+        &expected_rows(&store, sim.name(), account).await,
+        "after its turn",
+    );
+    database.close().await;
+    db.drop_database().await;
 }

@@ -140,10 +140,18 @@ pub struct IndexOptions {
     /// Progress of large snapshot loads (a terminal's progress bars); logged when unset.
     pub progress: ProgressHook,
     /// Clusters indexed at once, each in its own transaction (default
-    /// [`DEFAULT_CONCURRENCY`], at most [`MAX_CONCURRENCY`]; always 1 on SQLite). Peak memory
-    /// grows with the large snapshots loaded at once.
+    /// [`DEFAULT_CONCURRENCY`], at most [`MAX_CONCURRENCY`]; always 1 on SQLite).
     pub concurrency: usize,
+    /// Snapshots of at least this many compressed bytes load one at a time, however many
+    /// clusters are indexed at once, so that peak memory stays that of one large load (default
+    /// [`LARGE_SNAPSHOT_BYTES`]).
+    pub large_snapshot_bytes: u64,
+    /// The turn of large snapshot loads (shared by clones of these options).
+    pub large_loads: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Snapshots from this size (about 4,000 objects) load one at a time by default.
+pub const LARGE_SNAPSHOT_BYTES: u64 = 1 << 20;
 
 /// Clusters indexed at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -162,6 +170,8 @@ impl Default for IndexOptions {
             limits: DecodeLimits::default(),
             progress: ProgressHook::default(),
             concurrency: DEFAULT_CONCURRENCY,
+            large_snapshot_bytes: LARGE_SNAPSHOT_BYTES,
+            large_loads: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 }

@@ -657,6 +657,22 @@ impl Indexer {
         segment: &Fetched_,
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
+        let _turn = if segment.bytes.len() as u64 >= self.options.large_snapshot_bytes {
+            let waited = std::time::Instant::now();
+            let turn = self
+                .options
+                .large_loads
+                .acquire()
+                .await
+                .map_err(|e| Error::Task {
+                    cluster: cluster.clone(),
+                    reason: format!("waiting for the turn of large snapshots: {e}"),
+                })?;
+            tracing::debug!(cluster = %cluster, waited_ms = waited.elapsed().as_millis() as u64, "large snapshot: its turn");
+            Some(turn)
+        } else {
+            None
+        };
         let mut progress = SnapshotProgress::new(&cluster, &self.options.progress);
         for pass in [SnapshotPass::Objects, SnapshotPass::Rows] {
             let (batches, mut prepared) = tokio::sync::mpsc::channel(2);
