@@ -162,6 +162,18 @@ fn bad_input_is_refused_naming_what_was_wrong() {
                 "--bucket",
                 "memory://x",
                 "--db",
+                &db,
+                "--concurrency",
+                "0",
+            ],
+            "invalid --concurrency 0: it must be between 1 and 8",
+        ),
+        (
+            vec![
+                "index",
+                "--bucket",
+                "memory://x",
+                "--db",
                 "postgres://nobody@127.0.0.1:1/x",
                 "--once",
             ],
