@@ -106,84 +106,46 @@ fn bad_input_is_refused_naming_what_was_wrong() {
     std::fs::write(&policy, "clusters:\n  eu-1: {accounts: []}\n").unwrap();
     let policy = policy.to_str().unwrap();
     let db = format!("sqlite://{}/x.db", dir.path().display());
+    // `outpost index --bucket memory://x --db <db>` and then `extra`.
+    let index = |db: &str, extra: &[&str]| -> Vec<String> {
+        ["index", "--bucket", "memory://x", "--db", db]
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect()
+    };
     for (args, expected) in [
         (
-            vec![
-                "index",
-                "--bucket",
-                "memory://x",
-                "--db",
-                "oracle://db/x",
-                "--once",
-            ],
+            index("oracle://db/x", &["--once"]),
             "unsupported scheme \"oracle\"",
         ),
+        (index(&db, &["--policy", policy]), "invalid claim policy"),
         (
-            vec![
-                "index",
-                "--bucket",
-                "memory://x",
-                "--db",
-                &db,
-                "--policy",
-                policy,
-            ],
-            "invalid claim policy",
-        ),
-        (
-            vec![
-                "index",
-                "--bucket",
-                "memory://x",
-                "--db",
-                &db,
-                "--stale-after",
-                "2h",
-                "--evict-after",
-                "1h",
-            ],
+            index(&db, &["--stale-after", "2h", "--evict-after", "1h"]),
             "must be longer than staleAfter",
         ),
         (
-            vec![
-                "index",
-                "--bucket",
-                "memory://x",
-                "--db",
-                &db,
-                "--agent-name",
-                "fixed",
-            ],
+            index(&db, &["--agent-name", "fixed"]),
             "must contain {account}",
         ),
         (
-            vec![
-                "index",
-                "--bucket",
-                "memory://x",
-                "--db",
-                &db,
-                "--concurrency",
-                "0",
-            ],
+            index(&db, &["--concurrency", "0"]),
             "invalid --concurrency 0: it must be between 1 and 8",
         ),
         (
-            vec![
-                "index",
-                "--bucket",
-                "memory://x",
-                "--db",
-                "postgres://nobody@127.0.0.1:1/x",
-                "--once",
-            ],
+            index("postgres://nobody@127.0.0.1:1/x", &["--once"]),
             "cannot connect to postgres://nobody@127.0.0.1:1/x",
         ),
         (
-            vec!["demo", "--dir", dir.path().to_str().unwrap()],
+            vec![
+                "demo".to_string(),
+                "--dir".to_string(),
+                dir.path().display().to_string(),
+            ],
             "is not a demo directory",
         ),
     ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = outpost(&args);
         let out = text(&output);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {out}");

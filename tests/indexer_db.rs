@@ -19,6 +19,26 @@ use serde_json::Value;
 
 mod common;
 
+/// `mod $test` with one `#[tokio::test]` per database running `$test(kind)`: `$test::sqlite`,
+/// `$test::postgres`, `$test::mariadb` (a server's test passes without running when its URL
+/// is not set).
+macro_rules! on_each_database {
+    ($test:ident: $($database:ident),+) => {
+        mod $test {
+            $(on_each_database!(@one $test $database);)+
+        }
+    };
+    (@one $test:ident sqlite) => { on_each_database!(@test $test, sqlite, "sqlite"); };
+    (@one $test:ident postgres) => { on_each_database!(@test $test, postgres, "postgres"); };
+    (@one $test:ident mariadb) => { on_each_database!(@test $test, mariadb, "mysql"); };
+    (@test $test:ident, $database:ident, $kind:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $database() {
+            super::$test($kind).await;
+        }
+    };
+}
+
 /// A database for one test: a fresh SQLite file, or a fresh database on a server.
 struct TestDb {
     url: String,
@@ -161,6 +181,32 @@ async fn stored_rows(database: &Database, account: &str) -> Rows {
     rows
 }
 
+/// Fails with every failed cluster's error chain, if any.
+fn assert_no_failures(report: &outpost::indexer::RunReport, context: &str) {
+    let failures: Vec<_> = report
+        .failures()
+        .map(|(c, e)| (c.to_string(), outpost::error_chain(e)))
+        .collect();
+    assert!(failures.is_empty(), "{context}: {failures:?}");
+}
+
+/// Each simulated cluster's stored rows equal the reference builder's for its objects.
+async fn assert_clusters_match(
+    database: &Database,
+    store: &Store,
+    sims: &[SimCluster],
+    context: &str,
+) {
+    for sim in sims {
+        let account = sim.name().as_str();
+        assert_same(
+            &stored_rows(database, account).await,
+            &expected_rows(store, sim.name(), account).await,
+            &format!("{context}: {account}"),
+        );
+    }
+}
+
 fn assert_same(stored: &Rows, expected: &Rows, context: &str) {
     let stored_keys: BTreeSet<_> = stored.keys().collect();
     let expected_keys: BTreeSet<_> = expected.keys().collect();
@@ -249,20 +295,7 @@ async fn incremental_equals_rebuild(kind: &str) {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incremental_indexing_equals_a_rebuild_sqlite() {
-    incremental_equals_rebuild("sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incremental_indexing_equals_a_rebuild_postgres() {
-    incremental_equals_rebuild("postgres").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incremental_indexing_equals_a_rebuild_mariadb() {
-    incremental_equals_rebuild("mysql").await;
-}
+on_each_database!(incremental_equals_rebuild: sqlite, postgres, mariadb);
 
 impl TestDb {
     /// Drops a server database (tests call it when they passed).
@@ -373,20 +406,7 @@ async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_segment_leaves_its_cluster_untouched_sqlite() {
-    a_tampered_segment_leaves_its_cluster_untouched("sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_segment_leaves_its_cluster_untouched_postgres() {
-    a_tampered_segment_leaves_its_cluster_untouched("postgres").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tampered_segment_leaves_its_cluster_untouched_mariadb() {
-    a_tampered_segment_leaves_its_cluster_untouched("mysql").await;
-}
+on_each_database!(a_tampered_segment_leaves_its_cluster_untouched: sqlite, postgres, mariadb);
 
 async fn concurrent_and_cancelled_runs_converge(kind: &str) {
     let Some((db, store, database)) = setup(kind).await else {
@@ -413,20 +433,9 @@ async fn concurrent_and_cancelled_runs_converge(kind: &str) {
         let (first, second) = (indexer(&store, &database), indexer(&store, &other));
         let (one, two) = tokio::join!(first.run_once(None), second.run_once(None));
         for report in [one.unwrap(), two.unwrap()] {
-            let failures: Vec<_> = report
-                .failures()
-                .map(|(c, e)| (c.to_string(), outpost::error_chain(e)))
-                .collect();
-            assert!(failures.is_empty(), "round {round}: {failures:?}");
+            assert_no_failures(&report, &format!("round {round}"));
         }
-        for sim in &sims {
-            let account = sim.name().as_str();
-            assert_same(
-                &stored_rows(&database, account).await,
-                &expected_rows(&store, sim.name(), account).await,
-                &format!("{kind} round {round}: {account}"),
-            );
-        }
+        assert_clusters_match(&database, &store, &sims, &format!("{kind} round {round}")).await;
         for sim in &mut sims {
             sim.churn(15.0, 2.0);
             sim.ship().await;
@@ -442,20 +451,7 @@ async fn concurrent_and_cancelled_runs_converge(kind: &str) {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_and_cancelled_runs_converge_sqlite() {
-    concurrent_and_cancelled_runs_converge("sqlite").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_and_cancelled_runs_converge_postgres() {
-    concurrent_and_cancelled_runs_converge("postgres").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_and_cancelled_runs_converge_mariadb() {
-    concurrent_and_cancelled_runs_converge("mysql").await;
-}
+on_each_database!(concurrent_and_cancelled_runs_converge: sqlite, postgres, mariadb);
 
 /// Many clusters indexed at once by one indexer (the most it allows), over three rounds of
 /// churn: every cluster's rows equal the reference builder's, and no cluster fails (a lost
@@ -477,37 +473,18 @@ async fn many_clusters_at_once_equal_the_reference(kind: &str) {
             sim.ship().await;
         }
         let report = run.run_once(None).await.unwrap();
-        let failures: Vec<_> = report
-            .failures()
-            .map(|(c, e)| (c.to_string(), outpost::error_chain(e)))
-            .collect();
-        assert!(failures.is_empty(), "{kind} round {round}: {failures:?}");
+        assert_no_failures(&report, &format!("{kind} round {round}"));
         let order: Vec<&str> = report.clusters.iter().map(|c| c.cluster.as_str()).collect();
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(order, sorted, "the report keeps the bucket's order");
-        for sim in &sims {
-            let account = sim.name().as_str();
-            assert_same(
-                &stored_rows(&database, account).await,
-                &expected_rows(&store, sim.name(), account).await,
-                &format!("{kind} round {round}: {account}"),
-            );
-        }
+        assert_clusters_match(&database, &store, &sims, &format!("{kind} round {round}")).await;
     }
     database.close().await;
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_clusters_at_once_equal_the_reference_postgres() {
-    many_clusters_at_once_equal_the_reference("postgres").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_clusters_at_once_equal_the_reference_mariadb() {
-    many_clusters_at_once_equal_the_reference("mysql").await;
-}
+on_each_database!(many_clusters_at_once_equal_the_reference: postgres, mariadb);
 
 /// A real deadlock between two transactions (each locks a row the other then wants) is what
 /// `is_conflict` recognises, so the indexer retries it; another database error is not.
@@ -564,15 +541,7 @@ async fn a_deadlock_is_a_conflict(kind: &str) {
     db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deadlock_is_a_conflict_postgres() {
-    a_deadlock_is_a_conflict("postgres").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deadlock_is_a_conflict_mariadb() {
-    a_deadlock_is_a_conflict("mysql").await;
-}
+on_each_database!(a_deadlock_is_a_conflict: postgres, mariadb);
 
 /// Large snapshots take turns: while their turn is held elsewhere, a run that must load one
 /// waits (its cluster stays unapplied), and goes on once the turn is free.

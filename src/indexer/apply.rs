@@ -247,8 +247,13 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn resource_of(&self, target: &ObjectRef, object: &str) -> Result<Resource, ApplyError> {
-        let value: Value = serde_json::from_str(object).map_err(|source| ApplyError::Json {
+    /// The resource of `target` from its parsed JSON (`parsed`), or the error naming it.
+    fn resource_from(
+        &self,
+        target: &ObjectRef,
+        parsed: Result<Value, serde_json::Error>,
+    ) -> Result<Resource, ApplyError> {
+        let value = parsed.map_err(|source| ApplyError::Json {
             cluster: self.cluster.to_string(),
             object: object_label(target),
             source,
@@ -260,6 +265,11 @@ impl Parser<'_> {
         })
     }
 
+    /// The whole resource, manifest included (for its row).
+    fn resource_of(&self, target: &ObjectRef, object: &str) -> Result<Resource, ApplyError> {
+        self.resource_from(target, serde_json::from_str(object))
+    }
+
     /// An object's `outpost_resources` row and its parsed fields for keys and links; the
     /// resource's manifest is left out ([`cache::resource::manifest_outline`]): rows are made
     /// with [`Parser::resource_of`].
@@ -269,17 +279,7 @@ impl Parser<'_> {
         resource_version: &str,
         object: &str,
     ) -> Result<(ResourceRow, Resource), ApplyError> {
-        let outline =
-            cache::resource::manifest_outline(object).map_err(|source| ApplyError::Json {
-                cluster: self.cluster.to_string(),
-                object: object_label(target),
-                source,
-            })?;
-        let mut resource = Resource::parse(outline).map_err(|source| ApplyError::Manifest {
-            cluster: self.cluster.to_string(),
-            object: object_label(target),
-            source,
-        })?;
+        let mut resource = self.resource_from(target, cache::resource::manifest_outline(object))?;
         resource.take_manifest();
         let key = resource.key(self.account);
         let listed = self.options.lists_kind(resource.kind());

@@ -75,6 +75,28 @@ pub struct Database {
     read_committed: bool,
 }
 
+/// MySQL/MariaDB: whether transactions may run READ COMMITTED, which InnoDB refuses to
+/// write under statement-based binary logging (`log_bin` on with `binlog_format =
+/// STATEMENT`). There, and if the settings cannot be read, the server's default isolation
+/// stays (REPEATABLE READ: clusters indexed at once then deadlock more often, and are
+/// retried).
+async fn read_committed_allowed(pool: &AnyPool, dialect: Dialect) -> bool {
+    if dialect != Dialect::MySql {
+        return false;
+    }
+    let settings: Result<(i64, String), sqlx::Error> =
+        sqlx::query_as("SELECT CAST(@@log_bin AS SIGNED), CAST(@@binlog_format AS CHAR)")
+            .fetch_one(pool)
+            .await;
+    match settings {
+        Ok((log_bin, format)) => log_bin == 0 || !format.eq_ignore_ascii_case("STATEMENT"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the binary log settings: cluster transactions keep the server's isolation level");
+            false
+        }
+    }
+}
+
 /// A database URL's dialect and its text with any password masked.
 pub fn parse_url(url: &str) -> Result<(Dialect, String), Error> {
     let parsed = url::Url::parse(url).map_err(|e| Error::ParseUrl {
@@ -160,45 +182,20 @@ impl Database {
                 }
             })?;
         }
+        let read_committed = read_committed_allowed(&pool, dialect).await;
         let database = Self {
             pool,
             dialect,
             display_url,
             table_namespace: table_namespace.map(str::to_string),
             created: Arc::default(),
-            read_committed: false,
-        };
-        let database = Self {
-            read_committed: database.read_committed_allowed().await,
-            ..database
+            read_committed,
         };
         database.migrate().await?;
         // Clouddriver reads these whatever kinds exist; every eviction deletes from them.
         database.ensure_cache_tables("applications").await?;
         database.ensure_cache_tables("clusters").await?;
         Ok(database)
-    }
-
-    /// MySQL/MariaDB: whether transactions may run READ COMMITTED, which InnoDB refuses to
-    /// write under statement-based binary logging (`log_bin` on with `binlog_format =
-    /// STATEMENT`). There, and if the settings cannot be read, the server's default isolation
-    /// stays (REPEATABLE READ: clusters indexed at once then deadlock more often, and are
-    /// retried).
-    async fn read_committed_allowed(&self) -> bool {
-        if self.dialect != Dialect::MySql {
-            return false;
-        }
-        let settings: Result<(i64, String), sqlx::Error> =
-            sqlx::query_as("SELECT CAST(@@log_bin AS SIGNED), CAST(@@binlog_format AS CHAR)")
-                .fetch_one(&self.pool)
-                .await;
-        match settings {
-            Ok((log_bin, format)) => log_bin == 0 || !format.eq_ignore_ascii_case("STATEMENT"),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the binary log settings: cluster transactions keep the server's isolation level");
-                false
-            }
-        }
     }
 
     /// The database's dialect.
