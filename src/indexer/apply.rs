@@ -75,6 +75,12 @@ pub enum ApplyError {
         cluster: String,
         reason: &'static str,
     },
+    #[error("cluster {cluster}: row {id} belongs in table {table}, which does not exist")]
+    MissingTable {
+        cluster: String,
+        table: String,
+        id: String,
+    },
     #[error("cluster {cluster}: object {object} is not valid JSON: {source}")]
     Json {
         cluster: String,
@@ -1117,6 +1123,23 @@ impl<'c> AccountWriter<'c> {
         rows: BTreeMap<String, Option<CacheData>>,
     ) -> Result<(), ApplyError> {
         let tables = self.database.cache_tables(type_name)?;
+        if !self
+            .database
+            .cache_tables_exist(self.conn, type_name)
+            .await?
+        {
+            // A type no object here ever had (the owner kind of a Pod, not cached): it holds
+            // none of our rows, so there is nothing to delete. A row to write needs its table,
+            // which the run creates before the transaction for every type its records have.
+            return match rows.into_iter().find(|(_, data)| data.is_some()) {
+                Some((id, _)) => Err(ApplyError::MissingTable {
+                    cluster: self.cluster.clone(),
+                    table: tables.resource,
+                    id,
+                }),
+                None => Ok(()),
+            };
+        }
         let ids: Vec<&String> = rows.keys().collect();
         let list = vec!["?"; ids.len()].join(", ");
         let sql = self.sql(&format!(

@@ -375,22 +375,56 @@ impl Database {
 
     /// Whether Clouddriver's Liquibase created `cats_v1_resource_template` here.
     async fn has_templates(&self) -> Result<bool, Error> {
+        let mut conn = self
+            .connection("looking for Clouddriver's template tables")
+            .await?;
+        self.table_exists(&mut conn, "cats_v1_resource_template")
+            .await
+    }
+
+    /// Whether `table` exists (in the current schema or database), asked on `conn`: inside a
+    /// cluster's transaction that is its own connection (SQLite's pool has only that one).
+    pub async fn table_exists(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        table: &str,
+    ) -> Result<bool, Error> {
         let sql = match self.dialect {
             Dialect::Postgres => {
-                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'cats_v1_resource_template'"
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
             }
             Dialect::MySql => {
-                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'cats_v1_resource_template'"
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
             }
             Dialect::Sqlite => {
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'cats_v1_resource_template'"
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
             }
         };
         let count: i64 = sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
+            .bind(table)
+            .fetch_one(&mut *conn)
             .await
-            .map_err(|e| self.query_error("looking for Clouddriver's template tables", e))?;
+            .map_err(|e| self.query_error(format!("looking for table {table}"), e))?;
         Ok(count > 0)
+    }
+
+    /// Whether the tables of a cache type exist, without creating them: a key can name a type
+    /// no object of this database ever had (the owner of a Pod, of a kind Outpost does not
+    /// cache), whose table then holds none of our rows.
+    pub async fn cache_tables_exist(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        type_name: &str,
+    ) -> Result<bool, Error> {
+        if self.known(type_name) {
+            return Ok(true);
+        }
+        let tables = self.cache_tables(type_name)?;
+        let exists = self.table_exists(conn, &tables.resource).await?;
+        if exists && let Ok(mut created) = self.created.lock() {
+            created.insert(type_name.to_string());
+        }
+        Ok(exists)
     }
 
     /// Begins the transaction in which one cluster's rows and checkpoint commit, holding the

@@ -1,5 +1,11 @@
 //! Shared by the integration tests: finding the test servers that `scripts/test` started.
 
+#[macro_use]
+#[allow(dead_code)]
+pub mod db;
+#[allow(dead_code)]
+pub mod chain;
+
 /// The value of a test server's environment variable, or `None` (with the reason printed) when it
 /// is not set — unless `OUTPOST_TEST_REQUIRE_SERVERS=1` (as in CI), which makes it a failure.
 #[allow(dead_code)]
