@@ -66,7 +66,8 @@ pub struct IndexArgs {
     /// Evict a cluster's rows when its heartbeat is this old [default: 24h].
     #[arg(long, env = "OUTPOST_EVICT_AFTER", value_parser = parse_duration)]
     pub evict_after: Option<Duration>,
-    /// A YAML claim policy: which accounts each cluster may claim (a malformed one stops the run).
+    /// A YAML claim policy: which accounts each cluster may claim (a malformed one stops the run);
+    /// without one, each cluster may claim only the account of its own name.
     #[arg(long, env = "OUTPOST_CLAIM_POLICY")]
     pub policy: Option<std::path::PathBuf>,
     /// Accept (and pin anew) a changed identity of this cluster (repeatable).
@@ -105,7 +106,7 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
     }
     let policy = match &args.policy {
         Some(path) => ClaimPolicy::load(path)?,
-        None => ClaimPolicy::Open,
+        None => ClaimPolicy::OwnName,
     };
     let kinds = if args.cache_all {
         KindFilter::All

@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub use chain::{verify_head, verify_segment};
 pub use codec::{DecodeLimits, EncodeOptions, SegmentReader, SegmentSummary, SegmentWriter};
 pub use documents::{Decommissioned, Head, Identity, SegmentRef};
-pub use names::{ClusterName, Epoch};
+pub use names::{ClusterName, Epoch, check_account_name};
 pub use segment::{ObjectKey, Record, SegmentHeader, SegmentType};
 
 /// The major format version this build writes and reads.

@@ -18,28 +18,7 @@ pub struct ClusterName(String);
 impl ClusterName {
     /// Checks `name` against the cluster-name rule and explains the first violation.
     pub fn new(name: &str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidName {
-            what: "cluster name",
-            value: name.to_string(),
-            reason: reason.to_string(),
-        };
-        if name.is_empty() {
-            return Err(invalid("it is empty"));
-        }
-        if name.len() > 63 {
-            return Err(invalid("it is longer than 63 characters"));
-        }
-        if let Some(c) = name
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(invalid(&format!(
-                "it contains {c:?}; only lower-case letters, digits and '-' are allowed"
-            )));
-        }
-        if name.starts_with('-') || name.ends_with('-') {
-            return Err(invalid("it must start and end with a letter or digit"));
-        }
+        check_dns_label("cluster name", name)?;
         Ok(Self(name.to_string()))
     }
 
@@ -47,6 +26,41 @@ impl ClusterName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Checks a Spinnaker account name a cluster asks for or a policy grants: the cluster-name rule
+/// (a DNS-1123 label), which is also what Spinnaker accepts for account names everywhere. It
+/// keeps account names exact in every database: no two valid names compare equal under
+/// MySQL's case- and accent-insensitive collations, nor are they a prefix pattern or a path.
+pub fn check_account_name(name: &str) -> Result<(), Error> {
+    check_dns_label("account name", name)
+}
+
+/// `[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?`, explaining the first violation.
+fn check_dns_label(what: &'static str, name: &str) -> Result<(), Error> {
+    let invalid = |reason: &str| Error::InvalidName {
+        what,
+        value: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if name.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if name.len() > 63 {
+        return Err(invalid("it is longer than 63 characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(invalid(&format!(
+            "it contains {c:?}; only lower-case letters, digits and '-' are allowed"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(invalid("it must start and end with a letter or digit"));
+    }
+    Ok(())
 }
 
 /// An epoch: one writer's tenure over a cluster's chain, `<unix-ms, 13 digits>-<8 lower hex>`.

@@ -477,7 +477,7 @@ impl Database {
         let mut tx = ClusterTransaction {
             database: self.clone(),
             cluster: cluster.to_string(),
-            lock_name,
+            lock_names: vec![lock_name],
             conn,
             // Set before BEGIN: if anything below fails, the drop closes the connection, which
             // also frees a MySQL named lock already taken.
@@ -506,7 +506,8 @@ impl Database {
 pub struct ClusterTransaction {
     database: Database,
     cluster: String,
-    lock_name: String,
+    /// MySQL: the named locks held (the cluster's, then its accounts'), released at the end.
+    lock_names: Vec<String>,
     conn: PoolConnection<Any>,
     open: bool,
 }
@@ -559,15 +560,59 @@ impl ClusterTransaction {
         Ok(())
     }
 
+    /// Takes the locks of `accounts` too, for the rest of the transaction, so that one account
+    /// is claimed by at most one cluster at any moment (the cluster's own lock only keeps its
+    /// runs apart). Locks are taken in name order, so two clusters locking the same accounts
+    /// cannot deadlock; always after the cluster's lock.
+    pub async fn lock_accounts(&mut self, accounts: &[&str]) -> Result<(), Error> {
+        let mut accounts: Vec<&str> = accounts.to_vec();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let timeout = LOCK_TIMEOUT.as_secs();
+        for account in accounts {
+            let what = format!("cluster {}: locking account {account}", self.cluster);
+            let name = format!("account:{account}");
+            match self.database.dialect {
+                Dialect::MySql => {
+                    let lock = lock_name(&name);
+                    let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+                        .bind(&lock)
+                        .bind(timeout as i64)
+                        .fetch_one(&mut *self.conn)
+                        .await
+                        .map_err(|e| self.database.query_error(what.clone(), e))?;
+                    if got != Some(1) {
+                        return Err(Error::LockTimeout {
+                            url: self.database.display_url.clone(),
+                            cluster: format!("{} (account {account})", self.cluster),
+                            seconds: timeout,
+                        });
+                    }
+                    self.lock_names.push(lock);
+                }
+                Dialect::Postgres => {
+                    let key = lock_key(&name);
+                    self.execute_raw(&format!("SELECT pg_advisory_xact_lock({key})"), &what)
+                        .await?;
+                }
+                // The transaction holds SQLite's one write lock already.
+                Dialect::Sqlite => {}
+            }
+        }
+        Ok(())
+    }
+
     async fn release(&mut self) {
         if self.database.dialect == Dialect::MySql {
-            let released = sqlx::query("SELECT RELEASE_LOCK(?)")
-                .bind(&self.lock_name)
-                .execute(&mut *self.conn)
-                .await;
-            if released.is_err() {
-                // The server releases it when the connection closes.
-                self.conn.close_on_drop();
+            for lock in std::mem::take(&mut self.lock_names) {
+                let released = sqlx::query("SELECT RELEASE_LOCK(?)")
+                    .bind(&lock)
+                    .execute(&mut *self.conn)
+                    .await;
+                if released.is_err() {
+                    // The server releases it when the connection closes.
+                    self.conn.close_on_drop();
+                }
             }
         }
     }
@@ -614,13 +659,14 @@ pub fn opt_text(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>,
     }
 }
 
-/// The MySQL lock name of a cluster (≤ 64 characters whatever the name).
+/// The MySQL lock name of a cluster, or of an account as `account:<name>` (no cluster name has a
+/// `:`), ≤ 64 characters whatever the name.
 fn lock_name(cluster: &str) -> String {
     let digest = Sha256::digest(format!("outpost:{cluster}").as_bytes());
     format!("outpost:{}", &hex::encode(digest)[..40])
 }
 
-/// The PostgreSQL advisory lock key of a cluster.
+/// The PostgreSQL advisory lock key of a cluster, or of an account as `account:<name>`.
 fn lock_key(cluster: &str) -> i64 {
     let digest = Sha256::digest(format!("outpost:{cluster}").as_bytes());
     let mut bytes = [0u8; 8];
@@ -690,6 +736,15 @@ fn outpost_schema(dialect: Dialect) -> Vec<String> {
   policy_grant {long} NULL,
   error {long} NULL,
   updated_at BIGINT NOT NULL
+){engine}"
+        ),
+        // Which cluster holds each account: the primary key is what makes an account one
+        // cluster's at any moment; a row goes when its cluster is evicted or moves.
+        format!(
+            "CREATE TABLE IF NOT EXISTS outpost_accounts (
+  account {short} NOT NULL PRIMARY KEY,
+  cluster {short} NOT NULL,
+  claimed_at BIGINT NOT NULL
 ){engine}"
         ),
         format!(

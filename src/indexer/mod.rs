@@ -1,6 +1,7 @@
 //! The indexer: reads clusters' chains from the bucket and loads them into Clouddriver's SQL
 //! cache exactly once, keeping all its own state in the database it writes (DESIGN §4).
 
+pub mod accounts;
 pub mod apply;
 pub mod checkpoint;
 pub mod db;
@@ -165,7 +166,7 @@ impl Default for IndexOptions {
             cache: CacheOptions::default(),
             agent_template: DEFAULT_AGENT_TEMPLATE.to_string(),
             graces: Graces::default(),
-            policy: ClaimPolicy::Open,
+            policy: ClaimPolicy::OwnName,
             allow_identity_change: BTreeSet::new(),
             limits: DecodeLimits::default(),
             progress: ProgressHook::default(),

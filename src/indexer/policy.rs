@@ -1,7 +1,8 @@
 //! The claim policy: which Spinnaker accounts each cluster may appear as. Without a policy a
-//! cluster gets the account it asks for (its name by default); with one, a cluster not named in
-//! it, or asking for an account it is not granted, is refused. A malformed policy fails closed:
-//! it is refused when loaded, before anything is indexed.
+//! cluster may appear only as the account of its own name; with one, a cluster not named in it,
+//! or asking for an account it is not granted, is refused. Account names are DNS-1123 labels
+//! ([`crate::format::check_account_name`]). A malformed policy fails closed: it is refused when
+//! loaded, before anything is indexed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,9 +47,10 @@ pub struct PolicyFile {
 /// The policy in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ClaimPolicy {
-    /// No policy: every cluster gets the account it asks for.
+    /// No policy: a cluster may claim only the account of its own name (a cluster named
+    /// `aaa-evil` cannot ask for `prod`).
     #[default]
-    Open,
+    OwnName,
     /// Only what the file grants.
     File(PolicyFile),
 }
@@ -58,7 +60,7 @@ pub enum ClaimPolicy {
 pub struct Grant {
     /// The account its rows are written to.
     pub account: String,
-    /// How: `open` (no policy) or the policy entry that allowed it.
+    /// How: `own name` (no policy) or the policy entry that allowed it.
     pub by: String,
 }
 
@@ -87,15 +89,11 @@ impl ClaimPolicy {
                     ),
                 });
             }
-            for account in &grant.accounts {
-                if account.is_empty() || account.contains(['/', ':']) {
-                    return Err(Error::Parse {
-                        path: path.to_string(),
-                        reason: format!(
-                            "cluster {cluster:?}: account {account:?} is not a valid account name (no '/', ':' or empty)"
-                        ),
-                    });
-                }
+            for account in grant.accounts.iter().filter(|a| *a != "*") {
+                crate::format::check_account_name(account).map_err(|e| Error::Parse {
+                    path: path.to_string(),
+                    reason: format!("cluster {cluster:?}: {e}"),
+                })?;
             }
         }
         Ok(ClaimPolicy::File(file))
@@ -103,7 +101,7 @@ impl ClaimPolicy {
 
     fn entry(&self, cluster: &str) -> Option<(&str, &ClusterGrant)> {
         match self {
-            ClaimPolicy::Open => None,
+            ClaimPolicy::OwnName => None,
             ClaimPolicy::File(file) => file
                 .clusters
                 .get_key_value(cluster)
@@ -114,20 +112,25 @@ impl ClaimPolicy {
 
     /// Whether `cluster` may claim `account`; the reason when not.
     pub fn check(&self, cluster: &str, account: &str) -> Result<(), String> {
-        if account.is_empty() || account.contains(['/', ':']) {
+        if let Err(e) = crate::format::check_account_name(account) {
             return Err(format!(
-                "cluster {cluster} asks for account {account:?}, which is not a valid account name"
+                "cluster {cluster} asks for an account that cannot be: {e}"
             ));
         }
-        if matches!(self, ClaimPolicy::Open) {
-            return Ok(());
-        }
-        match self.entry(cluster) {
-            None => Err(format!(
+        match (self, self.entry(cluster)) {
+            (ClaimPolicy::OwnName, _) if account == cluster => Ok(()),
+            (ClaimPolicy::OwnName, _) => Err(format!(
+                "cluster {cluster} asks for account {account}, but without a claim policy a cluster may claim only the account of its own name; grant it in a claim policy (outpost index --policy FILE)"
+            )),
+            (ClaimPolicy::File(_), None) => Err(format!(
                 "the claim policy names no cluster {cluster} (and has no \"*\" entry)"
             )),
-            Some((_, grant)) if grant.accounts.iter().any(|a| a == "*" || a == account) => Ok(()),
-            Some((entry, grant)) => Err(format!(
+            (ClaimPolicy::File(_), Some((_, grant)))
+                if grant.accounts.iter().any(|a| a == "*" || a == account) =>
+            {
+                Ok(())
+            }
+            (ClaimPolicy::File(_), Some((entry, grant))) => Err(format!(
                 "cluster {cluster} asks for account {account} but the claim policy (entry {entry:?}) grants only {}",
                 grant.accounts.join(", ")
             )),
@@ -139,7 +142,7 @@ impl ClaimPolicy {
         Grant {
             account: account.to_string(),
             by: match self.entry(cluster) {
-                None => "open".to_string(),
+                None => "own name".to_string(),
                 Some((entry, _)) => format!("policy entry {entry:?}"),
             },
         }
@@ -151,10 +154,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_open_policy_grants_what_is_asked() {
-        assert!(ClaimPolicy::Open.check("c1", "c1").is_ok());
-        assert!(ClaimPolicy::Open.check("c1", "anything").is_ok());
-        assert!(ClaimPolicy::Open.check("c1", "a/b").is_err());
+    fn without_a_policy_a_cluster_gets_only_its_own_name() {
+        assert!(ClaimPolicy::OwnName.check("c1", "c1").is_ok());
+        let e = ClaimPolicy::OwnName.check("aaa-evil", "prod").unwrap_err();
+        assert!(e.contains("only the account of its own name"), "{e}");
+        assert_eq!(ClaimPolicy::OwnName.grant("c1", "c1").by, "own name");
+    }
+
+    #[test]
+    fn account_names_are_dns_labels() {
+        let any = ClaimPolicy::parse("p.yaml", "clusters:\n  '*': {accounts: ['*']}\n").unwrap();
+        for bad in [
+            "PROD",
+            "Prod",
+            "a/b",
+            "a:b",
+            "",
+            "-a",
+            "a-",
+            "pród",
+            "a b",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            let e = any.check("c1", bad).unwrap_err();
+            assert!(e.contains("account name"), "{bad:?}: {e}");
+        }
+        assert!(any.check("c1", "prod-eu-1").is_ok());
     }
 
     #[test]
@@ -185,7 +211,11 @@ mod tests {
             ("clusters: [1, 2]\n", "invalid type"),
             (
                 "clusters:\n  c: {accounts: ['a:b']}\n",
-                "not a valid account name",
+                "invalid account name",
+            ),
+            (
+                "clusters:\n  c: {accounts: [PROD]}\n",
+                "invalid account name",
             ),
             ("nonsense: true\n", "unknown field `nonsense`"),
         ] {

@@ -15,6 +15,7 @@ use crate::format::{
 };
 use crate::store::{self, Fetched, Store, Version};
 
+use super::accounts;
 use super::apply::{AccountWriter, ApplyStats, ObjectBatch, RowBatch, RowMaker};
 use super::checkpoint::{self, ClusterRecord, ClusterState};
 use super::db::Database;
@@ -337,7 +338,20 @@ impl Indexer {
             tx.rollback().await?;
             return Ok(Outcome::Raced);
         }
-        if let Some(other) = self.account_taken(tx.conn(), name, &account).await? {
+        // The account: locked, free or already this cluster's. An account this cluster held
+        // before and asks for no longer is emptied and given up in the same transaction, so
+        // that moving never leaves rows behind in the old one.
+        let previous = current
+            .as_ref()
+            .map(|c| c.account.clone())
+            .filter(|previous| *previous != account);
+        let mut locked = vec![account.as_str()];
+        locked.extend(previous.as_deref());
+        tx.lock_accounts(&locked).await?;
+        if let Some(other) = accounts::holder(&self.database, tx.conn(), &account)
+            .await?
+            .filter(|holder| holder != name)
+        {
             tx.rollback().await?;
             let reason = format!("account {account} is already claimed by cluster {other}");
             record.state = ClusterState::Refused;
@@ -345,12 +359,30 @@ impl Indexer {
             self.save_outside(&record).await?;
             return Ok(Outcome::Refused { reason });
         }
-        let agent =
-            cache::check_agent_name(&self.options.agent_name(&account), self.database.dialect())
-                .map_err(|e| Error::Cache {
-                    cluster: name.to_string(),
-                    source: e,
-                })?;
+        let agent = self.agent_of(name, &account)?;
+        if let Some(previous) = &previous
+            && accounts::holder(&self.database, tx.conn(), previous)
+                .await?
+                .as_deref()
+                == Some(name)
+        {
+            let previous_agent = self.agent_of(name, previous)?;
+            let database = self.database.clone();
+            let mut writer = AccountWriter::new(
+                &database,
+                tx.conn(),
+                name,
+                previous,
+                &previous_agent,
+                &self.options.cache,
+                ms(now),
+            );
+            writer.evict().await?;
+            let deleted = writer.stats().rows_deleted;
+            accounts::release(&self.database, tx.conn(), previous, name).await?;
+            tracing::info!(cluster = %name, from = %previous, to = %account, rows_deleted = deleted, "the cluster moved to another account: the old one's rows are removed");
+        }
+        accounts::claim(&self.database, tx.conn(), &account, name, ms(now)).await?;
         let stats = {
             let database = self.database.clone();
             let mut writer = AccountWriter::new(
@@ -468,29 +500,14 @@ impl Indexer {
         Ok(None)
     }
 
-    /// Another cluster whose rows are in `account`, if any.
-    async fn account_taken(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        cluster: &str,
-        account: &str,
-    ) -> Result<Option<String>, Error> {
-        let sql = self.database.sql(
-            "SELECT cluster FROM outpost_clusters WHERE account = ? AND cluster <> ? AND state <> 'EVICTED' AND state <> 'REFUSED'",
-        );
-        let row = sqlx::query(&sql)
-            .bind(account)
-            .bind(cluster)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| self.database.query_error("reading outpost_clusters", e))?;
-        row.map(|row| super::db::text(&row, "cluster"))
-            .transpose()
-            .map_err(|e| {
-                self.database
-                    .query_error("reading outpost_clusters", e)
-                    .into()
-            })
+    /// The `agent` column of `account`'s rows, checked for this database.
+    fn agent_of(&self, cluster: &str, account: &str) -> Result<String, Error> {
+        cache::check_agent_name(&self.options.agent_name(account), self.database.dialect()).map_err(
+            |e| Error::Cache {
+                cluster: cluster.to_string(),
+                source: e,
+            },
+        )
     }
 
     async fn save_outside(&self, record: &ClusterRecord) -> Result<(), Error> {
@@ -547,16 +564,16 @@ impl Indexer {
                 state: ClusterState::Evicted,
             });
         }
-        let agent = cache::check_agent_name(
-            &self.options.agent_name(&record.account),
-            self.database.dialect(),
-        )
-        .map_err(|e| Error::Cache {
-            cluster: name.to_string(),
-            source: e,
-        })?;
+        let agent = self.agent_of(name, &record.account)?;
         let mut tx = self.database.begin_cluster(name).await?;
-        let rows_deleted = {
+        tx.lock_accounts(&[record.account.as_str()]).await?;
+        // Only the rows of an account this cluster holds: a cluster refused an account it asked
+        // for (held by another) names that account in its row, and must not delete its rows.
+        let holds = accounts::holder(&self.database, tx.conn(), &record.account)
+            .await?
+            .as_deref()
+            == Some(name);
+        let rows_deleted = if holds {
             let database = self.database.clone();
             let mut writer = AccountWriter::new(
                 &database,
@@ -568,7 +585,11 @@ impl Indexer {
                 ms(now),
             );
             writer.evict().await?;
-            writer.stats().rows_deleted
+            let deleted = writer.stats().rows_deleted;
+            accounts::release(&self.database, tx.conn(), &record.account, name).await?;
+            deleted
+        } else {
+            0
         };
         record.state = ClusterState::Evicted;
         record.epoch = None;

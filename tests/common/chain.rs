@@ -187,3 +187,26 @@ impl Chain {
             .unwrap();
     }
 }
+
+impl Chain {
+    /// Writes `identity.json` asking for `account` (the cluster's own name when `None`).
+    pub async fn identity(&self, account: Option<&str>) {
+        let mut identity = outpost::format::Identity::new(self.cluster.clone(), self.now);
+        identity.account.name = account.map(str::to_string);
+        let key = self.store.layout().identity(&self.cluster);
+        self.store
+            .put_overwrite(&key, Bytes::from(identity.to_json().unwrap()))
+            .await
+            .unwrap();
+    }
+
+    /// Writes `decommissioned.json`.
+    pub async fn decommission(&self) {
+        let gone = outpost::format::Decommissioned::new(self.cluster.clone(), self.now, None);
+        let key = self.store.layout().decommissioned(&self.cluster);
+        self.store
+            .put_overwrite(&key, Bytes::from(gone.to_json().unwrap()))
+            .await
+            .unwrap();
+    }
+}
