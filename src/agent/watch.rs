@@ -16,6 +16,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::api_error::{ApiError, describe_watch_error};
 use super::compressed::CompressedJson;
 use super::redact::Redactor;
 use super::state::{Entry, Scope, kind_name};
@@ -216,7 +217,7 @@ impl Watches {
                     }
                     match discover(&self.client).await {
                         Ok(served) => self.extend(&served),
-                        Err(error) => tracing::warn!(%error, "API discovery failed; retrying"),
+                        Err(error) => tracing::warn!(error = %ApiError(error), "API discovery failed; retrying"),
                     }
                 }
                 change = reconfigure.recv(), if reconfigurable => {
@@ -226,7 +227,7 @@ impl Watches {
                     };
                     match discover(&self.client).await {
                         Ok(served) => self.reconfigure(selection, redactor, &served).await,
-                        Err(error) => tracing::warn!(%error, "API discovery failed; the new configuration is applied at the next change"),
+                        Err(error) => tracing::warn!(error = %ApiError(error), "API discovery failed; the new configuration is applied at the next change"),
                     }
                 }
             }
@@ -344,7 +345,7 @@ async fn watch_one(
                 }
             }
             Err(error) => {
-                tracing::warn!(kind = %scope.kind, namespace = ?scope.namespace, %error, "watch failed; retrying with backoff");
+                tracing::warn!(kind = %scope.kind, namespace = ?scope.namespace, error = %describe_watch_error(&error), "watch failed; retrying with backoff");
                 SourceEvent::Unavailable {
                     kind: scope.kind.clone(),
                     reason: describe(&error),
@@ -357,7 +358,8 @@ async fn watch_one(
     }
 }
 
-/// A watch error in a user's terms: RBAC refusals say so.
+/// A watch error in a user's terms: RBAC refusals say so, and the API server's message is
+/// given as it said it.
 fn describe(error: &watcher::Error) -> String {
     let inner = match error {
         watcher::Error::InitialListFailed(e)
@@ -369,7 +371,7 @@ fn describe(error: &watcher::Error) -> String {
         Some(kube::Error::Api(status)) if status.code == 403 => {
             format!("forbidden: {}", status.message)
         }
-        _ => error.to_string(),
+        _ => describe_watch_error(error),
     }
 }
 
