@@ -1152,6 +1152,16 @@ impl AgentProcess {
     }
 }
 
+impl Drop for AgentProcess {
+    /// A failed test leaves no agent running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// `outpost-hmac-sha256:` and the HMAC-SHA256 of `text` under `key`, as the agent writes a
 /// Secret value.
 fn secret_hmac(key: &[u8], text: &str) -> String {
@@ -1372,4 +1382,87 @@ async fn an_agent_allowed_to_create_the_key_secret_creates_and_uses_it() {
         objects[&secret_key].1["data"]["password"],
         secret_hmac(&key, &password)
     );
+}
+
+/// A redaction rule edited in the config file while the agent runs (same id, corrected pointer):
+/// the objects already held are redacted by the corrected rule, so the bucket no longer holds
+/// the value it removes, and the segment that says so names the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redaction_rule_edited_in_place_is_applied_to_what_is_held() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "rule").await;
+    let mut web = service("web", "1");
+    web["metadata"]["labels"]["token"] = json!("planted-label-token");
+    create(&admin, &ns, "", "v1", "Service", web).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let config = |pointer: &str| {
+        format!(
+            "cluster: rule\nbucket: file://{}\nkinds: [Service]\nnamespaces: [{ns}]\nredaction:\n  rules:\n    - {{id: hide, kind: Service, pointer: {pointer}}}\n",
+            bucket.display()
+        )
+    };
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &config("/metadata/labels/tokn"),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("rule").unwrap();
+    let key = ("Service".to_string(), ns.clone(), "web".to_string());
+    let token = |o: &common::Replayed| {
+        o.get(&key)
+            .map(|(_, object)| object["metadata"]["labels"]["token"].clone())
+    };
+    wait_for(&store, &cluster, "the service with its token", |o| {
+        token(o) == Some(json!("planted-label-token"))
+    })
+    .await;
+
+    // The same file with the pointer corrected (AgentProcess::start wrote the rest).
+    let file = dir.path().join("agent.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("/metadata/labels/tokn", "/metadata/labels/token"),
+    )
+    .unwrap();
+    let objects = wait_for(&store, &cluster, "the service without its token", |o| {
+        token(o) == Some(serde_json::Value::Null)
+    })
+    .await;
+    assert_eq!(objects[&key].1["metadata"]["labels"]["v"], "1");
+    let (head, _) = common::replay(&store, &cluster).await.unwrap();
+    let tip = head.tip();
+    let segment_type = if head.diffs.is_empty() {
+        outpost::format::SegmentType::Snapshot
+    } else {
+        outpost::format::SegmentType::Diff
+    };
+    let segment = store
+        .read_segment(
+            &store
+                .layout()
+                .segment(&cluster, &head.epoch, tip.seq, segment_type),
+            &outpost::format::DecodeLimits::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        segment
+            .header()
+            .redaction
+            .contains(&"remove:hide".to_string()),
+        "{:?}",
+        segment.header().redaction
+    );
+    agent.stop();
 }

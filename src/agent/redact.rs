@@ -9,7 +9,13 @@
 //! - `secret-values-hmac`: replace every value in a Secret's `data` and `stringData` with an
 //!   HMAC-SHA256 keyed per cluster, so key names and rotations stay visible but values do not.
 //!
-//! User rules remove more: a JSON pointer (RFC 6901) for a kind (`*` for every kind).
+//! User rules remove more: a JSON pointer (RFC 6901) for a kind (`*` for every kind). A rule
+//! added or edited while the agent runs ([`Redactor::rules_not_in`]) runs once over the objects
+//! already held, which the previous rules redacted, so that no segment names a rule whose field
+//! it still holds; the watches then list every object again, redacted afresh (restoring what an
+//! edited rule's old pointer removed). Only user rules run twice: an HMAC of an HMAC would be
+//! no HMAC of the value. (A pointer to an array element by index, run over a held object, counts
+//! the elements earlier rules left; the relist redacts the original.)
 //!
 //! A cluster whose Secrets are not watched needs no key ([`Redactor::without_key`]).
 
@@ -96,6 +102,21 @@ impl Redactor {
         &self.rules
     }
 
+    /// A keyless redactor of the user rules of `self` that `previous` does not have, whole rules
+    /// compared (a rule edited in place is new): what must run again over objects `previous`
+    /// redacted, through [`Redactor::remove_fields`], for them to be redacted by `self`'s rules.
+    pub fn rules_not_in(&self, previous: &Redactor) -> Redactor {
+        Redactor {
+            key: None,
+            rules: self
+                .rules
+                .iter()
+                .filter(|rule| !previous.rules.contains(rule))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The ids of the rules this redactor applies, for segment headers.
     pub fn rule_ids(&self) -> Vec<String> {
         let mut ids = vec![
@@ -137,8 +158,7 @@ impl Redactor {
         self.remove_fields(kind, object);
     }
 
-    /// Applies the user's rules alone (idempotent: also to objects already redacted). Returns
-    /// whether anything was removed.
+    /// Applies the user's rules alone (no built-in rule). Returns whether anything was removed.
     pub fn remove_fields(&self, kind: &str, object: &mut Value) -> bool {
         let mut removed = false;
         for rule in self
@@ -317,6 +337,41 @@ mod tests {
         r.redact("Pod", &mut p);
         assert_eq!(p["spec"]["containers"], json!([{"name": "a"}]));
         assert_eq!(r.rule_ids().last().unwrap(), "remove:second");
+    }
+
+    #[test]
+    fn rules_not_in_compares_whole_rules() {
+        let rule = |id: &str, pointer: &str| RemoveRule {
+            id: id.into(),
+            kind: "Pod".into(),
+            pointer: pointer.into(),
+        };
+        let old = redactor(vec![rule("a", "/x"), rule("b", "/y")]);
+        let new = redactor(vec![rule("a", "/x"), rule("b", "/z"), rule("c", "/w")]);
+        assert_eq!(old.rule_ids()[3..], new.rule_ids()[3..5]);
+        assert_eq!(
+            new.rules_not_in(&old).rules(),
+            &[rule("b", "/z"), rule("c", "/w")]
+        );
+        assert!(old.rules_not_in(&old).rules().is_empty());
+        let mut pod = json!({"x": 1, "y": 2, "z": 3, "w": 4});
+        assert!(new.rules_not_in(&old).remove_fields("Pod", &mut pod));
+        assert_eq!(pod, json!({"x": 1, "y": 2}));
+        assert!(!new.rules_not_in(&old).remove_fields("Pod", &mut pod));
+    }
+
+    #[test]
+    fn without_a_key_no_secret_value_survives() {
+        let r = Redactor::without_key(vec![]).unwrap();
+        assert!(!r.has_key());
+        let mut s = secret();
+        r.redact("Secret", &mut s);
+        assert!(
+            s.get("data").is_none() && s.get("stringData").is_none(),
+            "{s}"
+        );
+        assert_eq!(s["metadata"]["annotations"]["team"], "payments");
+        assert!(redactor(vec![]).has_key());
     }
 
     #[test]
