@@ -1466,3 +1466,68 @@ async fn a_redaction_rule_edited_in_place_is_applied_to_what_is_held() {
     );
     agent.stop();
 }
+
+/// A running agent that watches no Secret and has no key: a config file change that starts
+/// watching Secrets, when it may not create the key's Secret, is not applied, and the warning
+/// says what to grant or pass; the agent goes on shipping the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_added_to_a_keyless_agent_without_the_create_right_are_refused() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "addsecret").await;
+    create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
+    create_secret(&admin, &ns, "db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &format!(
+            "cluster: addsecret\nbucket: file://{}\nkinds: [Service]\nnamespaces: [{ns}]\n",
+            bucket.display()
+        ),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("addsecret").unwrap();
+    let service_key = ("Service".to_string(), ns.clone(), "web".to_string());
+    wait_for(&store, &cluster, "the service", |o| {
+        o.contains_key(&service_key)
+    })
+    .await;
+    let file = dir.path().join("agent.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("kinds: [Service]", "kinds: [Service, Secret]"),
+    )
+    .unwrap();
+    let mut refused = false;
+    for _ in 0..60 {
+        let stderr = agent.stderr();
+        if stderr.contains("configuration change not applied") {
+            for needle in [
+                "grant verb \"create\" on resource \"secrets\"",
+                "--redaction-key-file",
+            ] {
+                assert!(stderr.contains(needle), "no {needle} in: {stderr}");
+            }
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused, "no refusal in: {}", agent.stderr());
+    let (_, objects) = common::replay(&store, &cluster).await.unwrap();
+    assert!(
+        objects.keys().all(|(kind, _, _)| kind == "Service"),
+        "{objects:?}"
+    );
+    agent.stop();
+}
