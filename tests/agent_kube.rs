@@ -1094,3 +1094,440 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
         .await
         .unwrap();
 }
+
+/// `outpost agent` as a process on the test cluster, configured by a YAML file, with the
+/// agent's read-only token (see [`grant_agent`]) and its own namespace as `POD_NAMESPACE`.
+struct AgentProcess {
+    child: std::process::Child,
+    stderr: std::path::PathBuf,
+}
+
+impl AgentProcess {
+    /// Writes `config` (YAML, `kubeconfig:` and `listen:` added) to `dir` and starts the agent.
+    fn start(dir: &std::path::Path, kubeconfig: &str, pod_namespace: &str, config: &str) -> Self {
+        let config_file = dir.join("agent.yaml");
+        std::fs::write(
+            &config_file,
+            format!("kubeconfig: {kubeconfig}\nlisten: 127.0.0.1:0\ninterval: 1s\n{config}"),
+        )
+        .unwrap();
+        let stderr = dir.join("agent.stderr");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["agent", "--config"])
+            .arg(&config_file)
+            .env("POD_NAMESPACE", pod_namespace)
+            .env_remove("OUTPOST_REDACTION_KEY_FILE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits (at most 60 s) for the agent to exit by itself: its exit status and stderr.
+    async fn exited(mut self) -> (std::process::ExitStatus, String) {
+        for _ in 0..120 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let _ = self.child.kill();
+        panic!("the agent did not exit; stderr: {}", self.stderr());
+    }
+
+    /// SIGTERM; the agent must exit cleanly.
+    fn stop(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "{exit}; stderr: {}", self.stderr());
+    }
+}
+
+impl Drop for AgentProcess {
+    /// A failed test leaves no agent running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `outpost-hmac-sha256:` and the HMAC-SHA256 of `text` under `key`, as the agent writes a
+/// Secret value.
+fn secret_hmac(key: &[u8], text: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(text.as_bytes());
+    format!(
+        "{}{}",
+        outpost::agent::redact::HMAC_PREFIX,
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A Secret `name` whose `data.password` is the base64 text returned.
+async fn create_secret(admin: &kube::Client, ns: &str, name: &str) -> String {
+    let password = "cGxhbnRlZC1yYmFjLXBhc3N3b3Jk"; // "planted-rbac-password"
+    create(
+        admin,
+        ns,
+        "",
+        "v1",
+        "Secret",
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name}, "data": {"password": password}}),
+    )
+    .await;
+    password.to_string()
+}
+
+/// With only get/list/watch (the read-only ClusterRole of [`grant_agent`]) and no Secret
+/// watched, the agent needs no redaction key: it starts, ships, and creates no Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_agent_watching_no_secret_needs_no_key() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "readonly").await;
+    create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &format!(
+            "cluster: readonly\nbucket: file://{}\nkinds: [Service]\nnamespaces: [{ns}]\n",
+            bucket.display()
+        ),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("readonly").unwrap();
+    let service_key = ("Service".to_string(), ns.clone(), "web".to_string());
+    wait_for(&store, &cluster, "the service", |o| {
+        o.contains_key(&service_key)
+    })
+    .await;
+    agent.stop();
+    let secrets: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns, &common::resource("", "v1", "Secret"));
+    assert!(
+        secrets
+            .get_opt("outpost-redaction-key")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Watching Secrets with a key file (a Secret the installer created, mounted): the values in
+/// the bucket are HMACs under that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_agent_watching_secrets_uses_the_key_file() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "keyfile").await;
+    let password = create_secret(&admin, &ns, "db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let key: Vec<u8> = (0..48).map(|i| i as u8 ^ 0x5c).collect();
+    let key_file = dir.path().join("redaction.key");
+    std::fs::write(&key_file, &key).unwrap();
+    let bucket = dir.path().join("bucket");
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &format!(
+            "cluster: keyfile\nbucket: file://{}\nkinds: [Secret]\nnamespaces: [{ns}]\nredaction: {{keyFile: {}}}\n",
+            bucket.display(),
+            key_file.display()
+        ),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("keyfile").unwrap();
+    let secret_key = ("Secret".to_string(), ns.clone(), "db".to_string());
+    let objects = wait_for(&store, &cluster, "the secret", |o| {
+        o.contains_key(&secret_key)
+    })
+    .await;
+    agent.stop();
+    assert_eq!(
+        objects[&secret_key].1["data"]["password"],
+        secret_hmac(&key, &password)
+    );
+}
+
+/// Watching Secrets with neither a key file nor the right to create the key's Secret: the
+/// agent stops at once, and its error names the grant that is missing, the flag, and the API
+/// server's own message (not a debug dump of kube's `Status`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_agent_watching_secrets_without_a_key_says_what_to_grant_or_pass() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "nokey").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &format!(
+            "cluster: nokey\nbucket: file://{}\nkinds: [Secret]\nnamespaces: [{ns}]\n",
+            bucket.display()
+        ),
+    );
+    let (status, stderr) = agent.exited().await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for needle in [
+        "\"create\"".to_string(),
+        "\"secrets\"".to_string(),
+        format!("namespace \"{ns}\""),
+        "outpost-redaction-key".to_string(),
+        "--redaction-key-file".to_string(),
+        // The API server's message.
+        "cannot create resource \"secrets\"".to_string(),
+    ] {
+        assert!(stderr.contains(&needle), "no {needle} in: {stderr}");
+    }
+    assert!(!stderr.contains("Status {"), "a debug dump in: {stderr}");
+    assert!(!bucket.join("outpost").exists(), "something was shipped");
+}
+
+/// Watching Secrets with no key file but the right to create Secrets in its namespace: the
+/// agent creates the key's Secret once and uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_allowed_to_create_the_key_secret_creates_and_uses_it() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "mkkey").await;
+    let password = create_secret(&admin, &ns, "db").await;
+    create(
+        &admin,
+        &ns,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "outpost-key"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]}),
+    )
+    .await;
+    create(
+        &admin,
+        &ns,
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "outpost-key"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "outpost-key"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "outpost-agent"}]}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &format!(
+            "cluster: mkkey\nbucket: file://{}\nkinds: [Secret]\nnamespaces: [{ns}]\n",
+            bucket.display()
+        ),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("mkkey").unwrap();
+    let secret_key = ("Secret".to_string(), ns.clone(), "db".to_string());
+    let objects = wait_for(&store, &cluster, "the secret", |o| {
+        o.contains_key(&secret_key)
+    })
+    .await;
+    agent.stop();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin.clone(), &ns);
+    let created = secrets.get("outpost-redaction-key").await.unwrap();
+    let key = created.data.unwrap()["key"].0.clone();
+    assert!(key.len() >= 32);
+    assert_eq!(
+        objects[&secret_key].1["data"]["password"],
+        secret_hmac(&key, &password)
+    );
+}
+
+/// A redaction rule edited in the config file while the agent runs (same id, corrected pointer):
+/// the objects already held are redacted by the corrected rule, so the bucket no longer holds
+/// the value it removes, and the segment that says so names the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redaction_rule_edited_in_place_is_applied_to_what_is_held() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "rule").await;
+    let mut web = service("web", "1");
+    web["metadata"]["labels"]["token"] = json!("planted-label-token");
+    create(&admin, &ns, "", "v1", "Service", web).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let config = |pointer: &str| {
+        format!(
+            "cluster: rule\nbucket: file://{}\nkinds: [Service]\nnamespaces: [{ns}]\nredaction:\n  rules:\n    - {{id: hide, kind: Service, pointer: {pointer}}}\n",
+            bucket.display()
+        )
+    };
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &config("/metadata/labels/tokn"),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("rule").unwrap();
+    let key = ("Service".to_string(), ns.clone(), "web".to_string());
+    let token = |o: &common::Replayed| {
+        o.get(&key)
+            .map(|(_, object)| object["metadata"]["labels"]["token"].clone())
+    };
+    wait_for(&store, &cluster, "the service with its token", |o| {
+        token(o) == Some(json!("planted-label-token"))
+    })
+    .await;
+
+    // The same file with the pointer corrected (AgentProcess::start wrote the rest).
+    let file = dir.path().join("agent.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("/metadata/labels/tokn", "/metadata/labels/token"),
+    )
+    .unwrap();
+    let objects = wait_for(&store, &cluster, "the service without its token", |o| {
+        token(o) == Some(serde_json::Value::Null)
+    })
+    .await;
+    assert_eq!(objects[&key].1["metadata"]["labels"]["v"], "1");
+    let (head, _) = common::replay(&store, &cluster).await.unwrap();
+    let tip = head.tip();
+    let segment_type = if head.diffs.is_empty() {
+        outpost::format::SegmentType::Snapshot
+    } else {
+        outpost::format::SegmentType::Diff
+    };
+    let segment = store
+        .read_segment(
+            &store
+                .layout()
+                .segment(&cluster, &head.epoch, tip.seq, segment_type),
+            &outpost::format::DecodeLimits::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        segment
+            .header()
+            .redaction
+            .contains(&"remove:hide".to_string()),
+        "{:?}",
+        segment.header().redaction
+    );
+    agent.stop();
+}
+
+/// A running agent that watches no Secret and has no key: a config file change that starts
+/// watching Secrets, when it may not create the key's Secret, is not applied, and the warning
+/// says what to grant or pass; the agent goes on shipping the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_added_to_a_keyless_agent_without_the_create_right_are_refused() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    grant_agent(&admin).await;
+    let ns = common::new_namespace(&admin, "addsecret").await;
+    create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
+    create_secret(&admin, &ns, "db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let agent = AgentProcess::start(
+        dir.path(),
+        &agent_config,
+        &ns,
+        &format!(
+            "cluster: addsecret\nbucket: file://{}\nkinds: [Service]\nnamespaces: [{ns}]\n",
+            bucket.display()
+        ),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("addsecret").unwrap();
+    let service_key = ("Service".to_string(), ns.clone(), "web".to_string());
+    wait_for(&store, &cluster, "the service", |o| {
+        o.contains_key(&service_key)
+    })
+    .await;
+    let file = dir.path().join("agent.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("kinds: [Service]", "kinds: [Service, Secret]"),
+    )
+    .unwrap();
+    let mut refused = false;
+    for _ in 0..60 {
+        let stderr = agent.stderr();
+        if stderr.contains("configuration change not applied") {
+            for needle in [
+                "grant verb \"create\" on resource \"secrets\"",
+                "--redaction-key-file",
+            ] {
+                assert!(stderr.contains(needle), "no {needle} in: {stderr}");
+            }
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(refused, "no refusal in: {}", agent.stderr());
+    let (_, objects) = common::replay(&store, &cluster).await.unwrap();
+    assert!(
+        objects.keys().all(|(kind, _, _)| kind == "Service"),
+        "{objects:?}"
+    );
+    agent.stop();
+}

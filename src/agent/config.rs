@@ -54,7 +54,9 @@
 //! listen: "0.0.0.0:9090"         # /healthz, /readyz and /metrics (default 0.0.0.0:9090)
 //!
 //! redaction:
-//!   # HMAC key for Secret values (at least 32 bytes). Default: none here; the agent keeps its key itself.
+//!   # HMAC key for Secret values (at least 32 bytes), needed only when Secrets are watched.
+//!   # Default: none here; the agent then keeps its key in Secret outpost-redaction-key of its
+//!   # namespace, creating it if it may (docs/RBAC.md).
 //!   # keyFile: /var/run/secrets/outpost/redaction.key
 //!   rules:                       # removed from every object of `kind` (`*`: every kind); default none
 //!     - id: container-env
@@ -470,7 +472,7 @@ pub struct AgentArgs {
     /// Address for /healthz, /readyz and /metrics [default: 0.0.0.0:9090].
     #[arg(long, env = "OUTPOST_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// A file holding the HMAC key for Secret values, at least 32 bytes [default: none; the agent keeps its own key].
+    /// A file holding the HMAC key for Secret values, at least 32 bytes; needed only when Secrets are watched [default: none; the agent then keeps its key in Secret outpost-redaction-key of its namespace, creating it if it may].
     #[arg(long, env = "OUTPOST_REDACTION_KEY_FILE", value_name = "FILE")]
     pub redaction_key_file: Option<PathBuf>,
     /// Mark the cluster decommissioned in the bucket (the indexer evicts it at once) and exit.
@@ -625,7 +627,8 @@ impl SnapshotPolicy {
 pub struct RedactionConfig {
     /// `redaction.rules`, validated as [`Redactor::new`] does (default none).
     pub rules: Vec<RemoveRule>,
-    /// `redaction.keyFile`: default none (the agent keeps its own key).
+    /// `redaction.keyFile`: default none (no key when no Secret is watched; else the agent
+    /// keeps its own, see [`super::key`]).
     pub key_file: Option<PathBuf>,
 }
 

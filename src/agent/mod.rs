@@ -1,9 +1,11 @@
 //! The in-cluster agent: watch (or simulate) a cluster, keep its redacted state, and ship
 //! snapshots and diffs to the bucket as the one elected writer.
 
+pub mod api_error;
 pub mod compressed;
 pub mod config;
 pub mod health;
+pub mod key;
 pub mod redact;
 pub mod run;
 pub mod schedule;

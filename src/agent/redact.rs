@@ -9,7 +9,15 @@
 //! - `secret-values-hmac`: replace every value in a Secret's `data` and `stringData` with an
 //!   HMAC-SHA256 keyed per cluster, so key names and rotations stay visible but values do not.
 //!
-//! User rules remove more: a JSON pointer (RFC 6901) for a kind (`*` for every kind).
+//! User rules remove more: a JSON pointer (RFC 6901) for a kind (`*` for every kind). A rule
+//! added or edited while the agent runs ([`Redactor::rules_not_in`]) runs once over the objects
+//! already held, which the previous rules redacted, so that no segment names a rule whose field
+//! it still holds; the watches then list every object again, redacted afresh (restoring what an
+//! edited rule's old pointer removed). Only user rules run twice: an HMAC of an HMAC would be
+//! no HMAC of the value. (A pointer to an array element by index, run over a held object, counts
+//! the elements earlier rules left; the relist redacts the original.)
+//!
+//! A cluster whose Secrets are not watched needs no key ([`Redactor::without_key`]).
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -20,6 +28,10 @@ use sha2::Sha256;
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// What an HMAC'd Secret value starts with.
 pub const HMAC_PREFIX: &str = "outpost-hmac-sha256:";
+/// The kind whose values are HMAC'd: watching it needs a key.
+pub const SECRET_KIND: &str = "Secret";
+/// The shortest HMAC key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
 
 /// A user rule: remove the field at `pointer` from objects of `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,14 +50,15 @@ pub struct RemoveRule {
 pub enum Error {
     #[error("redaction rule {id:?}: {reason}")]
     InvalidRule { id: String, reason: String },
-    #[error("the redaction key must be at least 32 bytes, got {0}")]
+    #[error("the redaction key must be at least {MIN_KEY_BYTES} bytes, got {0}")]
     ShortKey(usize),
 }
 
 /// Applies the built-in rules and the user's rules with one cluster's HMAC key.
 #[derive(Clone)]
 pub struct Redactor {
-    key: Vec<u8>,
+    /// `None`: no Secret is watched (see [`Redactor::without_key`]).
+    key: Option<Vec<u8>>,
     rules: Vec<RemoveRule>,
 }
 
@@ -59,12 +72,122 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    /// A redactor with the cluster's HMAC key (at least 32 bytes) and the user's rules.
+    /// A redactor with the cluster's HMAC key (at least [`MIN_KEY_BYTES`]) and the user's rules.
     pub fn new(key: &[u8], rules: Vec<RemoveRule>) -> Result<Self, Error> {
-        if key.len() < 32 {
+        if key.len() < MIN_KEY_BYTES {
             return Err(Error::ShortKey(key.len()));
         }
-        for rule in &rules {
+        check_rules(&rules)?;
+        Ok(Self {
+            key: Some(key.to_vec()),
+            rules,
+        })
+    }
+
+    /// A redactor for a cluster whose Secrets are not watched, so that the agent needs no key
+    /// (nor the rights to keep one). Should a Secret reach it anyway, none of its values leave:
+    /// its `data` and `stringData` are dropped whole.
+    pub fn without_key(rules: Vec<RemoveRule>) -> Result<Self, Error> {
+        check_rules(&rules)?;
+        Ok(Self { key: None, rules })
+    }
+
+    /// Whether Secret values can be HMAC'd (see [`Redactor::without_key`]).
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The user's rules.
+    pub fn rules(&self) -> &[RemoveRule] {
+        &self.rules
+    }
+
+    /// A keyless redactor of the user rules of `self` that `previous` does not have, whole rules
+    /// compared (a rule edited in place is new): what must run again over objects `previous`
+    /// redacted, through [`Redactor::remove_fields`], for them to be redacted by `self`'s rules.
+    pub fn rules_not_in(&self, previous: &Redactor) -> Redactor {
+        Redactor {
+            key: None,
+            rules: self
+                .rules
+                .iter()
+                .filter(|rule| !previous.rules.contains(rule))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The ids of the rules this redactor applies, for segment headers.
+    pub fn rule_ids(&self) -> Vec<String> {
+        let mut ids = vec![
+            "managed-fields".to_string(),
+            "secret-last-applied".to_string(),
+            "secret-values-hmac".to_string(),
+        ];
+        ids.extend(self.rules.iter().map(|r| format!("remove:{}", r.id)));
+        ids
+    }
+
+    /// Redacts one object in place. `kind` is `Kind` or `Kind.group` as in the configuration.
+    pub fn redact(&self, kind: &str, object: &mut Value) {
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
+        if kind == SECRET_KIND {
+            if let Some(annotations) = object
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
+                annotations.remove(LAST_APPLIED);
+            }
+            for field in ["data", "stringData"] {
+                let Some(map) = object.as_object_mut() else {
+                    break;
+                };
+                let Some(key) = &self.key else {
+                    map.remove(field);
+                    continue;
+                };
+                if let Some(values) = map.get_mut(field).and_then(Value::as_object_mut) {
+                    for value in values.values_mut() {
+                        *value = Value::String(hmac(key, value));
+                    }
+                }
+            }
+        }
+        self.remove_fields(kind, object);
+    }
+
+    /// Applies the user's rules alone (no built-in rule). Returns whether anything was removed.
+    pub fn remove_fields(&self, kind: &str, object: &mut Value) -> bool {
+        let mut removed = false;
+        for rule in self
+            .rules
+            .iter()
+            .filter(|r| r.kind == "*" || r.kind == kind)
+        {
+            removed |= remove_pointer(object, &rule.pointer);
+        }
+        removed
+    }
+}
+
+/// The HMAC of a Secret value's text under `key`, as written in its place.
+fn hmac(key: &[u8], value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(text.as_bytes());
+    format!("{HMAC_PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Refuses rules with a malformed id, pointer or kind.
+fn check_rules(rules: &[RemoveRule]) -> Result<(), Error> {
+    {
+        for rule in rules {
             let invalid = |reason: &str| Error::InvalidRule {
                 id: rule.id.clone(),
                 reason: reason.to_string(),
@@ -86,68 +209,14 @@ impl Redactor {
                 ));
             }
         }
-        Ok(Self {
-            key: key.to_vec(),
-            rules,
-        })
     }
-
-    /// The ids of the rules this redactor applies, for segment headers.
-    pub fn rule_ids(&self) -> Vec<String> {
-        let mut ids = vec![
-            "managed-fields".to_string(),
-            "secret-last-applied".to_string(),
-            "secret-values-hmac".to_string(),
-        ];
-        ids.extend(self.rules.iter().map(|r| format!("remove:{}", r.id)));
-        ids
-    }
-
-    /// Redacts one object in place. `kind` is `Kind` or `Kind.group` as in the configuration.
-    pub fn redact(&self, kind: &str, object: &mut Value) {
-        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.remove("managedFields");
-        }
-        if kind == "Secret" {
-            if let Some(annotations) = object
-                .pointer_mut("/metadata/annotations")
-                .and_then(Value::as_object_mut)
-            {
-                annotations.remove(LAST_APPLIED);
-            }
-            for field in ["data", "stringData"] {
-                if let Some(values) = object.get_mut(field).and_then(Value::as_object_mut) {
-                    for value in values.values_mut() {
-                        *value = Value::String(self.hmac(value));
-                    }
-                }
-            }
-        }
-        for rule in self
-            .rules
-            .iter()
-            .filter(|r| r.kind == "*" || r.kind == kind)
-        {
-            remove_pointer(object, &rule.pointer);
-        }
-    }
-
-    fn hmac(&self, value: &Value) -> String {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        mac.update(text.as_bytes());
-        format!("{HMAC_PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
-    }
+    Ok(())
 }
 
-/// Removes the member or element a JSON pointer names, if present.
-fn remove_pointer(object: &mut Value, pointer: &str) {
+/// Removes the member or element a JSON pointer names, if present. Returns whether it was.
+fn remove_pointer(object: &mut Value, pointer: &str) -> bool {
     let Some((parent, last)) = pointer.rsplit_once('/') else {
-        return;
+        return false;
     };
     let last = last.replace("~1", "/").replace("~0", "~");
     let target = if parent.is_empty() {
@@ -156,17 +225,15 @@ fn remove_pointer(object: &mut Value, pointer: &str) {
         object.pointer_mut(parent)
     };
     match target {
-        Some(Value::Object(map)) => {
-            map.remove(&last);
-        }
-        Some(Value::Array(items)) => {
-            if let Ok(index) = last.parse::<usize>()
-                && index < items.len()
-            {
+        Some(Value::Object(map)) => map.remove(&last).is_some(),
+        Some(Value::Array(items)) => match last.parse::<usize>() {
+            Ok(index) if index < items.len() => {
                 items.remove(index);
+                true
             }
-        }
-        _ => {}
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -270,6 +337,41 @@ mod tests {
         r.redact("Pod", &mut p);
         assert_eq!(p["spec"]["containers"], json!([{"name": "a"}]));
         assert_eq!(r.rule_ids().last().unwrap(), "remove:second");
+    }
+
+    #[test]
+    fn rules_not_in_compares_whole_rules() {
+        let rule = |id: &str, pointer: &str| RemoveRule {
+            id: id.into(),
+            kind: "Pod".into(),
+            pointer: pointer.into(),
+        };
+        let old = redactor(vec![rule("a", "/x"), rule("b", "/y")]);
+        let new = redactor(vec![rule("a", "/x"), rule("b", "/z"), rule("c", "/w")]);
+        assert_eq!(old.rule_ids()[3..], new.rule_ids()[3..5]);
+        assert_eq!(
+            new.rules_not_in(&old).rules(),
+            &[rule("b", "/z"), rule("c", "/w")]
+        );
+        assert!(old.rules_not_in(&old).rules().is_empty());
+        let mut pod = json!({"x": 1, "y": 2, "z": 3, "w": 4});
+        assert!(new.rules_not_in(&old).remove_fields("Pod", &mut pod));
+        assert_eq!(pod, json!({"x": 1, "y": 2}));
+        assert!(!new.rules_not_in(&old).remove_fields("Pod", &mut pod));
+    }
+
+    #[test]
+    fn without_a_key_no_secret_value_survives() {
+        let r = Redactor::without_key(vec![]).unwrap();
+        assert!(!r.has_key());
+        let mut s = secret();
+        r.redact("Secret", &mut s);
+        assert!(
+            s.get("data").is_none() && s.get("stringData").is_none(),
+            "{s}"
+        );
+        assert_eq!(s["metadata"]["annotations"]["team"], "payments");
+        assert!(redactor(vec![]).has_key());
     }
 
     #[test]

@@ -146,7 +146,22 @@ impl Agent {
                 }
                 self.state.forget_scope(&scope);
             }
-            SourceEvent::RedactionChanged(ids) => self.shipper.set_redaction(ids),
+            SourceEvent::RedactionChanged { ids, apply_again } => {
+                // What is held was redacted by the previous rules: it gets the new ones before
+                // any segment names them.
+                match self
+                    .state
+                    .redact_again(|kind, object| apply_again.remove_fields(kind, object))
+                {
+                    Ok((changed, dropped)) => {
+                        tracing::info!(cluster = %self.cluster, changed, dropped, rules = ?ids, "redaction rules changed: objects held redacted again")
+                    }
+                    Err(error) => {
+                        tracing::error!(cluster = %self.cluster, %error, "redaction rules changed but the objects held could not be redacted again; the relist replaces them")
+                    }
+                }
+                self.shipper.set_redaction(ids);
+            }
             SourceEvent::KindsChanged(kinds) => {
                 unavailable.retain(|kind, _| kinds.contains(kind));
                 self.identity.kinds = kinds;
@@ -316,7 +331,123 @@ fn return_free_memory() {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::agent::redact::{Redactor, RemoveRule};
+    use crate::agent::ship::ShipOptions;
+    use crate::agent::watch::redacted_entry;
+    use crate::format::{DecodeLimits, Head, Record, SegmentType};
+
+    fn rule(pointer: &str) -> RemoveRule {
+        RemoveRule {
+            id: "hide".into(),
+            kind: "Service".into(),
+            pointer: pointer.into(),
+        }
+    }
+
+    /// The tip segment's redaction ids, and the labels of the objects it puts.
+    async fn tip(store: &Store, cluster: &ClusterName) -> (Vec<String>, Vec<serde_json::Value>) {
+        let (bytes, _) = store.get(&store.layout().head(cluster)).await.unwrap();
+        let head = Head::from_json("head", &bytes).unwrap();
+        let kind = if head.diffs.is_empty() {
+            SegmentType::Snapshot
+        } else {
+            SegmentType::Diff
+        };
+        let key = store
+            .layout()
+            .segment(cluster, &head.epoch, head.tip().seq, kind);
+        let mut stream = store
+            .read_segment(&key, &DecodeLimits::default())
+            .await
+            .unwrap();
+        let ids = stream.header().redaction.clone();
+        let mut labels = Vec::new();
+        while let Some(record) = stream.next().await {
+            if let Record::Put { object, .. } = record.unwrap() {
+                let object: serde_json::Value = serde_json::from_str(object.get()).unwrap();
+                labels.push(object["metadata"]["labels"].clone());
+            }
+        }
+        (ids, labels)
+    }
+
+    /// A rule edited in place (same id) reaches the objects already held before the next
+    /// segment, without waiting for any relist: the segment that names the rule holds no value
+    /// it removes.
+    #[tokio::test]
+    async fn objects_held_get_an_edited_rule_before_the_next_segment() {
+        let store = Store::open(&format!("memory://run-{:016x}", rand::random::<u64>()))
+            .await
+            .unwrap();
+        let cluster = ClusterName::new("run").unwrap();
+        let old = Redactor::new(&[3; 32], vec![rule("/metadata/labels/tokn")]).unwrap();
+        let new = Redactor::new(&[3; 32], vec![rule("/metadata/labels/token")]).unwrap();
+        let scope = Scope {
+            kind: "Service".into(),
+            namespace: None,
+        };
+        let service = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "resourceVersion": "1",
+                "labels": {"v": "1", "token": "planted"}}});
+        let status = SharedStatus::default();
+        let agent = Agent {
+            store: store.clone(),
+            cluster: cluster.clone(),
+            shipper: Shipper::new(
+                store.clone(),
+                cluster.clone(),
+                ShipOptions {
+                    redaction: old.rule_ids(),
+                    ..ShipOptions::default()
+                },
+            ),
+            state: State::new(),
+            identity: Identity::new(cluster.clone(), Utc::now()),
+            trigger: Trigger::Every(Duration::from_millis(20)),
+            status: status.clone(),
+        };
+        let (events_tx, events) = mpsc::channel(16);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(agent.run(events, BTreeSet::from([scope.clone()]), async {
+            let _ = stopped.await;
+        }));
+        let segments = || status.lock().map(|s| s.segments).unwrap_or(0);
+        let until = |count: u64| async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while segments() < count {
+                assert!(tokio::time::Instant::now() < deadline, "no segment {count}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        for event in [
+            SourceEvent::RelistStarted(scope.clone()),
+            SourceEvent::Apply(redacted_entry(service, &scope, &old).unwrap()),
+            SourceEvent::RelistDone(scope.clone()),
+        ] {
+            events_tx.send(event).await.unwrap();
+        }
+        until(1).await;
+        assert_eq!(tip(&store, &cluster).await.1[0]["token"], "planted");
+
+        events_tx
+            .send(SourceEvent::RedactionChanged {
+                ids: new.rule_ids(),
+                apply_again: new.rules_not_in(&old),
+            })
+            .await
+            .unwrap();
+        until(2).await;
+        let (ids, labels) = tip(&store, &cluster).await;
+        assert!(ids.contains(&"remove:hide".to_string()), "{ids:?}");
+        assert_eq!(labels, vec![serde_json::json!({"v": "1"})]);
+        let _ = stop.send(());
+        let state = running.await.unwrap();
+        let held = state.entries().next().unwrap().object.to_json().unwrap();
+        assert!(!held.contains("planted"), "{held}");
+    }
 
     #[test]
     fn the_purge_delay_option_is_the_one_tuned() {

@@ -134,6 +134,50 @@ impl State {
         Ok((before, self.compressed_bytes))
     }
 
+    /// Applies `redact` (kind name, object; returns whether it changed the object) to every
+    /// object held, as when a redaction rule is added or edited while the agent runs: the
+    /// objects it changes are replaced and go into the next diff. An object whose JSON cannot be
+    /// read back (which does not happen short of a zstd bug) is dropped, as a deletion, rather
+    /// than kept unredacted; its watch's relist brings it back. Returns how many objects changed
+    /// and how many were dropped.
+    pub fn redact_again(
+        &mut self,
+        mut redact: impl FnMut(&str, &mut serde_json::Value) -> bool,
+    ) -> Result<(usize, usize), compressed::Error> {
+        let mut reader = JsonReader::new()?;
+        let mut changed = 0;
+        let mut unreadable = Vec::new();
+        for (key, held) in &mut self.objects {
+            let read = reader.read(&held.entry.object).and_then(|json| {
+                serde_json::from_str::<serde_json::Value>(json.get())
+                    .map_err(compressed::Error::NotJson)
+            });
+            let Ok(mut value) = read else {
+                unreadable.push(key.clone());
+                continue;
+            };
+            if !redact(&held.entry.scope.kind, &mut value) {
+                continue;
+            }
+            let Ok(object) = CompressedJson::compress(&value.to_string()) else {
+                unreadable.push(key.clone());
+                continue;
+            };
+            self.bytes = self.bytes - held.entry.object.json_len() + object.json_len();
+            self.compressed_bytes = self.compressed_bytes - held.entry.object.compressed_len()
+                + object.compressed_len();
+            held.entry.object = object;
+            self.dirty
+                .entry(key.clone())
+                .or_insert_with(|| Some(held.entry.target.clone()));
+            changed += 1;
+        }
+        for key in &unreadable {
+            self.delete(key);
+        }
+        Ok((changed, unreadable.len()))
+    }
+
     /// The JSON of up to `count` objects spread over the state, at most `bytes` in all: what a
     /// dictionary is trained on.
     pub fn samples(&self, count: usize, bytes: usize) -> Result<Vec<Vec<u8>>, compressed::Error> {
@@ -438,6 +482,39 @@ mod tests {
         assert_eq!(s.relist_done(&scope("Pod")), 0, "a relist ends once");
         assert_eq!(s.forget_scope(&scope("Service")), 1);
         assert_eq!(s.kind_counts(), BTreeMap::from([("Pod".to_string(), 1)]));
+    }
+
+    #[test]
+    fn objects_redacted_again_are_replaced_and_shipped_in_the_next_diff() {
+        let mut s = State::new();
+        s.apply(entry("Pod", "a", "u1", 1));
+        s.apply(entry("Service", "b", "u2", 2));
+        s.shipped();
+        let before = s.json_bytes();
+        let changed = s
+            .redact_again(|kind, object| {
+                kind == "Pod"
+                    && object["metadata"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("uid")
+                        .is_some()
+            })
+            .unwrap();
+        assert_eq!(changed, (1, 0));
+        assert_eq!(changes(&s), vec![("put".into(), "a".into(), "1".into())]);
+        let pod = s.entries().find(|e| e.target.name == "a").unwrap();
+        assert!(!pod.object.to_json().unwrap().contains("uid"));
+        assert_eq!(before - s.json_bytes(), r#","uid":"u1""#.len());
+        // A relist reporting the object as redacted now changes nothing.
+        s.shipped();
+        let mut again = entry("Pod", "a", "u1", 1);
+        let mut value: serde_json::Value =
+            serde_json::from_str(&again.object.to_json().unwrap()).unwrap();
+        value["metadata"].as_object_mut().unwrap().remove("uid");
+        again.object = CompressedJson::compress(&value.to_string()).unwrap();
+        assert_eq!(s.apply(again), Applied::Unchanged);
+        assert!(!s.has_changes());
     }
 
     #[test]

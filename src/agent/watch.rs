@@ -16,6 +16,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::api_error::{ApiError, describe_watch_error};
 use super::compressed::CompressedJson;
 use super::redact::Redactor;
 use super::state::{Entry, Scope, kind_name};
@@ -36,8 +37,13 @@ pub enum SourceEvent {
     Unavailable { kind: String, reason: String },
     /// A scope is no longer watched (the configuration changed): its objects are gone.
     ScopeRemoved(Scope),
-    /// The redaction rules changed: segments from now on name these rule ids.
-    RedactionChanged(Vec<String>),
+    /// The redaction rules changed (whole rules compared, not only their ids): the objects held
+    /// go through `apply_again` (the rules added or edited) before anything else is shipped, and
+    /// segments from now on name `ids`.
+    RedactionChanged {
+        ids: Vec<String>,
+        apply_again: Redactor,
+    },
     /// The configured kinds changed (for identity.json).
     KindsChanged(Vec<String>),
 }
@@ -197,7 +203,9 @@ impl Watches {
     /// [`Watches::rediscover`], and applies new selections and redactors as they arrive (a
     /// changed configuration file): scopes no longer selected stop (their objects become
     /// deletions), new ones start; a change of filters or redaction rules restarts every watch,
-    /// so that every object is listed again through the new rules.
+    /// so that every object is listed again through the new rules. The watches stop before the
+    /// agent's loop hears of new rules, so every object it receives after
+    /// [`SourceEvent::RedactionChanged`] was redacted by them.
     pub async fn supervise(
         mut self,
         period: std::time::Duration,
@@ -216,7 +224,7 @@ impl Watches {
                     }
                     match discover(&self.client).await {
                         Ok(served) => self.extend(&served),
-                        Err(error) => tracing::warn!(%error, "API discovery failed; retrying"),
+                        Err(error) => tracing::warn!(error = %ApiError(error), "API discovery failed; retrying"),
                     }
                 }
                 change = reconfigure.recv(), if reconfigurable => {
@@ -226,7 +234,7 @@ impl Watches {
                     };
                     match discover(&self.client).await {
                         Ok(served) => self.reconfigure(selection, redactor, &served).await,
-                        Err(error) => tracing::warn!(%error, "API discovery failed; the new configuration is applied at the next change"),
+                        Err(error) => tracing::warn!(error = %ApiError(error), "API discovery failed; the new configuration is applied at the next change"),
                     }
                 }
             }
@@ -239,7 +247,8 @@ impl Watches {
         redactor: Arc<Redactor>,
         served: &BTreeMap<String, (ApiResource, ApiCapabilities)>,
     ) {
-        let rules_changed = redactor.rule_ids() != self.redactor.rule_ids();
+        // Whole rules: a rule edited in place keeps its id.
+        let rules_changed = redactor.rules() != self.redactor.rules();
         let filters_changed = selection.label_selector != self.selection.label_selector
             || selection.omit_namespaces != self.selection.omit_namespaces
             || selection.only_spinnaker_managed != self.selection.only_spinnaker_managed;
@@ -284,10 +293,11 @@ impl Watches {
             }
         }
         if rules_changed {
-            let _ = self
-                .events
-                .send(SourceEvent::RedactionChanged(redactor.rule_ids()))
-                .await;
+            let event = SourceEvent::RedactionChanged {
+                ids: redactor.rule_ids(),
+                apply_again: redactor.rules_not_in(&self.redactor),
+            };
+            let _ = self.events.send(event).await;
         }
         self.missing.retain(|kind| selection.kinds.contains(kind));
         let _ = self
@@ -344,7 +354,7 @@ async fn watch_one(
                 }
             }
             Err(error) => {
-                tracing::warn!(kind = %scope.kind, namespace = ?scope.namespace, %error, "watch failed; retrying with backoff");
+                tracing::warn!(kind = %scope.kind, namespace = ?scope.namespace, error = %describe_watch_error(&error), "watch failed; retrying with backoff");
                 SourceEvent::Unavailable {
                     kind: scope.kind.clone(),
                     reason: describe(&error),
@@ -357,7 +367,8 @@ async fn watch_one(
     }
 }
 
-/// A watch error in a user's terms: RBAC refusals say so.
+/// A watch error in a user's terms: RBAC refusals say so, and the API server's message is
+/// given as it said it.
 fn describe(error: &watcher::Error) -> String {
     let inner = match error {
         watcher::Error::InitialListFailed(e)
@@ -369,7 +380,7 @@ fn describe(error: &watcher::Error) -> String {
         Some(kube::Error::Api(status)) if status.code == 403 => {
             format!("forbidden: {}", status.message)
         }
-        _ => error.to_string(),
+        _ => describe_watch_error(error),
     }
 }
 

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use bytes::Bytes;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
 use tokio::sync::mpsc;
 
+use crate::agent::api_error::ApiError;
 use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, Namespaces, ShipTrigger};
-use crate::agent::redact::Redactor;
+use crate::agent::key;
+use crate::agent::redact::{self, MIN_KEY_BYTES, Redactor, SECRET_KIND};
 use crate::agent::run::{Agent, Status};
 use crate::agent::schedule::Trigger;
 use crate::agent::ship::{ShipOptions, Shipper};
@@ -27,9 +28,6 @@ const CONFIG_POLL_PERIOD: std::time::Duration = std::time::Duration::from_secs(5
 
 /// How often discovery runs again while a configured kind is not served.
 const REDISCOVERY_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The Secret that holds the cluster's redaction key when no key file is configured.
-const KEY_SECRET: &str = "outpost-redaction-key";
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     crate::agent::run::tune_allocator();
@@ -68,10 +66,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             approx_objects,
             changes_per_second,
         } => {
-            let redactor = Arc::new(Redactor::new(
-                &redaction_key(&config, None).await?,
-                config.redaction.rules.clone(),
-            )?);
+            // A simulated cluster's Secrets are made up: any key will do.
+            let key = match &config.redaction.key_file {
+                Some(path) => key::read_key_file(path)?,
+                None => (0..MIN_KEY_BYTES).map(|_| rand::random::<u8>()).collect(),
+            };
+            let redactor = Arc::new(Redactor::new(&key, config.redaction.rules.clone())?);
             let churn = Churn::new(rand::random(), *approx_objects);
             let scopes = simulated_scopes(&churn, &selection(&config));
             identity.kinds = scopes.iter().map(|s| s.kind.clone()).collect();
@@ -90,11 +90,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let kube_config = kube_config(access).await?;
             let client = kube::Client::try_from(kube_config.clone())
                 .context("could not build the Kubernetes client")?;
-            let key = redaction_key(&config, Some(&client)).await?;
-            let redactor = Arc::new(Redactor::new(&key, config.redaction.rules.clone())?);
+            let key = cluster_key(&config, &client, None).await?;
+            let redactor = Arc::new(redactor_with(key.as_deref(), &config)?);
             describe_cluster(&client, &kube_config, &mut identity).await;
             let served = watch::discover(&client)
                 .await
+                .map_err(ApiError)
                 .context("API discovery failed")?;
             let selection = selection(&config);
             let watches = Watches::start(&client, &served, &selection, redactor.clone(), events_tx);
@@ -108,7 +109,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                     path,
                     args.clone(),
                     config.clone(),
-                    key,
+                    (client.clone(), key),
                     reconfigure_tx,
                 ));
             }
@@ -143,12 +144,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
 
 /// Re-reads the configuration file when it changes and hands the reloadable parts (kinds,
 /// namespaces, filters, redaction rules) to the watch supervisor. A change that needs a restart,
-/// or an invalid file, is logged and the running configuration kept.
+/// or an invalid file, is logged and the running configuration kept; so is a change that starts
+/// watching Secrets when no key can be had (the message says what to grant or give).
 async fn follow_config_file(
     path: std::path::PathBuf,
     args: AgentArgs,
     mut running: AgentConfig,
-    key: Vec<u8>,
+    (client, mut key): (kube::Client, Option<Vec<u8>>),
     reconfigure: mpsc::Sender<(Selection, Arc<Redactor>)>,
 ) {
     let read = |path: &std::path::Path| std::fs::read(path).ok();
@@ -173,7 +175,14 @@ async fn follow_config_file(
         if !running.reloadable_differs(&new) {
             continue;
         }
-        match Redactor::new(&key, new.redaction.rules.clone()) {
+        key = match cluster_key(&new, &client, key.take()).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), error = %crate::error_chain(&error), "configuration change not applied");
+                continue;
+            }
+        };
+        match redactor_with(key.as_deref(), &new) {
             Ok(redactor) => {
                 tracing::info!(file = %path.display(), "configuration changed: applying kinds, namespaces, filters and redaction rules");
                 if reconfigure
@@ -247,70 +256,44 @@ fn selection(config: &AgentConfig) -> Selection {
     }
 }
 
-/// The cluster's HMAC key: the configured key file, or a Secret the agent keeps in its own
-/// namespace (created on first start), or — for a simulated cluster — a random key.
-async fn redaction_key(
+/// Whether the configuration watches Secrets, whose values need the HMAC key.
+fn watches_secrets(config: &AgentConfig) -> bool {
+    config
+        .effective_kinds()
+        .iter()
+        .any(|kind| kind == SECRET_KIND)
+}
+
+/// The cluster's HMAC key, when there is one to have: `known` (read before: the key does not
+/// change while the agent runs), else the key file's, else — only while Secrets are watched —
+/// the one kept in the cluster (see [`key`]). With no Secret watched and no key file the agent
+/// needs none, nor any right on Secrets.
+async fn cluster_key(
     config: &AgentConfig,
-    client: Option<&kube::Client>,
-) -> anyhow::Result<Vec<u8>> {
+    client: &kube::Client,
+    known: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, key::Error> {
+    if known.is_some() {
+        return Ok(known);
+    }
     if let Some(path) = &config.redaction.key_file {
-        let key = std::fs::read(path)
-            .with_context(|| format!("could not read the redaction key file {}", path.display()))?;
-        anyhow::ensure!(
-            key.len() >= 32,
-            "the redaction key file {} holds {} bytes; at least 32 are needed",
-            path.display(),
-            key.len()
-        );
-        return Ok(key);
+        return key::read_key_file(path).map(Some);
     }
-    let Some(client) = client else {
-        return Ok((0..32).map(|_| rand::random::<u8>()).collect());
-    };
-    let namespace = std::env::var("POD_NAMESPACE")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
-        })
-        .map(|ns| ns.trim().to_string())
-        .unwrap_or_else(|| "default".to_string());
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    for _ in 0..3 {
-        if let Some(secret) = secrets
-            .get_opt(KEY_SECRET)
-            .await
-            .with_context(|| format!("could not read Secret {namespace}/{KEY_SECRET}"))?
-        {
-            let key = secret
-                .data
-                .and_then(|d| d.get("key").cloned())
-                .map(|b| b.0)
-                .unwrap_or_default();
-            anyhow::ensure!(
-                key.len() >= 32,
-                "Secret {namespace}/{KEY_SECRET} has no 'key' of at least 32 bytes"
-            );
-            return Ok(key);
-        }
-        let key: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(KEY_SECRET.into()),
-                ..Default::default()
-            },
-            data: Some([("key".to_string(), ByteString(key))].into()),
-            ..Default::default()
-        };
-        match secrets.create(&PostParams::default(), &secret).await {
-            Ok(_) => continue, // read back what was stored
-            Err(kube::Error::Api(status)) if status.code == 409 => continue, // another replica was first
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("could not create Secret {namespace}/{KEY_SECRET}"));
-            }
-        }
+    if !watches_secrets(config) {
+        return Ok(None);
     }
-    anyhow::bail!("could not get or create Secret {namespace}/{KEY_SECRET}")
+    key::from_secret(client, &key::agent_namespace())
+        .await
+        .map(Some)
+}
+
+/// The configuration's redactor, keyed when there is a key.
+fn redactor_with(key: Option<&[u8]>, config: &AgentConfig) -> Result<Redactor, redact::Error> {
+    let rules = config.redaction.rules.clone();
+    match key {
+        Some(key) => Redactor::new(key, rules),
+        None => Redactor::without_key(rules),
+    }
 }
 
 /// Fills in who the cluster is: the kube-system namespace UID, the API server version and the CA
@@ -320,12 +303,14 @@ async fn describe_cluster(client: &kube::Client, config: &kube::Config, identity
     match namespaces.get("kube-system").await {
         Ok(ns) => identity.kube_system_uid = ns.metadata.uid,
         Err(error) => {
-            tracing::warn!(%error, "could not read the kube-system namespace for identity.json")
+            tracing::warn!(error = %ApiError(error), "could not read the kube-system namespace for identity.json")
         }
     }
     match client.apiserver_version().await {
         Ok(info) => identity.server_version = Some(info.git_version),
-        Err(error) => tracing::warn!(%error, "could not read the API server version"),
+        Err(error) => {
+            tracing::warn!(error = %ApiError(error), "could not read the API server version")
+        }
     }
     identity.ca_fingerprint = config
         .root_cert
