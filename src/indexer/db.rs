@@ -594,6 +594,18 @@ fn lock_key(cluster: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
+/// A count or seq from a bucket (u64) as the BIGINT column holding it: saturated at `i64::MAX`,
+/// which [`count_from_i64`] and `outpost status` read as "at least", never wrapped negative.
+pub fn count_to_i64(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// A count read back from its BIGINT column. A negative value can only be a u64 stored with a
+/// wrapping cast, so it is read as that u64.
+pub fn count_from_i64(stored: i64) -> u64 {
+    stored as u64
+}
+
 /// `?` → `$n` on PostgreSQL.
 pub fn placeholders(dialect: Dialect, sql: &str) -> String {
     if dialect != Dialect::Postgres {
