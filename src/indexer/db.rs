@@ -243,6 +243,11 @@ impl Database {
     /// which is not atomic (a duplicate in its catalog's unique index, SQLSTATE 23505).
     async fn migrate(&self) -> Result<(), Error> {
         const WHAT: &str = "locking the schema migration";
+        if self.dialect == Dialect::Sqlite {
+            // SQLite's write lock orders migrations between processes, and the pool's one
+            // connection is needed by the migration itself.
+            return self.migrate_locked().await;
+        }
         let mut conn = self.connection(WHAT).await?;
         let timeout = LOCK_TIMEOUT.as_secs();
         let locked = match self.dialect {
@@ -273,7 +278,6 @@ impl Database {
                     Err(e) => Err(self.query_error(WHAT, e)),
                 }
             }
-            // One connection per process, and SQLite's own write lock between processes.
             Dialect::Sqlite => Ok(()),
         };
         if let Err(e) = locked {
