@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
             root.display()
         );
     }
+    std::fs::create_dir_all(root.join("bucket"))?;
     let store = Store::open(&format!("file://{}", root.join("bucket").display())).await?;
     let t0 = Utc
         .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)

@@ -783,6 +783,7 @@ async fn configuration_file_changes_apply_without_restart() {
     let key_file = dir.path().join("redaction.key");
     std::fs::write(&key_file, [9u8; 32]).unwrap();
     let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).unwrap();
     let config_file = dir.path().join("agent.yaml");
     let write_config = |kinds: &str| {
         std::fs::write(

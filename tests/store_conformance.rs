@@ -31,6 +31,8 @@ async fn open(backend: &str) -> Option<Store> {
             let dir = std::env::temp_dir()
                 .join("outpost-conformance")
                 .join(&unique);
+            // A bucket folder exists before outpost uses it, as a cloud bucket does.
+            std::fs::create_dir_all(&dir).unwrap();
             format!("file://{}", dir.display())
         }
         _ => {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::format::documents::ForbiddenKind;
 use crate::format::{ClusterName, Head};
+use crate::indexer::db::count_from_i64;
 use crate::indexer::{ClusterRecord, ClusterState, Database, checkpoint};
 use crate::store::Store;
 
@@ -43,7 +44,8 @@ pub struct ClusterStatus {
     pub applied: Option<String>,
     /// The head's position, as last read (or read now with --bucket).
     pub head: Option<String>,
-    pub objects: i64,
+    /// 9223372036854775807 (`i64::MAX`) means at least that many: the database column saturates.
+    pub objects: u64,
     /// Seconds from the head's last change to when it was applied.
     pub lag_seconds: Option<f64>,
     pub last_heartbeat: Option<DateTime<Utc>>,
@@ -52,7 +54,7 @@ pub struct ClusterStatus {
 }
 
 fn position(epoch: &Option<String>, seq: Option<i64>) -> Option<String> {
-    Some(format!("{}/{}", epoch.as_deref()?, seq?))
+    Some(format!("{}/{}", epoch.as_deref()?, count_from_i64(seq?)))
 }
 
 fn status_of(record: &ClusterRecord, head: Option<&Head>) -> ClusterStatus {
@@ -70,7 +72,7 @@ fn status_of(record: &ClusterRecord, head: Option<&Head>) -> ClusterStatus {
             Some(head) => Some(format!("{}/{}", head.epoch, head.seq)),
             None => position(&record.head_epoch, record.head_seq),
         },
-        objects: record.objects,
+        objects: count_from_i64(record.objects),
         lag_seconds: record.lag_ms.map(|ms| ms as f64 / 1000.0),
         last_heartbeat: head.map(|h| h.heartbeat_at).or_else(|| {
             record
@@ -132,7 +134,7 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
                 s.state.clone(),
                 s.applied.clone().map_or("-".into(), short_position),
                 s.head.clone().map_or("-".into(), short_position),
-                s.objects.to_string(),
+                count_text(s.objects),
                 s.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
                 age(s.last_heartbeat, now),
                 if s.forbidden_kinds.is_empty() {
@@ -142,6 +144,7 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
                 },
             ]
         })
+        .map(|row: [String; 9]| row.map(|cell| printable(&cell)))
         .collect();
     let header = [
         "CLUSTER",
@@ -178,11 +181,47 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
         writeln!(
             out,
             "{}: {}",
-            s.cluster,
-            s.error.as_deref().unwrap_or_default()
+            printable(&s.cluster),
+            printable(s.error.as_deref().unwrap_or_default())
         )?;
     }
     Ok(())
+}
+
+/// `text` safe to print on a terminal: names, kinds and errors come from buckets, so control
+/// characters (escape sequences, carriage returns, new lines) and the invisible characters that
+/// reorder or hide text (bidirectional overrides, zero-width marks) are shown escaped, as `\u{1b}`.
+fn printable(text: &str) -> String {
+    let hidden = |c: char| {
+        matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+    };
+    if !text.chars().any(|c| c.is_control() || hidden(c)) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() || hidden(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A count for the table; the database's saturated value says it is a lower bound.
+fn count_text(count: u64) -> String {
+    if count == i64::MAX.unsigned_abs() {
+        format!("≥{count}")
+    } else {
+        count.to_string()
+    }
 }
 
 /// `epoch/seq` with the epoch's random part dropped, for the table.
@@ -220,4 +259,59 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(record: &ClusterRecord) -> String {
+        let mut out = Vec::new();
+        print_table(&mut out, &[status_of(record, None)]).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn names_and_errors_from_buckets_cannot_drive_the_terminal() {
+        let mut record = ClusterRecord::new("eu-1\x1b]0;owned\x07", "acct\x1b[2J", 0);
+        record.error = Some("bad head\x1b[31m\r\nfake: line\u{202e}".into());
+        record.forbidden_kinds = Some(r#"[{"kind": "Secret\u001b[1m", "reason": "x"}]"#.into());
+        let out = table(&record);
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+        assert!(!out.contains('\u{202e}'), "{out:?}");
+        assert!(out.contains(r"eu-1\u{1b}]0;owned\u{7}"), "{out}");
+        assert!(out.contains(r"acct\u{1b}[2J"), "{out}");
+        assert!(out.contains(r"Secret\u{1b}[1m"), "{out}");
+        assert!(
+            out.contains(r"bad head\u{1b}[31m\r\nfake: line\u{202e}"),
+            "{out}"
+        );
+        // One line per cluster and one per error: an error cannot add lines.
+        assert_eq!(out.lines().count(), 3, "{out}");
+    }
+
+    #[test]
+    fn counts_near_two_to_the_64_are_never_negative() {
+        let mut record = ClusterRecord::new("eu-1", "eu-1", 0);
+        // A u64 count stored as `as i64` reads back negative: it is the u64 it was.
+        record.objects = u64::MAX as i64;
+        let status = status_of(&record, None);
+        assert_eq!(status.objects, u64::MAX);
+        assert!(table(&record).contains(&u64::MAX.to_string()));
+        // A count saturated on the way in says so.
+        record.objects = crate::indexer::db::count_to_i64(u64::MAX);
+        assert!(
+            table(&record).contains("≥9223372036854775807"),
+            "{}",
+            table(&record)
+        );
+        record.objects = crate::indexer::db::count_to_i64(42);
+        assert_eq!(status_of(&record, None).objects, 42);
+        record.seq = Some(-1);
+        record.epoch = Some("1763899200000-0a1b2c3d".into());
+        assert_eq!(
+            status_of(&record, None).applied.as_deref(),
+            Some("1763899200000-0a1b2c3d/18446744073709551615")
+        );
+    }
 }

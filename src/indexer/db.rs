@@ -45,6 +45,8 @@ pub enum Error {
         cluster: String,
         seconds: u64,
     },
+    #[error("{url}: timed out after {seconds} s waiting for another indexer's schema migration")]
+    MigrationLockTimeout { url: String, seconds: u64 },
 }
 
 /// How long a run waits for another indexer's lock on the same cluster.
@@ -192,9 +194,6 @@ impl Database {
             read_committed,
         };
         database.migrate().await?;
-        // Clouddriver reads these whatever kinds exist; every eviction deletes from them.
-        database.ensure_cache_tables("applications").await?;
-        database.ensure_cache_tables("clusters").await?;
         Ok(database)
     }
 
@@ -239,7 +238,76 @@ impl Database {
         }
     }
 
+    /// Creates what every run needs, under a database-wide lock: indexers starting at once on
+    /// a fresh database would otherwise collide inside PostgreSQL's `CREATE ... IF NOT EXISTS`,
+    /// which is not atomic (a duplicate in its catalog's unique index, SQLSTATE 23505).
     async fn migrate(&self) -> Result<(), Error> {
+        const WHAT: &str = "locking the schema migration";
+        if self.dialect == Dialect::Sqlite {
+            // SQLite's write lock orders migrations between processes, and the pool's one
+            // connection is needed by the migration itself.
+            return self.migrate_locked().await;
+        }
+        let mut conn = self.connection(WHAT).await?;
+        let timeout = LOCK_TIMEOUT.as_secs();
+        let locked = match self.dialect {
+            Dialect::Postgres => {
+                let lock = format!("SELECT pg_advisory_lock({})", lock_key(MIGRATION_LOCK));
+                match conn
+                    .execute(format!("SET lock_timeout = '{timeout}s'").as_str())
+                    .await
+                {
+                    Ok(_) => conn.execute(lock.as_str()).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| self.query_error(WHAT, e))
+            }
+            Dialect::MySql => {
+                let got: Result<Option<i64>, sqlx::Error> =
+                    sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+                        .bind(lock_name(MIGRATION_LOCK))
+                        .bind(timeout as i64)
+                        .fetch_one(&mut *conn)
+                        .await;
+                match got {
+                    Ok(Some(1)) => Ok(()),
+                    Ok(_) => Err(Error::MigrationLockTimeout {
+                        url: self.display_url.clone(),
+                        seconds: timeout,
+                    }),
+                    Err(e) => Err(self.query_error(WHAT, e)),
+                }
+            }
+            Dialect::Sqlite => Ok(()),
+        };
+        if let Err(e) = locked {
+            conn.close_on_drop();
+            return Err(e);
+        }
+        let migrated = self.migrate_locked().await;
+        let released = match self.dialect {
+            Dialect::Postgres => conn
+                .execute(
+                    format!("SELECT pg_advisory_unlock({})", lock_key(MIGRATION_LOCK)).as_str(),
+                )
+                .await
+                .map(|_| ()),
+            Dialect::MySql => sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(lock_name(MIGRATION_LOCK))
+                .execute(&mut *conn)
+                .await
+                .map(|_| ()),
+            Dialect::Sqlite => Ok(()),
+        };
+        if released.is_err() {
+            // The server releases the lock when the connection closes.
+            conn.close_on_drop();
+        }
+        migrated
+    }
+
+    /// The migration's statements, run while [`migrate`](Self::migrate) holds its lock.
+    async fn migrate_locked(&self) -> Result<(), Error> {
         for statement in outpost_schema(self.dialect) {
             self.pool
                 .execute(statement.as_str())
@@ -267,6 +335,9 @@ impl Database {
                 Err(e) => return Err(self.query_error("creating the outpost_* indexes", e)),
             }
         }
+        // Clouddriver reads these whatever kinds exist; every eviction deletes from them.
+        self.ensure_cache_tables("applications").await?;
+        self.ensure_cache_tables("clusters").await?;
         Ok(())
     }
 
@@ -659,6 +730,10 @@ pub fn opt_text(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>,
     }
 }
 
+/// The lock the schema migration takes: a name no cluster can have (a space), through the same
+/// naming as the clusters' locks.
+const MIGRATION_LOCK: &str = "schema migration";
+
 /// The MySQL lock name of a cluster, or of an account as `account:<name>` (no cluster name has a
 /// `:`), ≤ 64 characters whatever the name.
 fn lock_name(cluster: &str) -> String {
@@ -672,6 +747,18 @@ fn lock_key(cluster: &str) -> i64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(bytes)
+}
+
+/// A count or seq from a bucket (u64) as the BIGINT column holding it: saturated at `i64::MAX`,
+/// which [`count_from_i64`] and `outpost status` read as "at least", never wrapped negative.
+pub fn count_to_i64(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// A count read back from its BIGINT column. A negative value can only be a u64 stored with a
+/// wrapping cast, so it is read as that u64.
+pub fn count_from_i64(stored: i64) -> u64 {
+    stored as u64
 }
 
 /// `?` → `$n` on PostgreSQL.

@@ -2,7 +2,7 @@
 //! an S3 event notification (direct, or through EventBridge) indexes the clusters its object keys
 //! name; `{"clusters": [...]}` indexes those.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -11,6 +11,18 @@ use crate::format::ClusterName;
 use crate::store::layout::Layout;
 
 use super::{Indexer, Outcome};
+
+/// The most clusters one event may name: a whole fleet is indexed by a scheduled event, and an
+/// event naming thousands of clusters (missing ones: a failure each) is refused, not run.
+pub const MAX_EVENT_CLUSTERS: usize = 1000;
+
+/// The most names listed per outcome in a response; the rest are counted.
+pub const MAX_LISTED: usize = 100;
+
+/// The most failures spelled out in an error, and the most characters of each: Lambda reports
+/// the message whole, and thousands of failures would make megabytes of it.
+pub const MAX_LISTED_FAILURES: usize = 10;
+pub const MAX_FAILURE_TEXT: usize = 1000;
 
 /// What an event asks for, or why it cannot be understood.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +33,10 @@ pub enum Error {
     UnsupportedEvent { shape: String },
     #[error("invalid cluster name {name:?} in the event: {reason}")]
     ClusterName { name: String, reason: String },
+    #[error(
+        "the event names {named} clusters, more than the {limit} an event may name (a scheduled event indexes every cluster)"
+    )]
+    TooManyClusters { named: usize, limit: usize },
     #[error("{failed} of {clusters} clusters failed: {details}")]
     ClustersFailed {
         failed: usize,
@@ -117,7 +133,7 @@ pub fn target_of(event: &Value, layout: &Layout) -> Result<Target, Error> {
                 }
             }
         }
-        return Ok(Target::Clusters(clusters));
+        return bounded(clusters.len()).map(|()| Target::Clusters(clusters));
     }
     let source = event.get("source").and_then(Value::as_str);
     let detail_type = event.get("detail-type").and_then(Value::as_str);
@@ -140,6 +156,7 @@ pub fn target_of(event: &Value, layout: &Layout) -> Result<Target, Error> {
         return Ok(Target::All);
     }
     if let Some(names) = event.get("clusters").and_then(Value::as_array) {
+        bounded(names.len())?;
         let mut clusters = BTreeSet::new();
         for name in names {
             let name = name.as_str().unwrap_or_default();
@@ -155,15 +172,67 @@ pub fn target_of(event: &Value, layout: &Layout) -> Result<Target, Error> {
     })
 }
 
+/// Refuses an event naming more than [`MAX_EVENT_CLUSTERS`] clusters.
+fn bounded(named: usize) -> Result<(), Error> {
+    if named > MAX_EVENT_CLUSTERS {
+        return Err(Error::TooManyClusters {
+            named,
+            limit: MAX_EVENT_CLUSTERS,
+        });
+    }
+    Ok(())
+}
+
 /// The function's answer.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Response {
-    /// Clusters indexed, by outcome: `applied`, `unchanged`, `evicted`, `refused`, `raced`.
+    /// Clusters indexed, by outcome: `applied`, `unchanged`, `evicted`, `refused`, `raced`; at
+    /// most [`MAX_LISTED`] names each.
     pub applied: Vec<String>,
     pub unchanged: Vec<String>,
     pub evicted: Vec<String>,
     pub refused: Vec<String>,
     pub raced: Vec<String>,
+    /// How many more clusters had an outcome than its list names.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_listed: BTreeMap<String, usize>,
+}
+
+impl Response {
+    /// Counts `name` under `outcome`, listing it while the list is short.
+    fn push(&mut self, outcome: &str, name: String) {
+        let list = match outcome {
+            "applied" => &mut self.applied,
+            "unchanged" => &mut self.unchanged,
+            "evicted" => &mut self.evicted,
+            "refused" => &mut self.refused,
+            _ => &mut self.raced,
+        };
+        if list.len() < MAX_LISTED {
+            list.push(name);
+        } else {
+            *self.not_listed.entry(outcome.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// The failures of a run as one message of bounded size: the first few, each cut short, and
+/// how many more.
+fn failure_details(failures: &[String]) -> String {
+    let mut details: Vec<String> = failures
+        .iter()
+        .take(MAX_LISTED_FAILURES)
+        .map(
+            |failure| match failure.char_indices().nth(MAX_FAILURE_TEXT) {
+                Some((end, _)) => format!("{}…", &failure[..end]),
+                None => failure.clone(),
+            },
+        )
+        .collect();
+    if failures.len() > MAX_LISTED_FAILURES {
+        details.push(format!("and {} more", failures.len() - MAX_LISTED_FAILURES));
+    }
+    details.join("; ")
 }
 
 /// Handles one event: indexes what it names. Fails (so that Lambda reports and may retry) when a
@@ -177,22 +246,16 @@ pub async fn handle(indexer: &Indexer, event: &Value) -> Result<Response, Error>
             indexer.run_once(Some(&clusters)).await?
         }
     };
-    let mut response = Response {
-        applied: vec![],
-        unchanged: vec![],
-        evicted: vec![],
-        refused: vec![],
-        raced: vec![],
-    };
+    let mut response = Response::default();
     let mut failures = Vec::new();
     for cluster in &report.clusters {
         let name = cluster.cluster.clone();
         match &cluster.result {
-            Ok(Outcome::Applied { .. }) => response.applied.push(name),
-            Ok(Outcome::Unchanged { .. }) => response.unchanged.push(name),
-            Ok(Outcome::Evicted { .. }) => response.evicted.push(name),
-            Ok(Outcome::Refused { .. }) => response.refused.push(name),
-            Ok(Outcome::Raced) => response.raced.push(name),
+            Ok(Outcome::Applied { .. }) => response.push("applied", name),
+            Ok(Outcome::Unchanged { .. }) => response.push("unchanged", name),
+            Ok(Outcome::Evicted { .. }) => response.push("evicted", name),
+            Ok(Outcome::Refused { .. }) => response.push("refused", name),
+            Ok(Outcome::Raced) => response.push("raced", name),
             Err(e) => failures.push(format!("{name}: {}", crate::error_chain(e))),
         }
     }
@@ -200,7 +263,7 @@ pub async fn handle(indexer: &Indexer, event: &Value) -> Result<Response, Error>
         return Err(Error::ClustersFailed {
             failed: failures.len(),
             clusters: report.clusters.len(),
-            details: failures.join("; "),
+            details: failure_details(&failures),
         });
     }
     Ok(response)
@@ -288,6 +351,76 @@ mod tests {
             .to_string();
         assert!(e.contains("not an S3 object event"), "{e}");
         assert!(target_of(&json!(null), &layout()).is_err());
+    }
+
+    #[test]
+    fn an_event_may_name_a_bounded_number_of_clusters() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("c-{i}")).collect();
+        let e = target_of(&json!({ "clusters": names }), &layout())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("20000 clusters") && e.contains(&MAX_EVENT_CLUSTERS.to_string()),
+            "{e}"
+        );
+        assert!(e.len() < 400, "{e}");
+        let records: Vec<Value> = (0..=MAX_EVENT_CLUSTERS)
+            .map(|i| {
+                json!({"eventSource": "aws:s3", "s3": {"object": {"key": format!("fleet/outpost/v1/clusters/c-{i}/head.json")}}})
+            })
+            .collect();
+        let e = target_of(&json!({ "Records": records }), &layout())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than"), "{e}");
+        let names: Vec<String> = (0..MAX_EVENT_CLUSTERS).map(|i| format!("c-{i}")).collect();
+        assert!(target_of(&json!({ "clusters": names }), &layout()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_are_reported_within_a_bounded_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let indexer = Indexer {
+            store: crate::store::Store::open(&format!(
+                "memory://lambda-failures-{:08x}",
+                rand::random::<u32>()
+            ))
+            .await
+            .unwrap(),
+            database: super::super::Database::connect(
+                &format!("sqlite://{}", dir.path().join("cache.db").display()),
+                None,
+            )
+            .await
+            .unwrap(),
+            options: Default::default(),
+        };
+        let missing = MAX_LISTED_FAILURES + 50;
+        let names: Vec<String> = (0..missing).map(|i| format!("missing-{i}")).collect();
+        let e = handle(&indexer, &json!({ "clusters": names }))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{missing} of {missing} clusters failed")),
+            "{e}"
+        );
+        assert!(e.contains("and 50 more"), "{e}");
+        assert!(
+            e.len() <= MAX_LISTED_FAILURES * (MAX_FAILURE_TEXT + 8) + 200,
+            "{}",
+            e.len()
+        );
+    }
+
+    #[test]
+    fn responses_list_a_bounded_number_of_names() {
+        let mut response = Response::default();
+        for i in 0..MAX_LISTED + 5 {
+            response.push("raced", format!("c-{i}"));
+        }
+        assert_eq!(response.raced.len(), MAX_LISTED);
+        assert_eq!(response.not_listed.get("raced"), Some(&5));
     }
 
     #[test]

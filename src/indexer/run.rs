@@ -427,7 +427,7 @@ impl Indexer {
             record.applied_at = Some(ms(now));
             record.lag_ms = Some((ms(now) - ms(head.updated_at)).max(0));
         }
-        record.objects = head.objects as i64;
+        record.objects = super::db::count_to_i64(head.objects);
         record.kinds = serde_json::to_string(&head.kinds).ok();
         if let Some(identity) = &identity {
             record.identity = serde_json::to_string(identity).ok();
