@@ -1206,6 +1206,8 @@ async fn a_read_only_agent_watching_no_secret_needs_no_key() {
     create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
     let agent = AgentProcess::start(
         dir.path(),
         &agent_config,
@@ -1253,6 +1255,8 @@ async fn a_read_only_agent_watching_secrets_uses_the_key_file() {
     let key_file = dir.path().join("redaction.key");
     std::fs::write(&key_file, &key).unwrap();
     let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
     let agent = AgentProcess::start(
         dir.path(),
         &agent_config,
@@ -1293,6 +1297,8 @@ async fn a_read_only_agent_watching_secrets_without_a_key_says_what_to_grant_or_
     let ns = common::new_namespace(&admin, "nokey").await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
     let agent = AgentProcess::start(
         dir.path(),
         &agent_config,
@@ -1356,6 +1362,8 @@ async fn an_agent_allowed_to_create_the_key_secret_creates_and_uses_it() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
     let agent = AgentProcess::start(
         dir.path(),
         &agent_config,
@@ -1402,6 +1410,8 @@ async fn a_redaction_rule_edited_in_place_is_applied_to_what_is_held() {
     create(&admin, &ns, "", "v1", "Service", web).await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
     let config = |pointer: &str| {
         format!(
             "cluster: rule\nbucket: file://{}\nkinds: [Service]\nnamespaces: [{ns}]\nredaction:\n  rules:\n    - {{id: hide, kind: Service, pointer: {pointer}}}\n",
@@ -1484,6 +1494,8 @@ async fn secrets_added_to_a_keyless_agent_without_the_create_right_are_refused()
     create_secret(&admin, &ns, "db").await;
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
     let agent = AgentProcess::start(
         dir.path(),
         &agent_config,
