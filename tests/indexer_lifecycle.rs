@@ -95,6 +95,12 @@ async fn the_golden_fixtures_load_and_the_decommissioned_cluster_is_evicted() {
         database: database.clone(),
         options: IndexOptions {
             graces: long_graces(),
+            // fixture-prod asks for account prod-eu, which only a policy can grant.
+            policy: outpost::indexer::ClaimPolicy::parse(
+                "policy.yaml",
+                "clusters:\n  fixture-prod: {accounts: [prod-eu]}\n  '*': {accounts: ['*']}\n",
+            )
+            .unwrap(),
             ..IndexOptions::default()
         },
     };

@@ -1318,16 +1318,9 @@ fn resolve_account(
 ) -> Result<AccountRequest, Error> {
     let account = account.cloned().unwrap_or_default();
     let name = account.name.unwrap_or_else(|| cluster.as_str().to_string());
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(invalid(
-            "account.name",
-            &name,
-            "an account name is letters, digits, '-', '_' and '.'",
-        ));
+    if let Err(e) = crate::format::check_account_name(&name) {
+        // The indexer refuses any other name (docs/SECURITY.md): say so where it is configured.
+        return Err(invalid("account.name", &name, e.to_string()));
     }
     let mut permissions = BTreeMap::new();
     for (permission, roles) in account.permissions.unwrap_or_default() {
