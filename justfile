@@ -49,3 +49,21 @@ bench-indexer *ARGS:
 # Write the golden v1 fixtures (refuses to overwrite fixtures/v1: they are frozen once committed).
 fixtures:
     cargo run --example make-fixtures
+
+# Fuzz segment decoding, head parsing and verification, and the indexer's segment choice
+# (fuzz/harness.rs). With cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain:
+# libFuzzer runs each target for SECONDS from seeds of fixtures/v1 (finds land in
+# fuzz/artifacts/). Then, or without them, the same checks as bounded property tests with
+# PROPTEST_CASES cases each (default 100000; the normal test suite runs 48).
+fuzz SECONDS="60":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if cargo fuzz --version >/dev/null 2>&1 && rustup run nightly rustc --version >/dev/null 2>&1; then
+        fuzz/seed-corpus
+        for target in segment segment_text head; do
+            (cd fuzz && cargo +nightly fuzz run "$target" -- -max_total_time={{ SECONDS }} -rss_limit_mb=2048)
+        done
+    else
+        echo "cargo-fuzz or a nightly toolchain is missing: property tests only" >&2
+    fi
+    PROPTEST_CASES=${PROPTEST_CASES:-100000} cargo test --test fuzz_format

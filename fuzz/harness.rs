@@ -1,0 +1,188 @@
+//! What the fuzzers check, shared by the bounded property tests (`tests/fuzz_format.rs`) and the
+//! cargo-fuzz targets (`fuzz/fuzz_targets/`): whatever bytes a bucket holds, decoding a
+//! segment, parsing and verifying a head and choosing the segments to apply return a value or an
+//! error, never a panic.
+
+// Each driver (a fuzz target, the property tests) uses part of it.
+#![allow(dead_code)]
+
+use std::io::Read;
+
+use outpost::format::{
+    DecodeLimits, Head, SegmentReader, SegmentSummary, SegmentType, verify_head, verify_segment,
+};
+use outpost::store::Layout;
+
+/// Limits small enough that one input decodes quickly, as a reader's limits bound it.
+fn limits() -> DecodeLimits {
+    DecodeLimits {
+        max_line_bytes: 1 << 20,
+        max_decompressed_bytes: 16 << 20,
+        max_expansion_ratio: 1000,
+    }
+}
+
+/// Decodes `bytes` as a stored segment (zstd), record by record, to its summary; whether it
+/// decoded whole.
+pub fn segment(bytes: &[u8]) -> bool {
+    let Ok(mut reader) = SegmentReader::new("fuzz.snap.ndjson.zst", bytes, &limits()) else {
+        return false;
+    };
+    loop {
+        match reader.next_record() {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => return false,
+        }
+    }
+    reader.finish().is_ok()
+}
+
+/// Compresses `text` as a segment's NDJSON and decodes it: mutations of the text reach the
+/// record parser, which mutations of compressed bytes mostly do not.
+pub fn segment_text(text: &[u8]) -> bool {
+    let mut compressed = Vec::new();
+    let written = zstd::Encoder::new(&mut compressed, 1).and_then(|mut encoder| {
+        // A segment's frame carries a content checksum; the reader refuses one without.
+        encoder.include_checksum(true)?;
+        std::io::Write::write_all(&mut encoder, text)?;
+        encoder.finish().map(|_| ())
+    });
+    written.is_ok() && segment(&compressed)
+}
+
+/// The decompressed text of a stored segment (for seeds).
+pub fn decompressed(bytes: &[u8]) -> Vec<u8> {
+    let mut text = Vec::new();
+    if let Ok(mut decoder) = zstd::Decoder::new(bytes) {
+        let _ = decoder.read_to_end(&mut text);
+    }
+    text
+}
+
+/// Where the indexer's checkpoint stands for [`head`]: the epoch it names (the head's own, or
+/// another), its seq as the BIGINT column holds it, and whether its account still matches.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    pub same_epoch: bool,
+    pub seq: i64,
+    pub same_account: bool,
+}
+
+/// Parses `bytes` as `head.json`, verifies it as the indexer does, checks that it survives a
+/// round trip, and chooses the segments to apply from `checkpoint` as the indexer does
+/// (`Indexer::index_cluster` in `src/indexer/run.rs`), checking the choice against the chain
+/// and every segment's verification against arbitrary summaries. Says how far it got.
+pub fn head(bytes: &[u8], checkpoint: Option<Checkpoint>) -> Reached {
+    let Ok(head) = Head::from_json("head.json", bytes) else {
+        return Reached::Unparsed;
+    };
+    let written = head.to_json().expect("a parsed head serializes");
+    let again = Head::from_json("head.json", &written).expect("a written head parses");
+    assert_eq!(again, head, "head.json does not survive a round trip");
+    let Ok(layout) = Layout::new("") else {
+        return Reached::Unverified;
+    };
+    let cluster = head.cluster.clone();
+    let key_of = |t: SegmentType, seq: u64| layout.segment(&cluster, &head.epoch, seq, t).relative;
+    if verify_head("head.json", &head, key_of).is_err() {
+        return Reached::Unverified;
+    }
+
+    // The choice: resume after the checkpoint if it lies on this chain, else reload from the
+    // snapshot.
+    let resume_from = checkpoint.and_then(|c| {
+        let seq = c.seq as u64;
+        (c.same_epoch && seq >= head.snapshot.seq && seq <= head.seq && c.same_account)
+            .then_some(seq)
+    });
+    let wanted: Vec<(usize, u64)> = head
+        .segments()
+        .enumerate()
+        .filter(|(_, s)| resume_from.is_none_or(|seq| s.seq > seq))
+        .map(|(index, s)| (index, s.seq))
+        .collect();
+    match resume_from {
+        None => assert_eq!(
+            wanted.first().map(|w| w.0),
+            Some(0),
+            "a reload starts at the snapshot"
+        ),
+        Some(seq) => {
+            assert_eq!(
+                wanted.len() as u64,
+                head.seq - seq,
+                "every diff after the checkpoint"
+            );
+            assert!(
+                wanted.iter().all(|(index, _)| *index > 0),
+                "a resume reads no snapshot"
+            );
+        }
+    }
+    for (expected, (_, seq)) in (wanted.first().map_or(0, |w| w.1)..).zip(&wanted) {
+        assert_eq!(*seq, expected, "the chosen segments are consecutive");
+    }
+
+    // Each chosen segment checked against its own summary passes; against another's, it fails.
+    for (index, _) in &wanted {
+        let Some(segment) = head.segments().nth(*index) else {
+            continue;
+        };
+        let Some(summary) = summary_of(&head, *index) else {
+            continue;
+        };
+        let _ = verify_segment(&head, *index, &summary);
+        let mut wrong = summary;
+        wrong.bytes = segment.bytes.wrapping_add(1);
+        assert!(
+            verify_segment(&head, *index, &wrong).is_err(),
+            "a wrong size passes"
+        );
+    }
+    let _ = verify_segment(
+        &head,
+        usize::MAX,
+        &summary_of(&head, 0).expect("a snapshot"),
+    );
+    Reached::Planned
+}
+
+/// How far [`head`] got with an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    Unparsed,
+    Unverified,
+    Planned,
+}
+
+/// The summary a faithful segment `index` of `head` would have.
+fn summary_of(head: &Head, index: usize) -> Option<SegmentSummary> {
+    let segment = head.segments().nth(index)?;
+    let previous = index.checked_sub(1).and_then(|i| head.segments().nth(i));
+    let window = outpost::format::segment::Window {
+        from: head.updated_at,
+        to: head.updated_at,
+    };
+    let header = outpost::format::SegmentHeader::new(
+        if index == 0 {
+            SegmentType::Snapshot
+        } else {
+            SegmentType::Diff
+        },
+        head.cluster.clone(),
+        head.epoch.clone(),
+        segment.seq,
+        previous.map(|p| p.sha256.clone()),
+        head.updated_at,
+        window,
+        outpost::format::segment::Counts::default(),
+        Vec::new(),
+    );
+    Some(SegmentSummary {
+        header,
+        sha256: segment.sha256.clone(),
+        bytes: segment.bytes,
+        decompressed_bytes: 0,
+    })
+}
