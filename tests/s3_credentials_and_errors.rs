@@ -91,7 +91,7 @@ fn malformed_urls_and_names_are_refused_before_any_request() {
         (
             vec![
                 "inspect",
-                "file:///tmp/x",
+                "memory://x",
                 "--segment",
                 "outpost/v1/clusters/a/head.json",
             ],
