@@ -187,6 +187,7 @@ fn print_report(report: &RunReport) -> bool {
             }) => format!("evicted, {rows_deleted} rows deleted: {reason}"),
             Ok(Outcome::Refused { reason }) => format!("refused: {reason}"),
             Ok(Outcome::Raced) => "another indexer is applying it; next run".to_string(),
+            Ok(Outcome::NothingShipped) => "no head.json yet (nothing shipped)".to_string(),
             Err(e) => {
                 failed = true;
                 format!("FAILED: {}", crate::error_chain(e))

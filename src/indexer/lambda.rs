@@ -186,13 +186,15 @@ fn bounded(named: usize) -> Result<(), Error> {
 /// The function's answer.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Response {
-    /// Clusters indexed, by outcome: `applied`, `unchanged`, `evicted`, `refused`, `raced`; at
-    /// most [`MAX_LISTED`] names each.
+    /// Clusters indexed, by outcome: `applied`, `unchanged`, `evicted`, `refused`, `raced`,
+    /// `nothing_shipped` (no head.json yet); at most [`MAX_LISTED`] names each.
     pub applied: Vec<String>,
     pub unchanged: Vec<String>,
     pub evicted: Vec<String>,
     pub refused: Vec<String>,
     pub raced: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nothing_shipped: Vec<String>,
     /// How many more clusters had an outcome than its list names.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub not_listed: BTreeMap<String, usize>,
@@ -206,6 +208,7 @@ impl Response {
             "unchanged" => &mut self.unchanged,
             "evicted" => &mut self.evicted,
             "refused" => &mut self.refused,
+            "nothing_shipped" => &mut self.nothing_shipped,
             _ => &mut self.raced,
         };
         if list.len() < MAX_LISTED {
@@ -256,6 +259,7 @@ pub async fn handle(indexer: &Indexer, event: &Value) -> Result<Response, Error>
             Ok(Outcome::Evicted { .. }) => response.push("evicted", name),
             Ok(Outcome::Refused { .. }) => response.push("refused", name),
             Ok(Outcome::Raced) => response.push("raced", name),
+            Ok(Outcome::NothingShipped) => response.push("nothing_shipped", name),
             Err(e) => failures.push(format!("{name}: {}", crate::error_chain(e))),
         }
     }

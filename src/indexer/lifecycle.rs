@@ -37,8 +37,25 @@ impl Graces {
     }
 }
 
+/// How far ahead of the indexer's clock a heartbeat may be (clock skew between a cluster and
+/// the indexer). A heartbeat further ahead is a fault: counted as fresh, it would keep a cluster
+/// ACTIVE long after it went silent.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
+
+/// Checks a heartbeat at `heartbeat_ms` read at `now_ms` (Unix ms): how far ahead of the clock
+/// it is when that is more than [`MAX_CLOCK_SKEW`].
+pub fn check_heartbeat(now_ms: i64, heartbeat_ms: i64) -> Result<(), Duration> {
+    let ahead = u64::try_from(heartbeat_ms.saturating_sub(now_ms)).unwrap_or(0);
+    if u128::from(ahead) > MAX_CLOCK_SKEW.as_millis() {
+        Err(Duration::from_millis(ahead))
+    } else {
+        Ok(())
+    }
+}
+
 /// The state of a cluster at `now_ms` whose last heartbeat was at `heartbeat_ms` (Unix ms).
-/// A heartbeat in the future (clock skew) counts as fresh; no heartbeat at all counts as fresh
+/// A heartbeat in the future (clock skew, at most [`MAX_CLOCK_SKEW`] as
+/// [`check_heartbeat`] makes sure of before it is recorded) counts as fresh; no heartbeat at all counts as fresh
 /// too (nothing was ever indexed, so there is nothing to flag).
 pub fn state_for(
     now_ms: i64,
@@ -68,6 +85,24 @@ mod tests {
     use proptest::prelude::*;
 
     const MIN: i64 = 60_000;
+
+    #[test]
+    fn a_heartbeat_ahead_by_more_than_the_skew_is_refused() {
+        let now = 1_000_000 * MIN;
+        let skew = MAX_CLOCK_SKEW.as_millis() as i64;
+        assert_eq!(check_heartbeat(now, now), Ok(()));
+        assert_eq!(check_heartbeat(now, now - 100 * MIN), Ok(()));
+        assert_eq!(check_heartbeat(now, now + skew), Ok(()));
+        assert_eq!(
+            check_heartbeat(now, now + skew + 1),
+            Err(Duration::from_millis(skew as u64 + 1))
+        );
+        assert_eq!(
+            check_heartbeat(i64::MIN, i64::MAX),
+            Err(Duration::from_millis(i64::MAX as u64))
+        );
+        assert_eq!(check_heartbeat(i64::MAX, i64::MIN), Ok(()));
+    }
 
     #[test]
     fn states_follow_the_heartbeat_age() {

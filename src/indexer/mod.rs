@@ -43,8 +43,16 @@ pub enum Error {
         #[source]
         source: crate::format::Error,
     },
-    #[error("cluster {cluster}: no {key} (nothing shipped yet)")]
-    NoHead { cluster: String, key: String },
+    #[error(
+        "cluster {cluster}: {key} has a heartbeat at {heartbeat_at}, {ahead:?} ahead of this indexer's clock (more than the {:?} of clock skew tolerated): a heartbeat in the future would keep the cluster ACTIVE forever",
+        lifecycle::MAX_CLOCK_SKEW
+    )]
+    FutureHeartbeat {
+        cluster: String,
+        key: String,
+        heartbeat_at: chrono::DateTime<chrono::Utc>,
+        ahead: std::time::Duration,
+    },
     #[error("cluster {cluster}: {reason}")]
     Mismatch { cluster: String, reason: String },
     #[error("cluster {cluster}: {source}")]

@@ -19,7 +19,7 @@ use super::accounts;
 use super::apply::{AccountWriter, ApplyStats, ObjectBatch, RowBatch, RowMaker};
 use super::checkpoint::{self, ClusterRecord, ClusterState};
 use super::db::Database;
-use super::lifecycle::state_for;
+use super::lifecycle::{check_heartbeat, state_for};
 use super::{Error, IndexOptions};
 
 /// What a run did to one cluster.
@@ -38,6 +38,9 @@ pub enum Outcome {
     Evicted { rows_deleted: u64, reason: String },
     /// Not indexed until an operator acts (identity changed, account not allowed or taken).
     Refused { reason: String },
+    /// A cluster never indexed whose `head.json` does not exist yet (its agent has not shipped
+    /// a chain): nothing to do, and not a fault.
+    NothingShipped,
     /// Another indexer moved the checkpoint meanwhile; the next run goes on from there.
     Raced,
 }
@@ -113,18 +116,22 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    /// Indexes `only` these clusters, or every cluster in the bucket (one LIST).
+    /// Indexes `only` these clusters, or every cluster in the bucket (one LIST) and every
+    /// cluster the database knows and has not evicted.
     pub async fn run_once(&self, only: Option<&[ClusterName]>) -> Result<RunReport, Error> {
         let clusters = match only {
             Some(clusters) => clusters.to_vec(),
-            None => self
-                .store
-                .list_clusters()
-                .await
-                .map_err(|e| Error::ListClusters {
-                    bucket: self.store.url().to_string(),
-                    source: Box::new(e),
-                })?,
+            None => {
+                let listed = self
+                    .store
+                    .list_clusters()
+                    .await
+                    .map_err(|e| Error::ListClusters {
+                        bucket: self.store.url().to_string(),
+                        source: Box::new(e),
+                    })?;
+                self.with_known_clusters(listed).await?
+            }
         };
         let concurrency = match self.database.dialect() {
             // One connection, and SQLite writes one transaction at a time anyway.
@@ -138,7 +145,7 @@ impl Indexer {
                     Ok(outcome) => tracing::info!(cluster = %cluster, ?outcome, "indexed"),
                     Err(e) => {
                         tracing::error!(cluster = %cluster, error = %crate::error_chain(e), "indexing failed");
-                        self.record_error(&cluster, e).await;
+                        self.record_fault(&cluster, e).await;
                     }
                 }
                 ClusterReport {
@@ -170,17 +177,60 @@ impl Indexer {
         }
     }
 
-    /// Best effort: keeps the last error in the cluster's row for `outpost status`.
-    async fn record_error(&self, cluster: &ClusterName, error: &Error) {
-        let Ok(mut conn) = self.database.connection("connecting").await else {
+    /// `listed` followed by the clusters of the database that the listing lacks and that are not
+    /// evicted: a cluster whose prefix (or whole `head.json`) disappeared is silent, and must age
+    /// to STALE and EVICTED like any silent cluster instead of keeping its rows forever.
+    async fn with_known_clusters(
+        &self,
+        mut listed: Vec<ClusterName>,
+    ) -> Result<Vec<ClusterName>, Error> {
+        let seen: BTreeSet<String> = listed.iter().map(|c| c.to_string()).collect();
+        for record in checkpoint::load_all(&self.database).await? {
+            if record.state == ClusterState::Evicted || seen.contains(&record.cluster) {
+                continue;
+            }
+            match ClusterName::new(&record.cluster) {
+                Ok(name) => listed.push(name),
+                Err(e) => {
+                    tracing::warn!(cluster = %record.cluster, error = %e, "a cluster of outpost_clusters has a name the bucket format refuses: not visited");
+                }
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Best effort, after a fault: keeps the error in the cluster's row for `outpost status`,
+    /// and ages the cluster by the last heartbeat it applied. A cluster whose chain stays faulty
+    /// has shipped nothing usable since then, so it goes STALE and EVICTED like a silent one.
+    async fn record_fault(&self, cluster: &ClusterName, error: &Error) {
+        let now = Utc::now();
+        let Ok(Some(mut record)) = self.load_record(cluster.as_str()).await else {
             return;
         };
-        if let Ok(Some(mut record)) =
-            checkpoint::load(&self.database, &mut conn, cluster.as_str()).await
-        {
-            record.error = Some(crate::error_chain(error));
-            record.updated_at = ms(Utc::now());
-            let _ = checkpoint::save(&self.database, &mut conn, &record).await;
+        let fault = crate::error_chain(error);
+        if !matches!(record.state, ClusterState::Evicted | ClusterState::Refused) {
+            let state = state_for(ms(now), record.heartbeat_at, false, &self.options.graces);
+            if state == ClusterState::Evicted {
+                let reason = format!(
+                    "silent past the eviction grace ({:?}): nothing applied since, its chain is faulty: {fault}",
+                    self.options.graces.evict_after
+                );
+                match self.evict(cluster, Some(record), now, reason).await {
+                    Ok(outcome) => {
+                        tracing::warn!(cluster = %cluster, ?outcome, "a faulty cluster past the eviction grace is evicted")
+                    }
+                    Err(e) => {
+                        tracing::error!(cluster = %cluster, error = %crate::error_chain(&e), "evicting a faulty cluster failed")
+                    }
+                }
+                return;
+            }
+            record.state = state;
+        }
+        record.error = Some(fault);
+        record.updated_at = ms(now);
+        if let Err(e) = self.save_outside(&record).await {
+            tracing::error!(cluster = %cluster, error = %crate::error_chain(&e), "recording the fault failed");
         }
     }
 
@@ -224,11 +274,12 @@ impl Indexer {
             .await
             .map_err(|e| Error::store(name, e))?
         {
+            // No head (deleted, or the whole prefix gone): a known cluster ages as a silent one.
             Fetched::Missing => {
-                return Err(Error::NoHead {
-                    cluster: name.to_string(),
-                    key: head_key.to_string(),
-                });
+                return match record {
+                    Some(record) => self.age(cluster, record, now).await,
+                    None => Ok(Outcome::NothingShipped),
+                };
             }
             Fetched::Unchanged => {
                 // Same head as last time: only the clock moved.
@@ -253,6 +304,14 @@ impl Indexer {
             return Err(Error::Mismatch {
                 cluster: name.to_string(),
                 reason: format!("{head_key} names cluster {}", head.cluster),
+            });
+        }
+        if let Err(ahead) = check_heartbeat(ms(now), ms(head.heartbeat_at)) {
+            return Err(Error::FutureHeartbeat {
+                cluster: name.to_string(),
+                key: head_key.to_string(),
+                heartbeat_at: head.heartbeat_at,
+                ahead,
             });
         }
 
