@@ -268,3 +268,129 @@ async fn a_cluster_moving_account_leaves_nothing_behind(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(a_cluster_moving_account_leaves_nothing_behind: sqlite, postgres, mariadb);
+
+/// The stats of `cluster`'s applied outcome in `report`.
+fn applied_stats(
+    report: &outpost::indexer::RunReport,
+    cluster: &str,
+) -> outpost::indexer::apply::ApplyStats {
+    match outcome_of(report, cluster) {
+        Outcome::Applied { stats, .. } => stats.clone(),
+        other => panic!("{cluster}: {other:?}"),
+    }
+}
+
+/// `rows` without the rows whose id `drop` matches and without any relationship to such an
+/// id (a group emptied so disappears, but for the sticky `service` and `pod` groups).
+fn rows_without(rows: common::db::Rows, drop: impl Fn(&str) -> bool) -> common::db::Rows {
+    rows.into_iter()
+        .filter(|((_, id), _)| !drop(id))
+        .map(|(key, mut body)| {
+            if let Some(groups) = body["relationships"].as_object_mut() {
+                for ids in groups.values_mut() {
+                    if let Some(list) = ids.as_array_mut() {
+                        list.retain(|id| !id.as_str().is_some_and(&drop));
+                    }
+                }
+                groups.retain(|group, ids| {
+                    group == "service"
+                        || group == "pod"
+                        || ids.as_array().is_some_and(|l| !l.is_empty())
+                });
+            }
+            (key, body)
+        })
+        .collect()
+}
+
+/// `sql`'s count with `pattern` bound `binds` times.
+async fn count_like(database: &Database, sql: &str, pattern: &str, binds: usize) -> i64 {
+    let sql = database.sql(sql);
+    let mut query = sqlx::query_scalar(&sql);
+    for _ in 0..binds {
+        query = query.bind(pattern);
+    }
+    query.fetch_one(database.pool()).await.unwrap()
+}
+
+/// An object whose cache id is longer than Clouddriver's 352 characters (a 63-character
+/// namespace and a 253-character name) does not fail its cluster: where the database limits ids
+/// (MySQL, SQLite) it is left out of every table and of the relationships of the rows pointing
+/// to it, in the snapshot and the diff paths alike, and counted; PostgreSQL has no limit and
+/// keeps it.
+async fn an_object_with_an_overlong_cache_id_is_skipped_everywhere(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let namespace = "n".repeat(63);
+    let long_name = "l".repeat(253);
+    let long_pod = pod(&namespace, &long_name, None);
+    let child = pod(
+        &namespace,
+        "child",
+        Some(("apps/v1", "ReplicaSet", &long_name)),
+    );
+    let normal = pod(&namespace, "normal", None);
+    let mut chain = Chain::new(&store, "longids");
+    chain
+        .snapshot(&[long_pod.clone(), child.clone(), normal.clone()])
+        .await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+    let limited = database.dialect().max_id_length().is_some();
+    let is_long = |id: &str| limited && id.len() > 352;
+
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(
+        applied_stats(&report, "longids").objects_id_too_long,
+        u64::from(limited)
+    );
+    let expected = rows_without(
+        expected_rows(&store, &chain.cluster, "longids").await,
+        is_long,
+    );
+    assert_eq!(stored_rows(&database, "longids").await, expected);
+    let pattern = format!("%{long_name}%");
+    let in_resources = count_like(
+        &database,
+        "SELECT COUNT(*) FROM outpost_resources WHERE cache_id LIKE ?",
+        &pattern,
+        1,
+    )
+    .await;
+    assert_eq!(in_resources, i64::from(!limited), "outpost_resources");
+    let in_links = count_like(
+        &database,
+        "SELECT COUNT(*) FROM outpost_links WHERE a_id LIKE ? OR b_id LIKE ? OR declarer_id LIKE ?",
+        &pattern,
+        3,
+    )
+    .await;
+    assert_eq!(in_links > 0, !limited, "outpost_links: {in_links}");
+
+    // A diff changing the long object and the one pointing to it: still skipped, still counted.
+    let mut changed = long_pod.clone();
+    changed["metadata"]["resourceVersion"] = "2".into();
+    changed["metadata"]["labels"]["step"] = "two".into();
+    let mut child = child;
+    child["metadata"]["resourceVersion"] = "2".into();
+    chain.diff(&[changed, child], &[normal]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "diff");
+    assert_eq!(
+        applied_stats(&report, "longids").objects_id_too_long,
+        u64::from(limited)
+    );
+    assert_eq!(
+        stored_rows(&database, "longids").await,
+        rows_without(
+            expected_rows(&store, &chain.cluster, "longids").await,
+            is_long
+        )
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(an_object_with_an_overlong_cache_id_is_skipped_everywhere: sqlite, postgres, mariadb);

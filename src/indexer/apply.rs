@@ -56,6 +56,9 @@ pub struct ApplyStats {
     pub rows_unchanged: u64,
     /// Cache rows deleted.
     pub rows_deleted: u64,
+    /// Objects left out of every table because their cache id is longer than the database's
+    /// [`Dialect::max_id_length`] (Clouddriver drops such items too).
+    pub objects_id_too_long: u64,
 }
 
 /// Why a record could not be applied (the cluster's transaction is rolled back).
@@ -200,6 +203,8 @@ pub struct RowMaker {
     cluster: String,
     account: String,
     options: CacheOptions,
+    /// The database's longest cache id.
+    max_id: Option<usize>,
     /// The snapshot's graph, for its second pass.
     graph: Option<Arc<AccountGraph>>,
 }
@@ -208,6 +213,8 @@ pub struct RowMaker {
 #[derive(Debug)]
 pub struct ObjectBatch {
     records: u64,
+    /// Objects left out for their cache id's length.
+    ids_too_long: u64,
     rows: Vec<ResourceRow>,
     resources: Vec<Resource>,
 }
@@ -250,9 +257,25 @@ struct Parser<'a> {
     cluster: &'a str,
     account: &'a str,
     options: &'a CacheOptions,
+    max_id: Option<usize>,
+}
+
+/// Whether `id` is longer than the database stores (`max_id`): such an object is left out of
+/// every table and every other row's relationships, in the snapshot and the diff paths alike.
+fn too_long(id: &str, max_id: Option<usize>) -> bool {
+    max_id.is_some_and(|limit| id.len() > limit)
 }
 
 impl Parser<'_> {
+    /// Whether the object of `row` is left out for its id's length (logged once, here).
+    fn skips_long_id(&self, row: &ResourceRow) -> bool {
+        let skip = too_long(&row.cache_id, self.max_id);
+        if skip {
+            tracing::warn!(cluster = %self.cluster, id = %row.cache_id, limit = ?self.max_id, "cache id too long for this database: object left out of every table, as Clouddriver drops it");
+        }
+        skip
+    }
+
     /// The resource of `target` from its parsed JSON (`parsed`), or the error naming it.
     fn resource_from(
         &self,
@@ -319,6 +342,7 @@ impl RowMaker {
             cluster: &self.cluster,
             account: &self.account,
             options: &self.options,
+            max_id: self.max_id,
         }
     }
 
@@ -327,6 +351,7 @@ impl RowMaker {
         let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
         let mut resources = Vec::with_capacity(records.len());
         let count = records.len() as u64;
+        let mut ids_too_long = 0;
         for record in records {
             if let Record::Put {
                 target,
@@ -337,12 +362,17 @@ impl RowMaker {
                 let (row, resource) =
                     self.parser()
                         .row_of(&target, &resource_version, object.get())?;
+                if self.parser().skips_long_id(&row) {
+                    ids_too_long += 1;
+                    continue;
+                }
                 rows.insert(row.cache_id.clone(), row);
                 resources.push(resource);
             }
         }
         Ok(ObjectBatch {
             records: count,
+            ids_too_long,
             rows: rows.into_values().collect(),
             resources,
         })
@@ -370,6 +400,9 @@ impl RowMaker {
             }
             let key = resource.key(&self.account);
             let id = key.to_string();
+            if too_long(&id, self.max_id) {
+                continue;
+            }
             let related = graph.related(&id);
             let type_name = key.group().to_string();
             if graph.is_shared(&id) {
@@ -448,6 +481,7 @@ impl<'c> AccountWriter<'c> {
             cluster: self.cluster.clone(),
             account: self.account.clone(),
             options: self.options.clone(),
+            max_id: self.database.dialect().max_id_length(),
             graph,
         }
     }
@@ -489,6 +523,8 @@ impl<'c> AccountWriter<'c> {
                 origin: LOGICAL,
             });
         }
+        let max_id = self.database.dialect().max_id_length();
+        links.retain(|link| !too_long(&link.a, max_id) && !too_long(&link.b, max_id));
         links
     }
 
@@ -512,7 +548,10 @@ impl<'c> AccountWriter<'c> {
                 })?;
         }
         self.snapshot = Some(SnapshotLoad {
-            graph: Graph::Building(Box::new(GraphBuilder::new(&self.account, &self.options))),
+            graph: Graph::Building(Box::new(
+                GraphBuilder::new(&self.account, &self.options)
+                    .max_id_length(self.database.dialect().max_id_length()),
+            )),
             stored: BTreeMap::new(),
             shared: BTreeMap::new(),
         });
@@ -537,6 +576,7 @@ impl<'c> AccountWriter<'c> {
     /// [`load_batch`](Self::load_batch) for a batch prepared by [`RowMaker::objects`].
     pub async fn store_objects(&mut self, batch: ObjectBatch) -> Result<(), ApplyError> {
         self.stats.records += batch.records;
+        self.stats.objects_id_too_long += batch.ids_too_long;
         let cluster = self.cluster.clone();
         let Graph::Building(builder) = &mut self.snapshot_load()?.graph else {
             return Err(ApplyError::Sequence {
@@ -794,8 +834,13 @@ impl<'c> AccountWriter<'c> {
                     cluster: &self.cluster,
                     account: &self.account,
                     options: &self.options,
+                    max_id: self.database.dialect().max_id_length(),
                 };
                 let (row, resource) = parser.row_of(&target, &resource_version, object.get())?;
+                if parser.skips_long_id(&row) {
+                    self.stats.objects_id_too_long += 1;
+                    return Ok(());
+                }
                 let id = row.cache_id.clone();
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;

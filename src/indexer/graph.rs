@@ -106,6 +106,8 @@ pub struct GraphBuilder {
     services: HashSet<u32>,
     /// Cached Ingresses and StatefulSets with the Service keys they name.
     referrers: Vec<(u32, Vec<u32>)>,
+    /// The database's longest cache id: a longer key is in no link (its object is not stored).
+    max_id: Option<usize>,
 }
 
 impl GraphBuilder {
@@ -121,7 +123,19 @@ impl GraphBuilder {
             selectors: HashMap::new(),
             services: HashSet::new(),
             referrers: Vec::new(),
+            max_id: None,
         }
+    }
+
+    /// Leaves out of the graph every key longer than `max_id` (the database's longest cache id).
+    pub fn max_id_length(mut self, max_id: Option<usize>) -> Self {
+        self.max_id = max_id;
+        self
+    }
+
+    fn too_long(&self, number: u32) -> bool {
+        self.max_id
+            .is_some_and(|limit| self.keys.name(number).len() > limit)
     }
 
     fn key(&mut self, key: &CacheKey) -> u32 {
@@ -133,6 +147,9 @@ impl GraphBuilder {
     }
 
     fn link(&mut self, declarer: u32, a: u32, b: u32, origin: Origin) {
+        if self.too_long(a) || self.too_long(b) {
+            return;
+        }
         self.edges.push(Edge {
             declarer,
             a,
@@ -147,6 +164,9 @@ impl GraphBuilder {
             return;
         }
         let key = self.key(&resource.key(&self.account));
+        if self.too_long(key) {
+            return;
+        }
         let seen = &mut self.objects[key as usize];
         *seen = seen.saturating_add(1);
         if let Some(labels) = resource.template_labels() {
