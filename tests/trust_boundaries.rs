@@ -394,3 +394,103 @@ async fn an_object_with_an_overlong_cache_id_is_skipped_everywhere(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(an_object_with_an_overlong_cache_id_is_skipped_everywhere: sqlite, postgres, mariadb);
+
+/// What the reference builder computes for an account holding exactly `objects`.
+async fn reference_rows(account: &str, objects: &[serde_json::Value]) -> common::db::Rows {
+    let store = Store::open(&format!("memory://reference-{:08x}", rand::random::<u32>()))
+        .await
+        .unwrap();
+    let mut chain = Chain::new(&store, account);
+    chain.snapshot(objects).await;
+    chain.publish().await;
+    expected_rows(&store, &chain.cluster, account).await
+}
+
+/// Two objects with one cache key as the database compares it — names differing only in `:`
+/// and `;` (keys store `:` as `;`) everywhere, and on MySQL names differing only in case (the
+/// `cats_v1_*` tables are utf8mb4_unicode_ci) — never overwrite each other: the first seen
+/// keeps the key, the other is left out and counted, in the snapshot and the diff paths; and an
+/// object renamed to another case replaces the old row on MySQL instead of being deleted with it
+/// (the cats tables are compared exactly). Names are crafted in the bucket: the API server would
+/// refuse upper case in most kinds, a bucket is not bound by it.
+async fn objects_of_one_key_never_overwrite_each_other(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mysql = database.dialect() == outpost::cache::Dialect::MySql;
+    let upper = pod("default", "Web", None);
+    let lower = pod("default", "web", None);
+    let colon = pod("default", "a:b", None);
+    let semicolon = pod("default", "a;b", None);
+    let normal = pod("default", "normal", None);
+    let mut chain = Chain::new(&store, "keys");
+    chain
+        .snapshot(&[
+            upper.clone(),
+            lower.clone(),
+            colon.clone(),
+            semicolon.clone(),
+            normal.clone(),
+        ])
+        .await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(
+        applied_stats(&report, "keys").objects_key_collision,
+        1 + u64::from(mysql)
+    );
+    let mut winners = vec![upper.clone(), colon.clone(), normal.clone()];
+    if !mysql {
+        winners.push(lower.clone());
+    }
+    assert_eq!(
+        stored_rows(&database, "keys").await,
+        reference_rows("keys", &winners).await,
+        "snapshot"
+    );
+
+    // A diff deleting the loser `a;b` and changing `web`: the winners' rows stay.
+    let mut changed = lower.clone();
+    changed["metadata"]["resourceVersion"] = "2".into();
+    changed["metadata"]["labels"]["step"] = "two".into();
+    chain.diff(&[changed.clone()], &[semicolon]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "diff");
+    assert_eq!(
+        applied_stats(&report, "keys").objects_key_collision,
+        u64::from(mysql)
+    );
+    let mut winners = vec![upper.clone(), colon.clone(), normal.clone()];
+    if !mysql {
+        winners.push(changed);
+    }
+    assert_eq!(
+        stored_rows(&database, "keys").await,
+        reference_rows("keys", &winners).await,
+        "diff"
+    );
+
+    // `web` alone, then renamed `Web`: the new row replaces the old one, it is not deleted.
+    for object in [lower, upper] {
+        let mut chain_now = Chain::new(&store, "keys");
+        chain_now.now = chain.now + chrono::Duration::seconds(30);
+        chain_now.snapshot(&[object.clone(), normal.clone()]).await;
+        chain_now.publish().await;
+        chain = chain_now;
+        let report = indexer.run_once(None).await.unwrap();
+        assert_no_failures(&report, "snapshot");
+        assert_eq!(
+            stored_rows(&database, "keys").await,
+            reference_rows("keys", &[object.clone(), normal.clone()]).await,
+            "{}",
+            object["metadata"]["name"]
+        );
+    }
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(objects_of_one_key_never_overwrite_each_other: sqlite, postgres, mariadb);

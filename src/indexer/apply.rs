@@ -59,6 +59,10 @@ pub struct ApplyStats {
     /// Objects left out of every table because their cache id is longer than the database's
     /// [`Dialect::max_id_length`] (Clouddriver drops such items too).
     pub objects_id_too_long: u64,
+    /// Objects left out of every table because another object of the account already has
+    /// their cache key as the database compares it: names that differ only in `:` and `;`
+    /// (keys store `:` as `;`), or on MySQL only in case. The first seen keeps the key.
+    pub objects_key_collision: u64,
 }
 
 /// Why a record could not be applied (the cluster's transaction is rolled back).
@@ -159,6 +163,11 @@ struct SnapshotLoad {
     /// Rows of keys several objects share, until every object was seen: `id → (rank, type,
     /// row)`.
     shared: BTreeMap<String, (String, String, CacheData)>,
+    /// The first object seen of each key as the database compares it
+    /// ([`Database::collation_key`]): `collation key → (id, name)`.
+    claimed: HashMap<String, (String, String)>,
+    /// See [`RowMaker::losers`].
+    losers: Arc<HashMap<String, String>>,
 }
 
 /// The snapshot's relationship graph: collected in the first pass, complete in the second.
@@ -207,6 +216,9 @@ pub struct RowMaker {
     max_id: Option<usize>,
     /// The snapshot's graph, for its second pass.
     graph: Option<Arc<AccountGraph>>,
+    /// Keys of the objects the first pass left out for a collision, with the name of the object
+    /// that kept the key: an object of such a key and another name gets no row.
+    losers: Arc<HashMap<String, String>>,
 }
 
 /// A batch of a snapshot's first pass, ready to store: [`RowMaker::objects`].
@@ -215,8 +227,8 @@ pub struct ObjectBatch {
     records: u64,
     /// Objects left out for their cache id's length.
     ids_too_long: u64,
-    rows: Vec<ResourceRow>,
-    resources: Vec<Resource>,
+    /// Each object's row and resource, in the segment's order.
+    objects: Vec<(ResourceRow, Resource)>,
 }
 
 /// A batch of a snapshot's second pass, ready to write: [`RowMaker::rows`].
@@ -348,8 +360,7 @@ impl RowMaker {
 
     /// Parses a first-pass batch: the objects' rows and what the graph needs.
     pub fn objects(&self, records: Vec<Record>) -> Result<ObjectBatch, ApplyError> {
-        let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
-        let mut resources = Vec::with_capacity(records.len());
+        let mut objects = Vec::with_capacity(records.len());
         let count = records.len() as u64;
         let mut ids_too_long = 0;
         for record in records {
@@ -366,15 +377,13 @@ impl RowMaker {
                     ids_too_long += 1;
                     continue;
                 }
-                rows.insert(row.cache_id.clone(), row);
-                resources.push(resource);
+                objects.push((row, resource));
             }
         }
         Ok(ObjectBatch {
             records: count,
             ids_too_long,
-            rows: rows.into_values().collect(),
-            resources,
+            objects,
         })
     }
 
@@ -400,7 +409,12 @@ impl RowMaker {
             }
             let key = resource.key(&self.account);
             let id = key.to_string();
-            if too_long(&id, self.max_id) {
+            if too_long(&id, self.max_id)
+                || self
+                    .losers
+                    .get(&id)
+                    .is_some_and(|winner| *winner != target.name)
+            {
                 continue;
             }
             let related = graph.related(&id);
@@ -477,12 +491,18 @@ impl<'c> AccountWriter<'c> {
             Some(Graph::Built(graph)) => Some(Arc::clone(graph)),
             _ => None,
         };
+        let losers = self
+            .snapshot
+            .as_ref()
+            .map(|load| Arc::clone(&load.losers))
+            .unwrap_or_default();
         RowMaker {
             cluster: self.cluster.clone(),
             account: self.account.clone(),
             options: self.options.clone(),
             max_id: self.database.dialect().max_id_length(),
             graph,
+            losers,
         }
     }
 
@@ -554,6 +574,8 @@ impl<'c> AccountWriter<'c> {
             )),
             stored: BTreeMap::new(),
             shared: BTreeMap::new(),
+            claimed: HashMap::new(),
+            losers: Arc::new(HashMap::new()),
         });
         Ok(())
     }
@@ -578,16 +600,44 @@ impl<'c> AccountWriter<'c> {
         self.stats.records += batch.records;
         self.stats.objects_id_too_long += batch.ids_too_long;
         let cluster = self.cluster.clone();
-        let Graph::Building(builder) = &mut self.snapshot_load()?.graph else {
+        let database = self.database.clone();
+        let SnapshotLoad {
+            graph,
+            claimed,
+            losers,
+            ..
+        } = self.snapshot_load()?;
+        let Graph::Building(builder) = graph else {
             return Err(ApplyError::Sequence {
                 cluster,
                 reason: "objects added after the links were computed",
             });
         };
-        for resource in &batch.resources {
-            builder.add(resource);
+        // One row per key in a statement (an object under two API versions is one key).
+        let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
+        let mut collisions = 0;
+        for (row, resource) in batch.objects {
+            match claimed.get(&database.collation_key(&row.cache_id)) {
+                Some((id, name)) if *id != row.cache_id || *name != row.name => {
+                    warn_collision(&cluster, id, name, &row);
+                    Arc::make_mut(losers).insert(row.cache_id.clone(), name.clone());
+                    collisions += 1;
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    claimed.insert(
+                        database.collation_key(&row.cache_id),
+                        (row.cache_id.clone(), row.name.clone()),
+                    );
+                }
+            }
+            builder.add(&resource);
+            rows.insert(row.cache_id.clone(), row);
         }
-        self.insert_resources(&batch.rows).await
+        self.stats.objects_key_collision += collisions;
+        let rows: Vec<ResourceRow> = rows.into_values().collect();
+        self.insert_resources(&rows).await
     }
 
     /// Between the two passes: matches the partners in memory and stores every link.
@@ -708,11 +758,15 @@ impl<'c> AccountWriter<'c> {
             let logical = matches!(type_name, "applications" | "clusters");
             let body = if logical { "body" } else { "NULL AS body" };
             let sql = self.sql(&format!(
-                "SELECT id, body_hash, {body} FROM {} WHERE agent = ?",
-                tables.resource
+                "SELECT id, body_hash, {body} FROM {} WHERE {}",
+                tables.resource,
+                self.database.exact_in("agent", 1)
             ));
-            let rows = sqlx::query(&sql)
-                .bind(&self.agent)
+            let mut query = sqlx::query(&sql);
+            for _ in 0..self.database.exact_binds() {
+                query = query.bind(&self.agent);
+            }
+            let rows = query
                 .fetch_all(&mut *self.conn)
                 .await
                 .map_err(self.error(format!("reading {}", tables.resource)))?;
@@ -803,13 +857,19 @@ impl<'c> AccountWriter<'c> {
         if ids.is_empty() {
             return Ok(());
         }
-        let list = vec!["?"; ids.len()].join(", ");
         let sql = self.sql(&format!(
-            "DELETE FROM {table} WHERE agent = ? AND id IN ({list})"
+            "DELETE FROM {table} WHERE {} AND {}",
+            self.database.exact_in("agent", 1),
+            self.database.exact_in("id", ids.len())
         ));
-        let mut query = sqlx::query(&sql).bind(&self.agent);
-        for id in ids {
-            query = query.bind(id);
+        let mut query = sqlx::query(&sql);
+        for _ in 0..self.database.exact_binds() {
+            query = query.bind(&self.agent);
+        }
+        for _ in 0..self.database.exact_binds() {
+            for id in ids {
+                query = query.bind(id);
+            }
         }
         let result = query
             .execute(&mut *self.conn)
@@ -841,6 +901,11 @@ impl<'c> AccountWriter<'c> {
                     self.stats.objects_id_too_long += 1;
                     return Ok(());
                 }
+                if let Some((id, name)) = self.key_holder(&row).await? {
+                    warn_collision(&self.cluster, &id, &name, &row);
+                    self.stats.objects_key_collision += 1;
+                    return Ok(());
+                }
                 let id = row.cache_id.clone();
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;
@@ -854,6 +919,14 @@ impl<'c> AccountWriter<'c> {
             }
             Record::Delete { target } => {
                 let id = key_of(&target, &self.account);
+                if self
+                    .stored_name(&id)
+                    .await?
+                    .is_some_and(|name| name != target.name)
+                {
+                    // The key is another object's: this one was left out for the collision.
+                    return Ok(());
+                }
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;
                 let sql =
@@ -871,6 +944,57 @@ impl<'c> AccountWriter<'c> {
             }
         }
         Ok(())
+    }
+
+    /// The `(id, name)` of another stored object holding `row`'s key as the database compares
+    /// it (see [`ApplyStats::objects_key_collision`]), if any.
+    async fn key_holder(
+        &mut self,
+        row: &ResourceRow,
+    ) -> Result<Option<(String, String)>, ApplyError> {
+        // outpost_resources compares exactly (utf8mb4_bin on MySQL): MySQL's case-insensitive
+        // match of the cats tables is spelled out.
+        let id_condition = match self.database.dialect() {
+            Dialect::MySql => "LOWER(cache_id) = ?",
+            Dialect::Postgres | Dialect::Sqlite => "cache_id = ?",
+        };
+        let sql = self.sql(&format!(
+            "SELECT cache_id, name FROM outpost_resources WHERE account = ? AND namespace = ? AND cache_type = ? AND {id_condition}"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(&self.account)
+            .bind(&row.namespace)
+            .bind(&row.cache_type)
+            .bind(self.database.collation_key(&row.cache_id))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error("reading objects of one key"))?;
+        for found in rows {
+            let id: String = text(&found, "cache_id").map_err(self.error("reading objects"))?;
+            let name: String = text(&found, "name").map_err(self.error("reading objects"))?;
+            if id != row.cache_id || name != row.name {
+                return Ok(Some((id, name)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The name of the stored object with cache id `id`, if any.
+    async fn stored_name(&mut self, id: &str) -> Result<Option<String>, ApplyError> {
+        let sql = self
+            .sql("SELECT name FROM outpost_resources WHERE account = ? AND cache_id = ? LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(&self.account)
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(self.error("reading an object"))?;
+        row.map(|row| text(&row, "name")).transpose().map_err(|e| {
+            ApplyError::Database(
+                self.database
+                    .query_error(format!("cluster {}: reading an object", self.cluster), e),
+            )
+        })
     }
 
     /// Recomputes every row a diff touched.
@@ -1186,14 +1310,20 @@ impl<'c> AccountWriter<'c> {
             };
         }
         let ids: Vec<&String> = rows.keys().collect();
-        let list = vec!["?"; ids.len()].join(", ");
         let sql = self.sql(&format!(
-            "SELECT id, body_hash, body FROM {} WHERE agent = ? AND id IN ({list})",
-            tables.resource
+            "SELECT id, body_hash, body FROM {} WHERE {} AND {}",
+            tables.resource,
+            self.database.exact_in("agent", 1),
+            self.database.exact_in("id", ids.len())
         ));
-        let mut query = sqlx::query(&sql).bind(&self.agent);
-        for id in &ids {
-            query = query.bind(*id);
+        let mut query = sqlx::query(&sql);
+        for _ in 0..self.database.exact_binds() {
+            query = query.bind(&self.agent);
+        }
+        for _ in 0..self.database.exact_binds() {
+            for id in &ids {
+                query = query.bind(*id);
+            }
         }
         let stored_rows = query
             .fetch_all(&mut *self.conn)
@@ -1250,8 +1380,11 @@ impl<'c> AccountWriter<'c> {
         for chunk in upserts.chunks(BATCH / 4) {
             let values = vec!["(?, ?, NULL, ?, ?, ?)"; chunk.len()].join(", ");
             let upsert = match self.database.dialect() {
+                // MySQL's `(id, agent)` key is case-insensitive: a row whose stored id differs
+                // only in case from ours (an object renamed so) takes our exact id, so that the
+                // exact delete of the old id does not remove it.
                 Dialect::MySql => {
-                    "ON DUPLICATE KEY UPDATE application = VALUES(application), body_hash = VALUES(body_hash), body = VALUES(body), last_updated = VALUES(last_updated)"
+                    "ON DUPLICATE KEY UPDATE id = VALUES(id), application = VALUES(application), body_hash = VALUES(body_hash), body = VALUES(body), last_updated = VALUES(last_updated)"
                 }
                 _ => {
                     "ON CONFLICT (id, agent) DO UPDATE SET application = excluded.application, body_hash = excluded.body_hash, body = excluded.body, last_updated = excluded.last_updated"
@@ -1362,9 +1495,16 @@ impl<'c> AccountWriter<'c> {
         self.begin_snapshot().await?;
         for type_name in &types {
             let tables = self.database.cache_tables(type_name)?;
-            let sql = self.sql(&format!("DELETE FROM {} WHERE agent = ?", tables.resource));
-            let result = sqlx::query(&sql)
-                .bind(&self.agent)
+            let sql = self.sql(&format!(
+                "DELETE FROM {} WHERE {}",
+                tables.resource,
+                self.database.exact_in("agent", 1)
+            ));
+            let mut query = sqlx::query(&sql);
+            for _ in 0..self.database.exact_binds() {
+                query = query.bind(&self.agent);
+            }
+            let result = query
                 .execute(&mut *self.conn)
                 .await
                 .map_err(self.error(format!("evicting from {}", tables.resource)))?;
@@ -1372,6 +1512,11 @@ impl<'c> AccountWriter<'c> {
         }
         Ok(())
     }
+}
+
+/// Logs an object left out because `id` (the object `name`) holds its key.
+fn warn_collision(cluster: &str, id: &str, name: &str, row: &ResourceRow) {
+    tracing::warn!(cluster = %cluster, kept = %id, kept_name = %name, skipped = %row.cache_id, skipped_name = %row.name, "two objects have one cache key as the database compares it: the first keeps it, the other is left out of every table");
 }
 
 /// For an application or cluster row: the hash its body would have with the stored body's

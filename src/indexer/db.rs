@@ -229,6 +229,39 @@ impl Database {
         placeholders(self.dialect, sql)
     }
 
+    /// A condition that `column` (of a Clouddriver `cats_v1_*` table) is one of `n` values,
+    /// compared exactly: those tables are `utf8mb4_unicode_ci` on MySQL, where `=` alone also
+    /// matches ids and agents differing in case or accents. On MySQL the values are bound twice
+    /// ([`Database::exact_binds`]): the collated `IN` keeps the index, the binary one decides.
+    pub fn exact_in(&self, column: &str, n: usize) -> String {
+        let list = vec!["?"; n].join(", ");
+        match self.dialect {
+            Dialect::MySql => {
+                format!("{column} IN ({list}) AND CAST({column} AS BINARY) IN ({list})")
+            }
+            Dialect::Postgres | Dialect::Sqlite => format!("{column} IN ({list})"),
+        }
+    }
+
+    /// How many times the values of an [`Database::exact_in`] condition are bound.
+    pub fn exact_binds(&self) -> usize {
+        match self.dialect {
+            Dialect::MySql => 2,
+            Dialect::Postgres | Dialect::Sqlite => 1,
+        }
+    }
+
+    /// The form of a cache id that the `cats_v1_*` tables' `(id, agent)` key compares: on MySQL
+    /// (`utf8mb4_unicode_ci`) ids differing only in case are one key — lower case stands for that
+    /// collation here, which also folds accents (object names are ASCII in practice) — elsewhere
+    /// the id itself.
+    pub fn collation_key(&self, id: &str) -> String {
+        match self.dialect {
+            Dialect::MySql => id.to_lowercase(),
+            Dialect::Postgres | Dialect::Sqlite => id.to_string(),
+        }
+    }
+
     /// An error of `what` on this database.
     pub fn query_error(&self, what: impl Into<String>, source: sqlx::Error) -> Error {
         Error::Query {
