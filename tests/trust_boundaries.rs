@@ -494,3 +494,133 @@ async fn objects_of_one_key_never_overwrite_each_other(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(objects_of_one_key_never_overwrite_each_other: sqlite, postgres, mariadb);
+
+/// What the reference builder computes under `options` for the objects the bucket holds for
+/// `cluster` now.
+async fn expected_rows_with(
+    store: &Store,
+    cluster: &ClusterName,
+    account: &str,
+    options: &outpost::cache::CacheOptions,
+) -> common::db::Rows {
+    let (_, objects) = common::replay(store, cluster).await.unwrap();
+    let resources: Vec<outpost::cache::Resource> = objects
+        .into_values()
+        .map(|(_, object)| outpost::cache::Resource::parse(object).unwrap())
+        .collect();
+    outpost::cache::build_account(account, &resources, options, 0)
+        .into_iter()
+        .map(|row| ((row.type_name, row.id), common::db::normalize(&row.body)))
+        .collect()
+}
+
+fn fan_out_service(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "fan", "uid": format!("uid-{name}"), "resourceVersion": "1"},
+        "spec": {"selector": {"app": "shared"}}})
+}
+
+fn fan_out_replica_set(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": "fan", "uid": format!("uid-{name}"), "resourceVersion": "1"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shared"}},
+            "template": {"metadata": {"labels": {"app": "shared"}}, "spec": {"containers": []}}}})
+}
+
+/// Many Services and ReplicaSets sharing one label cost links in proportion to their number,
+/// not its square: each Service keeps its first `max_selector_links` ReplicaSets by key, the cut
+/// is counted, and the diff path (ReplicaSets coming and going around the bound) stores the
+/// same links and rows as a snapshot of the same state.
+async fn selector_fan_out_is_bounded(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    const SIDE: usize = 300;
+    const BOUND: usize = 100;
+    let cache = outpost::cache::CacheOptions {
+        max_selector_links: outpost::cache::SelectorBound(BOUND),
+        ..outpost::cache::CacheOptions::default()
+    };
+    let options = IndexOptions {
+        cache: cache.clone(),
+        ..IndexOptions::default()
+    };
+    let indexer = indexer(&store, &database, options);
+    let services: Vec<_> = (0..SIDE)
+        .map(|i| fan_out_service(&format!("svc-{i:03}")))
+        .collect();
+    let replica_sets: Vec<_> = (0..SIDE)
+        .map(|i| fan_out_replica_set(&format!("rs-{i:03}")))
+        .collect();
+    let selector_links = || async {
+        let sql = database
+            .sql("SELECT COUNT(*) FROM outpost_links WHERE account = ? AND origin = 'selector'");
+        let count: i64 = sqlx::query_scalar(&sql)
+            .bind("fan")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        count as usize
+    };
+    // What a Service's row lists (the application row named after the ReplicaSets lists them
+    // all, as it would without any Service).
+    let max_listed = |rows: &common::db::Rows| {
+        rows.iter()
+            .filter(|((type_name, _), _)| type_name == "service")
+            .map(|(_, body)| {
+                body["relationships"]["replicaSet"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .max()
+            .unwrap_or(0)
+    };
+
+    // The diff path: Services first, then ReplicaSets in two diffs, then a diff removing kept
+    // ReplicaSets (others take their place) and adding one that sorts first.
+    let mut chain = Chain::new(&store, "fan");
+    chain.snapshot(&[pod("fan", "seed", None)]).await;
+    chain.diff(&services, &[]).await;
+    chain.diff(&replica_sets[..SIDE / 2], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "first diffs");
+    assert_eq!(
+        applied_stats(&report, "fan").selector_links_cut,
+        (SIDE * (SIDE / 2 - BOUND)) as u64
+    );
+    chain.diff(&replica_sets[SIDE / 2..], &[]).await;
+    chain
+        .diff(&[fan_out_replica_set("rs-000a")], &replica_sets[..10])
+        .await;
+    chain.publish().await;
+    assert_no_failures(&indexer.run_once(None).await.unwrap(), "later diffs");
+    let by_diffs = stored_rows(&database, "fan").await;
+    assert_eq!(
+        by_diffs,
+        expected_rows_with(&store, &chain.cluster, "fan", &cache).await
+    );
+    assert_eq!(selector_links().await, SIDE * BOUND);
+    assert_eq!(max_listed(&by_diffs), BOUND);
+
+    // A snapshot of the same state: the same rows and links, the cut reported.
+    let mut state: Vec<_> = services.clone();
+    state.push(pod("fan", "seed", None));
+    state.push(fan_out_replica_set("rs-000a"));
+    state.extend(replica_sets[10..].iter().cloned());
+    let mut again = Chain::new(&store, "fan");
+    again.now = chain.now + chrono::Duration::seconds(30);
+    again.snapshot(&state).await;
+    again.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(
+        applied_stats(&report, "fan").selector_links_cut,
+        (SIDE * (SIDE - 10 + 1 - BOUND)) as u64
+    );
+    assert_eq!(stored_rows(&database, "fan").await, by_diffs);
+    assert_eq!(selector_links().await, SIDE * BOUND);
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(selector_fan_out_is_bounded: sqlite, postgres, mariadb);

@@ -63,6 +63,9 @@ pub struct ApplyStats {
     /// their cache key as the database compares it: names that differ only in `:` and `;`
     /// (keys store `:` as `;`), or on MySQL only in case. The first seen keeps the key.
     pub objects_key_collision: u64,
+    /// Selector links (Service → ReplicaSet) not stored because the Service matched more
+    /// ReplicaSets than [`CacheOptions::max_selector_links`].
+    pub selector_links_cut: u64,
 }
 
 /// Why a record could not be applied (the cluster's transaction is rolled back).
@@ -148,6 +151,9 @@ pub struct AccountWriter<'c> {
     now_ms: i64,
     /// Keys whose rows must be recomputed when the diff is done.
     dirty: BTreeSet<String>,
+    /// Services whose selector links must be matched anew (they were at the bound and a
+    /// ReplicaSet they match came or went).
+    relink: BTreeSet<String>,
     stats: ApplyStats,
     /// While a snapshot loads.
     snapshot: Option<SnapshotLoad>,
@@ -463,6 +469,7 @@ impl<'c> AccountWriter<'c> {
             options: options.clone(),
             now_ms,
             dirty: BTreeSet::new(),
+            relink: BTreeSet::new(),
             stats: ApplyStats::default(),
             snapshot: None,
         }
@@ -653,6 +660,9 @@ impl<'c> AccountWriter<'c> {
                 });
             }
         };
+        for (service, cut) in graph.cut_links() {
+            self.note_cut(service, cut);
+        }
         let links: Vec<LinkRow<'_>> = graph.links().collect();
         let result = self.insert_links(&links).await;
         drop(links);
@@ -997,8 +1007,130 @@ impl<'c> AccountWriter<'c> {
         })
     }
 
+    fn bound(&self) -> i64 {
+        i64::try_from(self.options.max_selector_links.0).unwrap_or(i64::MAX)
+    }
+
+    /// Counts selector links cut for `service` (and logs them).
+    fn note_cut(&mut self, service: &str, cut: usize) {
+        tracing::warn!(cluster = %self.cluster, service = %service, cut, bound = self.options.max_selector_links.0, "the service's selector matches more replica sets than the bound: links to the last ones by key are not stored");
+        self.stats.selector_links_cut += cut as u64;
+    }
+
+    /// How many selector links each of `services` has (absent: none).
+    async fn selector_links_of(
+        &mut self,
+        services: &[String],
+    ) -> Result<HashMap<String, i64>, ApplyError> {
+        let mut counts = HashMap::new();
+        for chunk in services.chunks(BATCH) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            let sql = self.sql(&format!("SELECT declarer_id, COUNT(*) AS n FROM outpost_links WHERE account = ? AND origin = 'selector' AND declarer_id IN ({list}) GROUP BY declarer_id"));
+            let mut query = sqlx::query(&sql).bind(&self.account);
+            for service in chunk {
+                query = query.bind(service);
+            }
+            let rows = query
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(self.error("counting selector links"))?;
+            for row in rows {
+                let service: String =
+                    text(&row, "declarer_id").map_err(self.error("counting selector links"))?;
+                let n: i64 =
+                    sqlx::Row::try_get(&row, "n").map_err(self.error("counting selector links"))?;
+                counts.insert(service, n);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The listed ReplicaSets of `namespace` that `selector` (of `service`) links: those it
+    /// matches, sorted by key, the first [`CacheOptions::max_selector_links`] (the cut counted).
+    async fn selected_by(
+        &mut self,
+        service: &str,
+        namespace: &str,
+        selector: &Labels,
+    ) -> Result<Vec<String>, ApplyError> {
+        let replica_sets: Vec<(String, Labels)> = self
+            .in_namespace(
+                namespace,
+                "template_labels",
+                "listed = 1",
+                "reading replica sets",
+            )
+            .await?;
+        let mut matched: Vec<String> = replica_sets
+            .into_iter()
+            .filter(|(_, labels)| selector_matches(selector, labels))
+            .map(|(rs, _)| rs)
+            .collect();
+        matched.sort_unstable();
+        matched.dedup();
+        let bound = self.options.max_selector_links.0;
+        if matched.len() > bound {
+            self.note_cut(service, matched.len() - bound);
+            matched.truncate(bound);
+        }
+        Ok(matched)
+    }
+
+    /// Matches anew the selector links of the Services in `relink` (see there), marking the
+    /// rows of the ReplicaSets they gain or lose.
+    async fn relink_services(&mut self) -> Result<(), ApplyError> {
+        for service in std::mem::take(&mut self.relink) {
+            let sql = self.sql("SELECT namespace, selector FROM outpost_resources WHERE account = ? AND cache_id = ? AND cached = 1 AND listed = 1");
+            let row = sqlx::query(&sql)
+                .bind(&self.account)
+                .bind(&service)
+                .fetch_optional(&mut *self.conn)
+                .await
+                .map_err(self.error("reading a service"))?;
+            let Some(row) = row else { continue };
+            let namespace = text(&row, "namespace").map_err(self.error("reading a service"))?;
+            let selector = opt_text(&row, "selector")
+                .map_err(self.error("reading a service"))?
+                .and_then(|s| serde_json::from_str::<Labels>(&s).ok());
+            let sql = self.sql("SELECT b_id FROM outpost_links WHERE account = ? AND declarer_id = ? AND origin = 'selector'");
+            let before: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(&self.account)
+                .bind(&service)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(self.error("reading selector links"))?;
+            let sql = self.sql("DELETE FROM outpost_links WHERE account = ? AND declarer_id = ? AND origin = 'selector'");
+            sqlx::query(&sql)
+                .bind(&self.account)
+                .bind(&service)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(self.error("unlinking a service"))?;
+            let after = match &selector {
+                Some(selector) => self.selected_by(&service, &namespace, selector).await?,
+                None => Vec::new(),
+            };
+            let links: Vec<Link> = after
+                .iter()
+                .map(|rs| Link {
+                    declarer: service.clone(),
+                    a: service.clone(),
+                    b: rs.clone(),
+                    origin: SELECTOR,
+                })
+                .collect();
+            let rows: Vec<LinkRow<'_>> = links.iter().map(Link::row).collect();
+            self.insert_links(&rows).await?;
+            self.dirty.extend(before);
+            self.dirty.extend(after);
+            self.dirty.insert(service);
+        }
+        Ok(())
+    }
+
     /// Recomputes every row a diff touched.
     pub async fn finish_diff(&mut self) -> Result<(), ApplyError> {
+        self.relink_services().await?;
         let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
         for chunk in dirty.chunks(BATCH) {
             self.recompute(chunk.to_vec()).await?;
@@ -1020,6 +1152,21 @@ impl<'c> AccountWriter<'c> {
     /// Removes the links that depend on `id`'s manifest or existence: those it declared, and the
     /// partner links others declared to it.
     async fn forget_links_of(&mut self, id: &str) -> Result<(), ApplyError> {
+        // A Service at the bound that loses this ReplicaSet may have another to take its place.
+        let sql = self.sql("SELECT declarer_id FROM outpost_links WHERE account = ? AND b_id = ? AND origin = 'selector'");
+        let services: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(&self.account)
+            .bind(id)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error("reading selector links"))?;
+        let services: Vec<String> = services.into_iter().filter(|s| s != id).collect();
+        let counts = self.selector_links_of(&services).await?;
+        for service in services {
+            if counts.get(&service).copied().unwrap_or(0) >= self.bound() {
+                self.relink.insert(service);
+            }
+        }
         let sql = self.sql("DELETE FROM outpost_links WHERE account = ? AND declarer_id = ?");
         sqlx::query(&sql)
             .bind(&self.account)
@@ -1095,18 +1242,8 @@ impl<'c> AccountWriter<'c> {
                     .as_deref()
                     .and_then(|s| serde_json::from_str::<Labels>(s).ok())
             {
-                let replica_sets: Vec<(String, Labels)> = self
-                    .in_namespace(
-                        &row.namespace,
-                        "template_labels",
-                        "listed = 1",
-                        "reading replica sets",
-                    )
-                    .await?;
-                for (rs, labels) in replica_sets {
-                    if selector_matches(&selector, &labels) {
-                        links.push(link(id, id, &rs, SELECTOR));
-                    }
+                for rs in self.selected_by(id, &row.namespace, &selector).await? {
+                    links.push(link(id, id, &rs, SELECTOR));
                 }
             }
             let referrers: Vec<(String, Vec<String>)> = self
@@ -1137,9 +1274,19 @@ impl<'c> AccountWriter<'c> {
                     "reading services",
                 )
                 .await?;
-            for (service, selector) in services {
-                if service != id && selector_matches(&selector, &labels) {
+            let matching: Vec<String> = services
+                .into_iter()
+                .filter(|(service, selector)| service != id && selector_matches(selector, &labels))
+                .map(|(service, _)| service)
+                .collect();
+            let counts = self.selector_links_of(&matching).await?;
+            for service in matching {
+                // Below the bound the Service links every ReplicaSet it matches; at the bound,
+                // whether this one is among the first is decided by matching anew.
+                if counts.get(&service).copied().unwrap_or(0) < self.bound() {
                     links.push(link(&service, &service, id, SELECTOR));
+                } else {
+                    self.relink.insert(service);
                 }
             }
         }

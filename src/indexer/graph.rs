@@ -219,17 +219,29 @@ impl GraphBuilder {
     /// references against the listed Services) and indexes every key's neighbours.
     pub fn finish(mut self) -> AccountGraph {
         let mut partners = Vec::new();
+        let mut cut = Vec::new();
         for (namespace, services) in &self.selectors {
             let Some(replica_sets) = self.replica_sets.get(namespace) else {
                 continue;
             };
             for (service, selector) in services {
-                for (replica_set, labels) in replica_sets {
-                    if selector_matches(selector, labels) {
+                let mut matched: Vec<&str> = replica_sets
+                    .iter()
+                    .filter(|(_, labels)| selector_matches(selector, labels))
+                    .map(|(replica_set, _)| self.keys.name(*replica_set))
+                    .collect();
+                matched.sort_unstable();
+                matched.dedup();
+                let bound = self.options.max_selector_links.0;
+                if matched.len() > bound {
+                    cut.push((*service, matched.len() - bound));
+                }
+                for replica_set in matched.into_iter().take(bound) {
+                    if let Some(replica_set) = self.keys.number(replica_set) {
                         partners.push(Edge {
                             declarer: *service,
                             a: *service,
-                            b: *replica_set,
+                            b: replica_set,
                             origin: Origin::Selector,
                         });
                     }
@@ -268,6 +280,7 @@ impl GraphBuilder {
             edges: self.edges,
             neighbours,
             objects: self.objects,
+            cut,
         }
     }
 }
@@ -279,9 +292,19 @@ pub struct AccountGraph {
     edges: Vec<Edge>,
     neighbours: Vec<Vec<u32>>,
     objects: Vec<u8>,
+    /// Services whose selector matched more ReplicaSets than the bound, with how many links
+    /// were cut.
+    cut: Vec<(u32, usize)>,
 }
 
 impl AccountGraph {
+    /// Each Service whose selector links were cut to the bound, with how many were cut.
+    pub fn cut_links(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.cut
+            .iter()
+            .map(|(service, count)| (self.keys.name(*service), *count))
+    }
+
     /// Every link, once each, as `outpost_links` stores them.
     pub fn links(&self) -> impl ExactSizeIterator<Item = LinkRow<'_>> {
         self.edges.iter().map(|edge| LinkRow {
