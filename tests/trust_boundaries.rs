@@ -624,3 +624,83 @@ async fn selector_fan_out_is_bounded(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(selector_fan_out_is_bounded: sqlite, postgres, mariadb);
+
+/// How many of `types` have their resource table in `database`.
+async fn tables_of(database: &Database, types: &[String]) -> usize {
+    let mut conn = database.pool().acquire().await.unwrap();
+    let mut count = 0;
+    for type_name in types {
+        let table = database.cache_tables(type_name).unwrap().resource;
+        if database.table_exists(&mut conn, &table).await.unwrap() {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Invented kinds cost no DDL unless their objects can get rows: with the default kinds (custom
+/// resources are not cached) a snapshot of 30 of them creates none of their tables; when every
+/// kind is cached, one run creates at most `max_new_cache_types` new types' tables and the
+/// cluster is indexed once the later runs created the rest.
+async fn invented_kinds_create_bounded_tables(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    const KINDS: usize = 30;
+    const PER_RUN: usize = 10;
+    let objects: Vec<serde_json::Value> = (0..KINDS)
+        .map(|i| {
+            serde_json::json!({"apiVersion": format!("k{i:02}.example.com/v1"), "kind": format!("Thing{i:02}"),
+                "metadata": {"name": "one", "namespace": "default", "uid": format!("uid-{i}"), "resourceVersion": "1"}})
+        })
+        .chain([pod("default", "web", None)])
+        .collect();
+    let types: Vec<String> = (0..KINDS)
+        .map(|i| format!("Thing{i:02}.k{i:02}.example.com"))
+        .collect();
+    let mut chain = Chain::new(&store, "kinds");
+    chain.snapshot(&objects).await;
+    chain.publish().await;
+    let report = indexer(&store, &database, IndexOptions::default())
+        .run_once(None)
+        .await
+        .unwrap();
+    assert_no_failures(&report, "default kinds");
+    assert_eq!(
+        tables_of(&database, &types).await,
+        0,
+        "tables of uncached kinds"
+    );
+
+    let all = IndexOptions {
+        cache: outpost::cache::CacheOptions {
+            kinds: outpost::cache::KindFilter::All,
+            ..outpost::cache::CacheOptions::default()
+        },
+        max_new_cache_types: PER_RUN,
+        ..IndexOptions::default()
+    };
+    let every_kind = indexer(&store, &database, all);
+    // A new snapshot, which the runs below load under the new options.
+    let mut again = Chain::new(&store, "kinds");
+    again.now = chain.now + chrono::Duration::seconds(30);
+    again.snapshot(&objects).await;
+    again.publish().await;
+    for run in 1..=KINDS / PER_RUN {
+        let report = every_kind.run_once(None).await.unwrap();
+        assert_eq!(
+            tables_of(&database, &types).await,
+            run * PER_RUN,
+            "run {run}"
+        );
+        let failed = report.failures().count();
+        assert_eq!(
+            failed,
+            usize::from(run < KINDS / PER_RUN),
+            "run {run}: {report:?}"
+        );
+    }
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(invented_kinds_create_bounded_tables: sqlite, postgres, mariadb);

@@ -85,7 +85,9 @@ pub enum ApplyError {
         cluster: String,
         reason: &'static str,
     },
-    #[error("cluster {cluster}: row {id} belongs in table {table}, which does not exist")]
+    #[error(
+        "cluster {cluster}: row {id} belongs in table {table}, which does not exist (a run creates a bounded number of new cache types' tables: the next run goes on)"
+    )]
     MissingTable {
         cluster: String,
         table: String,

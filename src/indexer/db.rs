@@ -445,6 +445,51 @@ impl Database {
         Ok(tables)
     }
 
+    /// Makes sure the tables exist of the cache types among `types` (those a cluster's segments
+    /// name) whose objects can get rows: the kinds `options` lists, and the application and
+    /// cluster rows. A type no object of which can be cached gets no table (a key can still
+    /// name it: its rows are then looked for with [`Database::cache_tables_exist`]). At most
+    /// `max_new` types whose tables do not exist yet are created, in sorted order; the others
+    /// are returned (logged), and a row of theirs fails its cluster this run with
+    /// [`super::apply::ApplyError::MissingTable`] — their tables come in later runs, so that no
+    /// bucket makes one run issue unbounded DDL.
+    pub async fn ensure_tables_for(
+        &self,
+        types: &BTreeSet<String>,
+        options: &cache::CacheOptions,
+        max_new: usize,
+    ) -> Result<Vec<String>, Error> {
+        let mut wanted: BTreeSet<&str> = types
+            .iter()
+            .filter(|t| options.lists_kind(&cache::KubernetesKind::from_qualified(t)))
+            .map(String::as_str)
+            .collect();
+        wanted.insert(cache::keys::APPLICATIONS);
+        wanted.insert(cache::keys::CLUSTERS);
+        let mut created = 0;
+        let mut deferred = Vec::new();
+        for type_name in wanted {
+            if !self.known(type_name) {
+                let exists = {
+                    let mut conn = self.connection("looking for a cache table").await?;
+                    self.cache_tables_exist(&mut conn, type_name).await?
+                };
+                if !exists {
+                    if created >= max_new {
+                        deferred.push(type_name.to_string());
+                        continue;
+                    }
+                    created += 1;
+                }
+            }
+            self.ensure_cache_tables(type_name).await?;
+        }
+        if !deferred.is_empty() {
+            tracing::warn!(created, deferred = deferred.len(), first = %deferred[0], max_new, "more new cache types than one run creates: the rest get their tables in later runs");
+        }
+        Ok(deferred)
+    }
+
     /// Runs an idempotent DDL statement, tolerating another indexer running the same one at the
     /// same moment: PostgreSQL's `IF NOT EXISTS` is not atomic (two creators can collide on its
     /// catalog's unique index), so a failure is retried once, when the object then exists.
