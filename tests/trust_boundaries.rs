@@ -704,3 +704,72 @@ async fn invented_kinds_create_bounded_tables(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(invented_kinds_create_bounded_tables: sqlite, postgres, mariadb);
+
+/// Two kinds whose cache types have one table name (`Widget.example.com` and
+/// `Widget.example-com`) no longer delete each other's rows: the first seen keeps the table, the
+/// other's objects are left out and counted, in the snapshot and the diff paths.
+async fn kinds_of_one_table_never_delete_each_other(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let cache = outpost::cache::CacheOptions {
+        kinds: outpost::cache::KindFilter::All,
+        ..outpost::cache::CacheOptions::default()
+    };
+    let options = IndexOptions {
+        cache: cache.clone(),
+        ..IndexOptions::default()
+    };
+    let widget = |group: &str, name: &str| {
+        serde_json::json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{group}-{name}"), "resourceVersion": "1"}})
+    };
+    let dotted = widget("example.com", "a");
+    let dashed = widget("example-com", "b");
+    let web = pod("default", "web", None);
+    let mut chain = Chain::new(&store, "widgets");
+    chain
+        .snapshot(&[dotted.clone(), dashed.clone(), web.clone()])
+        .await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, options);
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(applied_stats(&report, "widgets").objects_table_collision, 1);
+    let reference = |objects: Vec<serde_json::Value>| {
+        let cache = cache.clone();
+        async move {
+            let store = Store::open(&format!("memory://reference-{:08x}", rand::random::<u32>()))
+                .await
+                .unwrap();
+            let mut chain = Chain::new(&store, "widgets");
+            chain.snapshot(&objects).await;
+            chain.publish().await;
+            expected_rows_with(&store, &chain.cluster, "widgets", &cache).await
+        }
+    };
+    assert_eq!(
+        stored_rows(&database, "widgets").await,
+        reference(vec![dotted.clone(), web.clone()]).await,
+        "snapshot"
+    );
+
+    let mut changed = dashed.clone();
+    changed["metadata"]["resourceVersion"] = "2".into();
+    let mut dotted_changed = dotted.clone();
+    dotted_changed["metadata"]["resourceVersion"] = "2".into();
+    dotted_changed["metadata"]["labels"] = serde_json::json!({"step": "two"});
+    chain.diff(&[changed, dotted_changed.clone()], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "diff");
+    assert_eq!(applied_stats(&report, "widgets").objects_table_collision, 1);
+    assert_eq!(
+        stored_rows(&database, "widgets").await,
+        reference(vec![dotted_changed, web]).await,
+        "diff"
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(kinds_of_one_table_never_delete_each_other: sqlite, postgres, mariadb);

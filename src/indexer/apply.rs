@@ -66,6 +66,11 @@ pub struct ApplyStats {
     /// Selector links (Service → ReplicaSet) not stored because the Service matched more
     /// ReplicaSets than [`CacheOptions::max_selector_links`].
     pub selector_links_cut: u64,
+    /// Objects left out of every table because their cache type's table name is another type's
+    /// already in the account (`Widget.example.com` and `Widget.example-com`: table names keep
+    /// only letters, digits and `_`; PostgreSQL folds them to lower case). The first type seen
+    /// keeps the table.
+    pub objects_table_collision: u64,
 }
 
 /// Why a record could not be applied (the cluster's transaction is rolled back).
@@ -153,6 +158,9 @@ pub struct AccountWriter<'c> {
     now_ms: i64,
     /// Keys whose rows must be recomputed when the diff is done.
     dirty: BTreeSet<String>,
+    /// The cache type holding each `cats_v1_*` table among the account's objects, for the diff
+    /// path (read on first use).
+    table_types: Option<HashMap<String, String>>,
     /// Services whose selector links must be matched anew (they were at the bound and a
     /// ReplicaSet they match came or went).
     relink: BTreeSet<String>,
@@ -176,6 +184,10 @@ struct SnapshotLoad {
     claimed: HashMap<String, (String, String)>,
     /// See [`RowMaker::losers`].
     losers: Arc<HashMap<String, String>>,
+    /// The type holding each table among the snapshot's objects: `table → type`.
+    table_types: HashMap<String, String>,
+    /// See [`RowMaker::shadowed`].
+    shadowed: Arc<BTreeSet<String>>,
 }
 
 /// The snapshot's relationship graph: collected in the first pass, complete in the second.
@@ -227,6 +239,8 @@ pub struct RowMaker {
     /// Keys of the objects the first pass left out for a collision, with the name of the object
     /// that kept the key: an object of such a key and another name gets no row.
     losers: Arc<HashMap<String, String>>,
+    /// Cache types whose table another type of the account holds: their objects get no row.
+    shadowed: Arc<BTreeSet<String>>,
 }
 
 /// A batch of a snapshot's first pass, ready to store: [`RowMaker::objects`].
@@ -418,6 +432,7 @@ impl RowMaker {
             let key = resource.key(&self.account);
             let id = key.to_string();
             if too_long(&id, self.max_id)
+                || self.shadowed.contains(key.group())
                 || self
                     .losers
                     .get(&id)
@@ -472,6 +487,7 @@ impl<'c> AccountWriter<'c> {
             now_ms,
             dirty: BTreeSet::new(),
             relink: BTreeSet::new(),
+            table_types: None,
             stats: ApplyStats::default(),
             snapshot: None,
         }
@@ -505,6 +521,11 @@ impl<'c> AccountWriter<'c> {
             .as_ref()
             .map(|load| Arc::clone(&load.losers))
             .unwrap_or_default();
+        let shadowed = self
+            .snapshot
+            .as_ref()
+            .map(|load| Arc::clone(&load.shadowed))
+            .unwrap_or_default();
         RowMaker {
             cluster: self.cluster.clone(),
             account: self.account.clone(),
@@ -512,6 +533,7 @@ impl<'c> AccountWriter<'c> {
             max_id: self.database.dialect().max_id_length(),
             graph,
             losers,
+            shadowed,
         }
     }
 
@@ -585,6 +607,8 @@ impl<'c> AccountWriter<'c> {
             shared: BTreeMap::new(),
             claimed: HashMap::new(),
             losers: Arc::new(HashMap::new()),
+            table_types: HashMap::new(),
+            shadowed: Arc::new(BTreeSet::new()),
         });
         Ok(())
     }
@@ -610,10 +634,19 @@ impl<'c> AccountWriter<'c> {
         self.stats.objects_id_too_long += batch.ids_too_long;
         let cluster = self.cluster.clone();
         let database = self.database.clone();
+        let mut tables = HashMap::new();
+        for (row, _) in &batch.objects {
+            if !tables.contains_key(&row.cache_type) {
+                let table = database.cache_tables(&row.cache_type)?.resource;
+                tables.insert(row.cache_type.clone(), table);
+            }
+        }
         let SnapshotLoad {
             graph,
             claimed,
             losers,
+            table_types,
+            shadowed,
             ..
         } = self.snapshot_load()?;
         let Graph::Building(builder) = graph else {
@@ -625,7 +658,20 @@ impl<'c> AccountWriter<'c> {
         // One row per key in a statement (an object under two API versions is one key).
         let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
         let mut collisions = 0;
+        let mut table_collisions = 0;
         for (row, resource) in batch.objects {
+            if let Some(table) = tables.get(&row.cache_type) {
+                let holder = table_types
+                    .entry(table.clone())
+                    .or_insert_with(|| row.cache_type.clone());
+                if *holder != row.cache_type {
+                    if Arc::make_mut(shadowed).insert(row.cache_type.clone()) {
+                        warn_table_collision(&cluster, table, holder, &row.cache_type);
+                    }
+                    table_collisions += 1;
+                    continue;
+                }
+            }
             match claimed.get(&database.collation_key(&row.cache_id)) {
                 Some((id, name)) if *id != row.cache_id || *name != row.name => {
                     warn_collision(&cluster, id, name, &row);
@@ -645,6 +691,7 @@ impl<'c> AccountWriter<'c> {
             rows.insert(row.cache_id.clone(), row);
         }
         self.stats.objects_key_collision += collisions;
+        self.stats.objects_table_collision += table_collisions;
         let rows: Vec<ResourceRow> = rows.into_values().collect();
         self.insert_resources(&rows).await
     }
@@ -736,8 +783,24 @@ impl<'c> AccountWriter<'c> {
         let mut types = previous_types.clone();
         types.insert("applications".into());
         types.insert("clusters".into());
+        // Each table once: a type whose table another type holds would read that type's rows
+        // as its own leftovers.
+        let mut read: BTreeSet<String> = BTreeSet::new();
+        if let Some(load) = &self.snapshot {
+            for type_name in load.stored.keys() {
+                read.insert(self.database.cache_tables(type_name)?.resource);
+            }
+        }
         for type_name in &types {
-            self.stored_rows(type_name).await?;
+            let table = self.database.cache_tables(type_name)?.resource;
+            let first = read.insert(table);
+            let loaded = self
+                .snapshot
+                .as_ref()
+                .is_some_and(|load| load.stored.contains_key(type_name));
+            if first || loaded {
+                self.stored_rows(type_name).await?;
+            }
         }
         let stored = self
             .snapshot
@@ -913,6 +976,12 @@ impl<'c> AccountWriter<'c> {
                     self.stats.objects_id_too_long += 1;
                     return Ok(());
                 }
+                if let Some(holder) = self.table_holder(&row.cache_type).await? {
+                    let table = self.database.cache_tables(&row.cache_type)?.resource;
+                    warn_table_collision(&self.cluster, &table, &holder, &row.cache_type);
+                    self.stats.objects_table_collision += 1;
+                    return Ok(());
+                }
                 if let Some((id, name)) = self.key_holder(&row).await? {
                     warn_collision(&self.cluster, &id, &name, &row);
                     self.stats.objects_key_collision += 1;
@@ -989,6 +1058,46 @@ impl<'c> AccountWriter<'c> {
             }
         }
         Ok(None)
+    }
+
+    /// Another cache type of the account holding `type_name`'s table, if any (the diff path's
+    /// side of [`ApplyStats::objects_table_collision`]); else `type_name` now holds it.
+    async fn table_holder(&mut self, type_name: &str) -> Result<Option<String>, ApplyError> {
+        if self.table_types.is_none() {
+            let mut holders = HashMap::new();
+            for stored in self.all_types().await? {
+                let table = self.database.cache_tables(&stored)?.resource;
+                // Sorted, as the stored types have no order of arrival: the first keeps it.
+                holders.entry(table).or_insert(stored);
+            }
+            self.table_types = Some(holders);
+        }
+        let table = self.database.cache_tables(type_name)?.resource;
+        let holders = self.table_types.get_or_insert_with(HashMap::new);
+        let holder = holders
+            .entry(table)
+            .or_insert_with(|| type_name.to_string());
+        Ok((holder != type_name).then(|| holder.clone()))
+    }
+
+    /// The cache types of every object of the account, sorted.
+    async fn all_types(&mut self) -> Result<BTreeSet<String>, ApplyError> {
+        let sql =
+            self.sql("SELECT DISTINCT cache_type AS v FROM outpost_resources WHERE account = ?");
+        let rows = sqlx::query(&sql)
+            .bind(&self.account)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error("listing cache types"))?;
+        rows.iter()
+            .map(|row| text(row, "v"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                ApplyError::Database(
+                    self.database
+                        .query_error(format!("cluster {}: listing cache types", self.cluster), e),
+                )
+            })
     }
 
     /// The name of the stored object with cache id `id`, if any.
@@ -1661,6 +1770,11 @@ impl<'c> AccountWriter<'c> {
         }
         Ok(())
     }
+}
+
+/// Logs the first object of `type_name` left out because `holder` holds its table.
+fn warn_table_collision(cluster: &str, table: &str, holder: &str, type_name: &str) {
+    tracing::warn!(cluster = %cluster, table = %table, kept = %holder, skipped = %type_name, "two cache types have one table name: the first keeps it, the other's objects are left out of every table");
 }
 
 /// Logs an object left out because `id` (the object `name`) holds its key.
