@@ -447,3 +447,508 @@ async fn a_heartbeat_in_the_future_is_a_fault(kind: &str) {
 }
 
 on_each_database!(a_heartbeat_in_the_future_is_a_fault: sqlite, postgres, mariadb);
+
+/// The stats of `cluster`'s applied outcome in `report`.
+fn applied_stats(
+    report: &outpost::indexer::RunReport,
+    cluster: &str,
+) -> outpost::indexer::apply::ApplyStats {
+    match outcome_of(report, cluster) {
+        Outcome::Applied { stats, .. } => stats.clone(),
+        other => panic!("{cluster}: {other:?}"),
+    }
+}
+
+/// `rows` without the rows whose id `drop` matches and without any relationship to such an
+/// id (a group emptied so disappears, but for the sticky `service` and `pod` groups).
+fn rows_without(rows: common::db::Rows, drop: impl Fn(&str) -> bool) -> common::db::Rows {
+    rows.into_iter()
+        .filter(|((_, id), _)| !drop(id))
+        .map(|(key, mut body)| {
+            if let Some(groups) = body["relationships"].as_object_mut() {
+                for ids in groups.values_mut() {
+                    if let Some(list) = ids.as_array_mut() {
+                        list.retain(|id| !id.as_str().is_some_and(&drop));
+                    }
+                }
+                groups.retain(|group, ids| {
+                    group == "service"
+                        || group == "pod"
+                        || ids.as_array().is_some_and(|l| !l.is_empty())
+                });
+            }
+            (key, body)
+        })
+        .collect()
+}
+
+/// `sql`'s count with `pattern` bound `binds` times.
+async fn count_like(database: &Database, sql: &str, pattern: &str, binds: usize) -> i64 {
+    let sql = database.sql(sql);
+    let mut query = sqlx::query_scalar(&sql);
+    for _ in 0..binds {
+        query = query.bind(pattern);
+    }
+    query.fetch_one(database.pool()).await.unwrap()
+}
+
+/// An object whose cache id is longer than Clouddriver's 352 characters (a 63-character
+/// namespace and a 253-character name) does not fail its cluster: where the database limits ids
+/// (MySQL, SQLite) it is left out of every table and of the relationships of the rows pointing
+/// to it, in the snapshot and the diff paths alike, and counted; PostgreSQL has no limit and
+/// keeps it.
+async fn an_object_with_an_overlong_cache_id_is_skipped_everywhere(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let namespace = "n".repeat(63);
+    let long_name = "l".repeat(253);
+    let long_pod = pod(&namespace, &long_name, None);
+    let child = pod(
+        &namespace,
+        "child",
+        Some(("apps/v1", "ReplicaSet", &long_name)),
+    );
+    let normal = pod(&namespace, "normal", None);
+    let mut chain = Chain::new(&store, "longids");
+    chain
+        .snapshot(&[long_pod.clone(), child.clone(), normal.clone()])
+        .await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+    let limited = database.dialect().max_id_length().is_some();
+    let is_long = |id: &str| limited && id.len() > 352;
+
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(
+        applied_stats(&report, "longids").objects_id_too_long,
+        u64::from(limited)
+    );
+    let expected = rows_without(
+        expected_rows(&store, &chain.cluster, "longids").await,
+        is_long,
+    );
+    assert_eq!(stored_rows(&database, "longids").await, expected);
+    let pattern = format!("%{long_name}%");
+    let in_resources = count_like(
+        &database,
+        "SELECT COUNT(*) FROM outpost_resources WHERE cache_id LIKE ?",
+        &pattern,
+        1,
+    )
+    .await;
+    assert_eq!(in_resources, i64::from(!limited), "outpost_resources");
+    let in_links = count_like(
+        &database,
+        "SELECT COUNT(*) FROM outpost_links WHERE a_id LIKE ? OR b_id LIKE ? OR declarer_id LIKE ?",
+        &pattern,
+        3,
+    )
+    .await;
+    assert_eq!(in_links > 0, !limited, "outpost_links: {in_links}");
+
+    // A diff changing the long object and the one pointing to it: still skipped, still counted.
+    let mut changed = long_pod.clone();
+    changed["metadata"]["resourceVersion"] = "2".into();
+    changed["metadata"]["labels"]["step"] = "two".into();
+    let mut child = child;
+    child["metadata"]["resourceVersion"] = "2".into();
+    chain.diff(&[changed, child], &[normal]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "diff");
+    assert_eq!(
+        applied_stats(&report, "longids").objects_id_too_long,
+        u64::from(limited)
+    );
+    assert_eq!(
+        stored_rows(&database, "longids").await,
+        rows_without(
+            expected_rows(&store, &chain.cluster, "longids").await,
+            is_long
+        )
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(an_object_with_an_overlong_cache_id_is_skipped_everywhere: sqlite, postgres, mariadb);
+
+/// What the reference builder computes for an account holding exactly `objects`.
+async fn reference_rows(account: &str, objects: &[serde_json::Value]) -> common::db::Rows {
+    let store = Store::open(&format!("memory://reference-{:08x}", rand::random::<u32>()))
+        .await
+        .unwrap();
+    let mut chain = Chain::new(&store, account);
+    chain.snapshot(objects).await;
+    chain.publish().await;
+    expected_rows(&store, &chain.cluster, account).await
+}
+
+/// Two objects with one cache key as the database compares it — names differing only in `:`
+/// and `;` (keys store `:` as `;`) everywhere, and on MySQL names differing only in case (the
+/// `cats_v1_*` tables are utf8mb4_unicode_ci) — never overwrite each other: the first seen
+/// keeps the key, the other is left out and counted, in the snapshot and the diff paths; and an
+/// object renamed to another case replaces the old row on MySQL instead of being deleted with it
+/// (the cats tables are compared exactly). Names are crafted in the bucket: the API server would
+/// refuse upper case in most kinds, a bucket is not bound by it.
+async fn objects_of_one_key_never_overwrite_each_other(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mysql = database.dialect() == outpost::cache::Dialect::MySql;
+    let upper = pod("default", "Web", None);
+    let lower = pod("default", "web", None);
+    let colon = pod("default", "a:b", None);
+    let semicolon = pod("default", "a;b", None);
+    let normal = pod("default", "normal", None);
+    let mut chain = Chain::new(&store, "keys");
+    chain
+        .snapshot(&[
+            upper.clone(),
+            lower.clone(),
+            colon.clone(),
+            semicolon.clone(),
+            normal.clone(),
+        ])
+        .await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(
+        applied_stats(&report, "keys").objects_key_collision,
+        1 + u64::from(mysql)
+    );
+    let mut winners = vec![upper.clone(), colon.clone(), normal.clone()];
+    if !mysql {
+        winners.push(lower.clone());
+    }
+    assert_eq!(
+        stored_rows(&database, "keys").await,
+        reference_rows("keys", &winners).await,
+        "snapshot"
+    );
+
+    // A diff deleting the loser `a;b` and changing `web`: the winners' rows stay.
+    let mut changed = lower.clone();
+    changed["metadata"]["resourceVersion"] = "2".into();
+    changed["metadata"]["labels"]["step"] = "two".into();
+    chain.diff(&[changed.clone()], &[semicolon]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "diff");
+    assert_eq!(
+        applied_stats(&report, "keys").objects_key_collision,
+        u64::from(mysql)
+    );
+    let mut winners = vec![upper.clone(), colon.clone(), normal.clone()];
+    if !mysql {
+        winners.push(changed);
+    }
+    assert_eq!(
+        stored_rows(&database, "keys").await,
+        reference_rows("keys", &winners).await,
+        "diff"
+    );
+
+    // `web` alone, then renamed `Web`: the new row replaces the old one, it is not deleted.
+    for object in [lower, upper] {
+        let mut chain_now = Chain::new(&store, "keys");
+        chain_now.now = chain.now + chrono::Duration::seconds(30);
+        chain_now.snapshot(&[object.clone(), normal.clone()]).await;
+        chain_now.publish().await;
+        chain = chain_now;
+        let report = indexer.run_once(None).await.unwrap();
+        assert_no_failures(&report, "snapshot");
+        assert_eq!(
+            stored_rows(&database, "keys").await,
+            reference_rows("keys", &[object.clone(), normal.clone()]).await,
+            "{}",
+            object["metadata"]["name"]
+        );
+    }
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(objects_of_one_key_never_overwrite_each_other: sqlite, postgres, mariadb);
+
+/// What the reference builder computes under `options` for the objects the bucket holds for
+/// `cluster` now.
+async fn expected_rows_with(
+    store: &Store,
+    cluster: &ClusterName,
+    account: &str,
+    options: &outpost::cache::CacheOptions,
+) -> common::db::Rows {
+    let (_, objects) = common::replay(store, cluster).await.unwrap();
+    let resources: Vec<outpost::cache::Resource> = objects
+        .into_values()
+        .map(|(_, object)| outpost::cache::Resource::parse(object).unwrap())
+        .collect();
+    outpost::cache::build_account(account, &resources, options, 0)
+        .into_iter()
+        .map(|row| ((row.type_name, row.id), common::db::normalize(&row.body)))
+        .collect()
+}
+
+fn fan_out_service(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "fan", "uid": format!("uid-{name}"), "resourceVersion": "1"},
+        "spec": {"selector": {"app": "shared"}}})
+}
+
+fn fan_out_replica_set(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": "fan", "uid": format!("uid-{name}"), "resourceVersion": "1"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shared"}},
+            "template": {"metadata": {"labels": {"app": "shared"}}, "spec": {"containers": []}}}})
+}
+
+/// Many Services and ReplicaSets sharing one label cost links in proportion to their number,
+/// not its square: each Service keeps its first `max_selector_links` ReplicaSets by key, the cut
+/// is counted, and the diff path (ReplicaSets coming and going around the bound) stores the
+/// same links and rows as a snapshot of the same state.
+async fn selector_fan_out_is_bounded(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    const SIDE: usize = 300;
+    const BOUND: usize = 100;
+    let cache = outpost::cache::CacheOptions {
+        max_selector_links: outpost::cache::SelectorBound(BOUND),
+        ..outpost::cache::CacheOptions::default()
+    };
+    let options = IndexOptions {
+        cache: cache.clone(),
+        ..IndexOptions::default()
+    };
+    let indexer = indexer(&store, &database, options);
+    let services: Vec<_> = (0..SIDE)
+        .map(|i| fan_out_service(&format!("svc-{i:03}")))
+        .collect();
+    let replica_sets: Vec<_> = (0..SIDE)
+        .map(|i| fan_out_replica_set(&format!("rs-{i:03}")))
+        .collect();
+    let selector_links = || async {
+        let sql = database
+            .sql("SELECT COUNT(*) FROM outpost_links WHERE account = ? AND origin = 'selector'");
+        let count: i64 = sqlx::query_scalar(&sql)
+            .bind("fan")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+        count as usize
+    };
+    // What a Service's row lists (the application row named after the ReplicaSets lists them
+    // all, as it would without any Service).
+    let max_listed = |rows: &common::db::Rows| {
+        rows.iter()
+            .filter(|((type_name, _), _)| type_name == "service")
+            .map(|(_, body)| {
+                body["relationships"]["replicaSet"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .max()
+            .unwrap_or(0)
+    };
+
+    // The diff path: Services first, then ReplicaSets in two diffs, then a diff removing kept
+    // ReplicaSets (others take their place) and adding one that sorts first.
+    let mut chain = Chain::new(&store, "fan");
+    chain.snapshot(&[pod("fan", "seed", None)]).await;
+    chain.diff(&services, &[]).await;
+    chain.diff(&replica_sets[..SIDE / 2], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "first diffs");
+    assert_eq!(
+        applied_stats(&report, "fan").selector_links_cut,
+        (SIDE * (SIDE / 2 - BOUND)) as u64
+    );
+    chain.diff(&replica_sets[SIDE / 2..], &[]).await;
+    chain
+        .diff(&[fan_out_replica_set("rs-000a")], &replica_sets[..10])
+        .await;
+    chain.publish().await;
+    assert_no_failures(&indexer.run_once(None).await.unwrap(), "later diffs");
+    let by_diffs = stored_rows(&database, "fan").await;
+    assert_eq!(
+        by_diffs,
+        expected_rows_with(&store, &chain.cluster, "fan", &cache).await
+    );
+    assert_eq!(selector_links().await, SIDE * BOUND);
+    assert_eq!(max_listed(&by_diffs), BOUND);
+
+    // A snapshot of the same state: the same rows and links, the cut reported.
+    let mut state: Vec<_> = services.clone();
+    state.push(pod("fan", "seed", None));
+    state.push(fan_out_replica_set("rs-000a"));
+    state.extend(replica_sets[10..].iter().cloned());
+    let mut again = Chain::new(&store, "fan");
+    again.now = chain.now + chrono::Duration::seconds(30);
+    again.snapshot(&state).await;
+    again.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(
+        applied_stats(&report, "fan").selector_links_cut,
+        (SIDE * (SIDE - 10 + 1 - BOUND)) as u64
+    );
+    assert_eq!(stored_rows(&database, "fan").await, by_diffs);
+    assert_eq!(selector_links().await, SIDE * BOUND);
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(selector_fan_out_is_bounded: sqlite, postgres, mariadb);
+
+/// How many of `types` have their resource table in `database`.
+async fn tables_of(database: &Database, types: &[String]) -> usize {
+    let mut conn = database.pool().acquire().await.unwrap();
+    let mut count = 0;
+    for type_name in types {
+        let table = database.cache_tables(type_name).unwrap().resource;
+        if database.table_exists(&mut conn, &table).await.unwrap() {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Invented kinds cost no DDL unless their objects can get rows: with the default kinds (custom
+/// resources are not cached) a snapshot of 30 of them creates none of their tables; when every
+/// kind is cached, one run creates at most `max_new_cache_types` new types' tables and the
+/// cluster is indexed once the later runs created the rest.
+async fn invented_kinds_create_bounded_tables(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    const KINDS: usize = 30;
+    const PER_RUN: usize = 10;
+    let objects: Vec<serde_json::Value> = (0..KINDS)
+        .map(|i| {
+            serde_json::json!({"apiVersion": format!("k{i:02}.example.com/v1"), "kind": format!("Thing{i:02}"),
+                "metadata": {"name": "one", "namespace": "default", "uid": format!("uid-{i}"), "resourceVersion": "1"}})
+        })
+        .chain([pod("default", "web", None)])
+        .collect();
+    let types: Vec<String> = (0..KINDS)
+        .map(|i| format!("Thing{i:02}.k{i:02}.example.com"))
+        .collect();
+    let mut chain = Chain::new(&store, "kinds");
+    chain.snapshot(&objects).await;
+    chain.publish().await;
+    let report = indexer(&store, &database, IndexOptions::default())
+        .run_once(None)
+        .await
+        .unwrap();
+    assert_no_failures(&report, "default kinds");
+    assert_eq!(
+        tables_of(&database, &types).await,
+        0,
+        "tables of uncached kinds"
+    );
+
+    let all = IndexOptions {
+        cache: outpost::cache::CacheOptions {
+            kinds: outpost::cache::KindFilter::All,
+            ..outpost::cache::CacheOptions::default()
+        },
+        max_new_cache_types: PER_RUN,
+        ..IndexOptions::default()
+    };
+    let every_kind = indexer(&store, &database, all);
+    // A new snapshot, which the runs below load under the new options.
+    let mut again = Chain::new(&store, "kinds");
+    again.now = chain.now + chrono::Duration::seconds(30);
+    again.snapshot(&objects).await;
+    again.publish().await;
+    for run in 1..=KINDS / PER_RUN {
+        let report = every_kind.run_once(None).await.unwrap();
+        assert_eq!(
+            tables_of(&database, &types).await,
+            run * PER_RUN,
+            "run {run}"
+        );
+        let failed = report.failures().count();
+        assert_eq!(
+            failed,
+            usize::from(run < KINDS / PER_RUN),
+            "run {run}: {report:?}"
+        );
+    }
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(invented_kinds_create_bounded_tables: sqlite, postgres, mariadb);
+
+/// Two kinds whose cache types have one table name (`Widget.example.com` and
+/// `Widget.example-com`) no longer delete each other's rows: the first seen keeps the table, the
+/// other's objects are left out and counted, in the snapshot and the diff paths.
+async fn kinds_of_one_table_never_delete_each_other(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let cache = outpost::cache::CacheOptions {
+        kinds: outpost::cache::KindFilter::All,
+        ..outpost::cache::CacheOptions::default()
+    };
+    let options = IndexOptions {
+        cache: cache.clone(),
+        ..IndexOptions::default()
+    };
+    let widget = |group: &str, name: &str| {
+        serde_json::json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{group}-{name}"), "resourceVersion": "1"}})
+    };
+    let dotted = widget("example.com", "a");
+    let dashed = widget("example-com", "b");
+    let web = pod("default", "web", None);
+    let mut chain = Chain::new(&store, "widgets");
+    chain
+        .snapshot(&[dotted.clone(), dashed.clone(), web.clone()])
+        .await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, options);
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "snapshot");
+    assert_eq!(applied_stats(&report, "widgets").objects_table_collision, 1);
+    let reference = |objects: Vec<serde_json::Value>| {
+        let cache = cache.clone();
+        async move {
+            let store = Store::open(&format!("memory://reference-{:08x}", rand::random::<u32>()))
+                .await
+                .unwrap();
+            let mut chain = Chain::new(&store, "widgets");
+            chain.snapshot(&objects).await;
+            chain.publish().await;
+            expected_rows_with(&store, &chain.cluster, "widgets", &cache).await
+        }
+    };
+    assert_eq!(
+        stored_rows(&database, "widgets").await,
+        reference(vec![dotted.clone(), web.clone()]).await,
+        "snapshot"
+    );
+
+    let mut changed = dashed.clone();
+    changed["metadata"]["resourceVersion"] = "2".into();
+    let mut dotted_changed = dotted.clone();
+    dotted_changed["metadata"]["resourceVersion"] = "2".into();
+    dotted_changed["metadata"]["labels"] = serde_json::json!({"step": "two"});
+    chain.diff(&[changed, dotted_changed.clone()], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_no_failures(&report, "diff");
+    assert_eq!(applied_stats(&report, "widgets").objects_table_collision, 1);
+    assert_eq!(
+        stored_rows(&database, "widgets").await,
+        reference(vec![dotted_changed, web]).await,
+        "diff"
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(kinds_of_one_table_never_delete_each_other: sqlite, postgres, mariadb);

@@ -20,7 +20,9 @@ pub use kinds::{KubernetesKind, SpinnakerKind};
 pub use moniker::{FriggaNames, Moniker};
 pub use names::{Dialect, check_agent_name, rel_table, resource_table};
 pub use relationships::{LogicalLinks, account_links, selector_matches};
-pub use resource::{CacheOptions, KindFilter, OwnerReference, Resource};
+pub use resource::{
+    CacheOptions, DEFAULT_MAX_SELECTOR_LINKS, KindFilter, OwnerReference, Resource, SelectorBound,
+};
 
 /// What went wrong while naming tables or agents or reading a manifest; each variant names the
 /// offending value.

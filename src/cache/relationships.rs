@@ -167,10 +167,19 @@ pub fn account_links(
         }
         if let Some(selector) = resource.selector() {
             let candidates = replica_sets.get(resource.namespace());
-            for replica_set in candidates.into_iter().flatten() {
-                let labels = replica_set.template_labels();
-                if labels.is_some_and(|labels| selector_matches(selector, labels)) {
-                    link(&key, &replica_set.key(account));
+            let matched: BTreeSet<String> = candidates
+                .into_iter()
+                .flatten()
+                .filter(|replica_set| {
+                    replica_set
+                        .template_labels()
+                        .is_some_and(|labels| selector_matches(selector, labels))
+                })
+                .map(|replica_set| replica_set.key(account).to_string())
+                .collect();
+            for replica_set in matched.iter().take(options.max_selector_links.0) {
+                if let Some(replica_set) = CacheKey::parse(replica_set) {
+                    link(&key, &replica_set);
                 }
             }
         }

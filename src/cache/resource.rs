@@ -43,6 +43,25 @@ pub struct CacheOptions {
     /// `customResources[].spinnakerKind`: Spinnaker kinds for custom kinds, keyed by kind string
     /// and matched case-insensitively.
     pub spinnaker_kinds: BTreeMap<String, SpinnakerKind>,
+    /// The most ReplicaSets one Service's selector links (see [`SelectorBound`]).
+    pub max_selector_links: SelectorBound,
+}
+
+/// The default of [`SelectorBound`]: far above what a real Service selects, far below the
+/// quadratic fan-out of many Services sharing one label with many ReplicaSets.
+pub const DEFAULT_MAX_SELECTOR_LINKS: usize = 500;
+
+/// The most selector links (Service → ReplicaSet) one Service keeps: the ReplicaSets it matches
+/// sorted by cache key, the first ones kept (so every path to the same state keeps the same
+/// links). Without it S Services and R ReplicaSets sharing one label cost S × R links and rows
+/// listing thousands of keys; with it the cost grows with the account's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectorBound(pub usize);
+
+impl Default for SelectorBound {
+    fn default() -> Self {
+        Self(DEFAULT_MAX_SELECTOR_LINKS)
+    }
 }
 
 impl CacheOptions {

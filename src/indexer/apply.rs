@@ -56,6 +56,21 @@ pub struct ApplyStats {
     pub rows_unchanged: u64,
     /// Cache rows deleted.
     pub rows_deleted: u64,
+    /// Objects left out of every table because their cache id is longer than the database's
+    /// [`Dialect::max_id_length`] (Clouddriver drops such items too).
+    pub objects_id_too_long: u64,
+    /// Objects left out of every table because another object of the account already has
+    /// their cache key as the database compares it: names that differ only in `:` and `;`
+    /// (keys store `:` as `;`), or on MySQL only in case. The first seen keeps the key.
+    pub objects_key_collision: u64,
+    /// Selector links (Service → ReplicaSet) not stored because the Service matched more
+    /// ReplicaSets than [`CacheOptions::max_selector_links`].
+    pub selector_links_cut: u64,
+    /// Objects left out of every table because their cache type's table name is another type's
+    /// already in the account (`Widget.example.com` and `Widget.example-com`: table names keep
+    /// only letters, digits and `_`; PostgreSQL folds them to lower case). The first type seen
+    /// keeps the table.
+    pub objects_table_collision: u64,
 }
 
 /// Why a record could not be applied (the cluster's transaction is rolled back).
@@ -75,7 +90,9 @@ pub enum ApplyError {
         cluster: String,
         reason: &'static str,
     },
-    #[error("cluster {cluster}: row {id} belongs in table {table}, which does not exist")]
+    #[error(
+        "cluster {cluster}: row {id} belongs in table {table}, which does not exist (a run creates a bounded number of new cache types' tables: the next run goes on)"
+    )]
     MissingTable {
         cluster: String,
         table: String,
@@ -141,6 +158,12 @@ pub struct AccountWriter<'c> {
     now_ms: i64,
     /// Keys whose rows must be recomputed when the diff is done.
     dirty: BTreeSet<String>,
+    /// The cache type holding each `cats_v1_*` table among the account's objects, for the diff
+    /// path (read on first use).
+    table_types: Option<HashMap<String, String>>,
+    /// Services whose selector links must be matched anew (they were at the bound and a
+    /// ReplicaSet they match came or went).
+    relink: BTreeSet<String>,
     stats: ApplyStats,
     /// While a snapshot loads.
     snapshot: Option<SnapshotLoad>,
@@ -156,6 +179,15 @@ struct SnapshotLoad {
     /// Rows of keys several objects share, until every object was seen: `id → (rank, type,
     /// row)`.
     shared: BTreeMap<String, (String, String, CacheData)>,
+    /// The first object seen of each key as the database compares it
+    /// ([`Database::collation_key`]): `collation key → (id, name)`.
+    claimed: HashMap<String, (String, String)>,
+    /// See [`RowMaker::losers`].
+    losers: Arc<HashMap<String, String>>,
+    /// The type holding each table among the snapshot's objects: `table → type`.
+    table_types: HashMap<String, String>,
+    /// See [`RowMaker::shadowed`].
+    shadowed: Arc<BTreeSet<String>>,
 }
 
 /// The snapshot's relationship graph: collected in the first pass, complete in the second.
@@ -200,16 +232,25 @@ pub struct RowMaker {
     cluster: String,
     account: String,
     options: CacheOptions,
+    /// The database's longest cache id.
+    max_id: Option<usize>,
     /// The snapshot's graph, for its second pass.
     graph: Option<Arc<AccountGraph>>,
+    /// Keys of the objects the first pass left out for a collision, with the name of the object
+    /// that kept the key: an object of such a key and another name gets no row.
+    losers: Arc<HashMap<String, String>>,
+    /// Cache types whose table another type of the account holds: their objects get no row.
+    shadowed: Arc<BTreeSet<String>>,
 }
 
 /// A batch of a snapshot's first pass, ready to store: [`RowMaker::objects`].
 #[derive(Debug)]
 pub struct ObjectBatch {
     records: u64,
-    rows: Vec<ResourceRow>,
-    resources: Vec<Resource>,
+    /// Objects left out for their cache id's length.
+    ids_too_long: u64,
+    /// Each object's row and resource, in the segment's order.
+    objects: Vec<(ResourceRow, Resource)>,
 }
 
 /// A batch of a snapshot's second pass, ready to write: [`RowMaker::rows`].
@@ -250,9 +291,25 @@ struct Parser<'a> {
     cluster: &'a str,
     account: &'a str,
     options: &'a CacheOptions,
+    max_id: Option<usize>,
+}
+
+/// Whether `id` is longer than the database stores (`max_id`): such an object is left out of
+/// every table and every other row's relationships, in the snapshot and the diff paths alike.
+fn too_long(id: &str, max_id: Option<usize>) -> bool {
+    max_id.is_some_and(|limit| id.len() > limit)
 }
 
 impl Parser<'_> {
+    /// Whether the object of `row` is left out for its id's length (logged once, here).
+    fn skips_long_id(&self, row: &ResourceRow) -> bool {
+        let skip = too_long(&row.cache_id, self.max_id);
+        if skip {
+            tracing::warn!(cluster = %self.cluster, id = %row.cache_id, limit = ?self.max_id, "cache id too long for this database: object left out of every table, as Clouddriver drops it");
+        }
+        skip
+    }
+
     /// The resource of `target` from its parsed JSON (`parsed`), or the error naming it.
     fn resource_from(
         &self,
@@ -319,14 +376,15 @@ impl RowMaker {
             cluster: &self.cluster,
             account: &self.account,
             options: &self.options,
+            max_id: self.max_id,
         }
     }
 
     /// Parses a first-pass batch: the objects' rows and what the graph needs.
     pub fn objects(&self, records: Vec<Record>) -> Result<ObjectBatch, ApplyError> {
-        let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
-        let mut resources = Vec::with_capacity(records.len());
+        let mut objects = Vec::with_capacity(records.len());
         let count = records.len() as u64;
+        let mut ids_too_long = 0;
         for record in records {
             if let Record::Put {
                 target,
@@ -337,14 +395,17 @@ impl RowMaker {
                 let (row, resource) =
                     self.parser()
                         .row_of(&target, &resource_version, object.get())?;
-                rows.insert(row.cache_id.clone(), row);
-                resources.push(resource);
+                if self.parser().skips_long_id(&row) {
+                    ids_too_long += 1;
+                    continue;
+                }
+                objects.push((row, resource));
             }
         }
         Ok(ObjectBatch {
             records: count,
-            rows: rows.into_values().collect(),
-            resources,
+            ids_too_long,
+            objects,
         })
     }
 
@@ -370,6 +431,15 @@ impl RowMaker {
             }
             let key = resource.key(&self.account);
             let id = key.to_string();
+            if too_long(&id, self.max_id)
+                || self.shadowed.contains(key.group())
+                || self
+                    .losers
+                    .get(&id)
+                    .is_some_and(|winner| *winner != target.name)
+            {
+                continue;
+            }
             let related = graph.related(&id);
             let type_name = key.group().to_string();
             if graph.is_shared(&id) {
@@ -416,6 +486,8 @@ impl<'c> AccountWriter<'c> {
             options: options.clone(),
             now_ms,
             dirty: BTreeSet::new(),
+            relink: BTreeSet::new(),
+            table_types: None,
             stats: ApplyStats::default(),
             snapshot: None,
         }
@@ -444,11 +516,24 @@ impl<'c> AccountWriter<'c> {
             Some(Graph::Built(graph)) => Some(Arc::clone(graph)),
             _ => None,
         };
+        let losers = self
+            .snapshot
+            .as_ref()
+            .map(|load| Arc::clone(&load.losers))
+            .unwrap_or_default();
+        let shadowed = self
+            .snapshot
+            .as_ref()
+            .map(|load| Arc::clone(&load.shadowed))
+            .unwrap_or_default();
         RowMaker {
             cluster: self.cluster.clone(),
             account: self.account.clone(),
             options: self.options.clone(),
+            max_id: self.database.dialect().max_id_length(),
             graph,
+            losers,
+            shadowed,
         }
     }
 
@@ -489,6 +574,8 @@ impl<'c> AccountWriter<'c> {
                 origin: LOGICAL,
             });
         }
+        let max_id = self.database.dialect().max_id_length();
+        links.retain(|link| !too_long(&link.a, max_id) && !too_long(&link.b, max_id));
         links
     }
 
@@ -512,9 +599,16 @@ impl<'c> AccountWriter<'c> {
                 })?;
         }
         self.snapshot = Some(SnapshotLoad {
-            graph: Graph::Building(Box::new(GraphBuilder::new(&self.account, &self.options))),
+            graph: Graph::Building(Box::new(
+                GraphBuilder::new(&self.account, &self.options)
+                    .max_id_length(self.database.dialect().max_id_length()),
+            )),
             stored: BTreeMap::new(),
             shared: BTreeMap::new(),
+            claimed: HashMap::new(),
+            losers: Arc::new(HashMap::new()),
+            table_types: HashMap::new(),
+            shadowed: Arc::new(BTreeSet::new()),
         });
         Ok(())
     }
@@ -537,17 +631,69 @@ impl<'c> AccountWriter<'c> {
     /// [`load_batch`](Self::load_batch) for a batch prepared by [`RowMaker::objects`].
     pub async fn store_objects(&mut self, batch: ObjectBatch) -> Result<(), ApplyError> {
         self.stats.records += batch.records;
+        self.stats.objects_id_too_long += batch.ids_too_long;
         let cluster = self.cluster.clone();
-        let Graph::Building(builder) = &mut self.snapshot_load()?.graph else {
+        let database = self.database.clone();
+        let mut tables = HashMap::new();
+        for (row, _) in &batch.objects {
+            if !tables.contains_key(&row.cache_type) {
+                let table = database.cache_tables(&row.cache_type)?.resource;
+                tables.insert(row.cache_type.clone(), table);
+            }
+        }
+        let SnapshotLoad {
+            graph,
+            claimed,
+            losers,
+            table_types,
+            shadowed,
+            ..
+        } = self.snapshot_load()?;
+        let Graph::Building(builder) = graph else {
             return Err(ApplyError::Sequence {
                 cluster,
                 reason: "objects added after the links were computed",
             });
         };
-        for resource in &batch.resources {
-            builder.add(resource);
+        // One row per key in a statement (an object under two API versions is one key).
+        let mut rows: BTreeMap<String, ResourceRow> = BTreeMap::new();
+        let mut collisions = 0;
+        let mut table_collisions = 0;
+        for (row, resource) in batch.objects {
+            if let Some(table) = tables.get(&row.cache_type) {
+                let holder = table_types
+                    .entry(table.clone())
+                    .or_insert_with(|| row.cache_type.clone());
+                if *holder != row.cache_type {
+                    if Arc::make_mut(shadowed).insert(row.cache_type.clone()) {
+                        warn_table_collision(&cluster, table, holder, &row.cache_type);
+                    }
+                    table_collisions += 1;
+                    continue;
+                }
+            }
+            match claimed.get(&database.collation_key(&row.cache_id)) {
+                Some((id, name)) if *id != row.cache_id || *name != row.name => {
+                    warn_collision(&cluster, id, name, &row);
+                    Arc::make_mut(losers).insert(row.cache_id.clone(), name.clone());
+                    collisions += 1;
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    claimed.insert(
+                        database.collation_key(&row.cache_id),
+                        (row.cache_id.clone(), row.name.clone()),
+                    );
+                }
+            }
+            builder.add(&resource);
+            rows.insert(row.cache_id.clone(), row);
         }
-        self.insert_resources(&batch.rows).await
+        self.stats.objects_key_collision += collisions;
+        self.stats.objects_table_collision += table_collisions;
+        let rows: Vec<ResourceRow> = rows.into_values().collect();
+        self.insert_resources(&rows).await
     }
 
     /// Between the two passes: matches the partners in memory and stores every link.
@@ -563,6 +709,9 @@ impl<'c> AccountWriter<'c> {
                 });
             }
         };
+        for (service, cut) in graph.cut_links() {
+            self.note_cut(service, cut);
+        }
         let links: Vec<LinkRow<'_>> = graph.links().collect();
         let result = self.insert_links(&links).await;
         drop(links);
@@ -634,8 +783,24 @@ impl<'c> AccountWriter<'c> {
         let mut types = previous_types.clone();
         types.insert("applications".into());
         types.insert("clusters".into());
+        // Each table once: a type whose table another type holds would read that type's rows
+        // as its own leftovers.
+        let mut read: BTreeSet<String> = BTreeSet::new();
+        if let Some(load) = &self.snapshot {
+            for type_name in load.stored.keys() {
+                read.insert(self.database.cache_tables(type_name)?.resource);
+            }
+        }
         for type_name in &types {
-            self.stored_rows(type_name).await?;
+            let table = self.database.cache_tables(type_name)?.resource;
+            let first = read.insert(table);
+            let loaded = self
+                .snapshot
+                .as_ref()
+                .is_some_and(|load| load.stored.contains_key(type_name));
+            if first || loaded {
+                self.stored_rows(type_name).await?;
+            }
         }
         let stored = self
             .snapshot
@@ -668,11 +833,15 @@ impl<'c> AccountWriter<'c> {
             let logical = matches!(type_name, "applications" | "clusters");
             let body = if logical { "body" } else { "NULL AS body" };
             let sql = self.sql(&format!(
-                "SELECT id, body_hash, {body} FROM {} WHERE agent = ?",
-                tables.resource
+                "SELECT id, body_hash, {body} FROM {} WHERE {}",
+                tables.resource,
+                self.database.exact_in("agent", 1)
             ));
-            let rows = sqlx::query(&sql)
-                .bind(&self.agent)
+            let mut query = sqlx::query(&sql);
+            for _ in 0..self.database.exact_binds() {
+                query = query.bind(&self.agent);
+            }
+            let rows = query
                 .fetch_all(&mut *self.conn)
                 .await
                 .map_err(self.error(format!("reading {}", tables.resource)))?;
@@ -763,13 +932,19 @@ impl<'c> AccountWriter<'c> {
         if ids.is_empty() {
             return Ok(());
         }
-        let list = vec!["?"; ids.len()].join(", ");
         let sql = self.sql(&format!(
-            "DELETE FROM {table} WHERE agent = ? AND id IN ({list})"
+            "DELETE FROM {table} WHERE {} AND {}",
+            self.database.exact_in("agent", 1),
+            self.database.exact_in("id", ids.len())
         ));
-        let mut query = sqlx::query(&sql).bind(&self.agent);
-        for id in ids {
-            query = query.bind(id);
+        let mut query = sqlx::query(&sql);
+        for _ in 0..self.database.exact_binds() {
+            query = query.bind(&self.agent);
+        }
+        for _ in 0..self.database.exact_binds() {
+            for id in ids {
+                query = query.bind(id);
+            }
         }
         let result = query
             .execute(&mut *self.conn)
@@ -794,8 +969,24 @@ impl<'c> AccountWriter<'c> {
                     cluster: &self.cluster,
                     account: &self.account,
                     options: &self.options,
+                    max_id: self.database.dialect().max_id_length(),
                 };
                 let (row, resource) = parser.row_of(&target, &resource_version, object.get())?;
+                if parser.skips_long_id(&row) {
+                    self.stats.objects_id_too_long += 1;
+                    return Ok(());
+                }
+                if let Some(holder) = self.table_holder(&row.cache_type).await? {
+                    let table = self.database.cache_tables(&row.cache_type)?.resource;
+                    warn_table_collision(&self.cluster, &table, &holder, &row.cache_type);
+                    self.stats.objects_table_collision += 1;
+                    return Ok(());
+                }
+                if let Some((id, name)) = self.key_holder(&row).await? {
+                    warn_collision(&self.cluster, &id, &name, &row);
+                    self.stats.objects_key_collision += 1;
+                    return Ok(());
+                }
                 let id = row.cache_id.clone();
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;
@@ -809,6 +1000,14 @@ impl<'c> AccountWriter<'c> {
             }
             Record::Delete { target } => {
                 let id = key_of(&target, &self.account);
+                if self
+                    .stored_name(&id)
+                    .await?
+                    .is_some_and(|name| name != target.name)
+                {
+                    // The key is another object's: this one was left out for the collision.
+                    return Ok(());
+                }
                 self.touch_neighbours(&id).await?;
                 self.forget_links_of(&id).await?;
                 let sql =
@@ -828,8 +1027,221 @@ impl<'c> AccountWriter<'c> {
         Ok(())
     }
 
+    /// The `(id, name)` of another stored object holding `row`'s key as the database compares
+    /// it (see [`ApplyStats::objects_key_collision`]), if any.
+    async fn key_holder(
+        &mut self,
+        row: &ResourceRow,
+    ) -> Result<Option<(String, String)>, ApplyError> {
+        // outpost_resources compares exactly (utf8mb4_bin on MySQL): MySQL's case-insensitive
+        // match of the cats tables is spelled out.
+        let id_condition = match self.database.dialect() {
+            Dialect::MySql => "LOWER(cache_id) = ?",
+            Dialect::Postgres | Dialect::Sqlite => "cache_id = ?",
+        };
+        let sql = self.sql(&format!(
+            "SELECT cache_id, name FROM outpost_resources WHERE account = ? AND namespace = ? AND cache_type = ? AND {id_condition}"
+        ));
+        let rows = sqlx::query(&sql)
+            .bind(&self.account)
+            .bind(&row.namespace)
+            .bind(&row.cache_type)
+            .bind(self.database.collation_key(&row.cache_id))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error("reading objects of one key"))?;
+        for found in rows {
+            let id: String = text(&found, "cache_id").map_err(self.error("reading objects"))?;
+            let name: String = text(&found, "name").map_err(self.error("reading objects"))?;
+            if id != row.cache_id || name != row.name {
+                return Ok(Some((id, name)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Another cache type of the account holding `type_name`'s table, if any (the diff path's
+    /// side of [`ApplyStats::objects_table_collision`]); else `type_name` now holds it.
+    async fn table_holder(&mut self, type_name: &str) -> Result<Option<String>, ApplyError> {
+        if self.table_types.is_none() {
+            let mut holders = HashMap::new();
+            for stored in self.all_types().await? {
+                let table = self.database.cache_tables(&stored)?.resource;
+                // Sorted, as the stored types have no order of arrival: the first keeps it.
+                holders.entry(table).or_insert(stored);
+            }
+            self.table_types = Some(holders);
+        }
+        let table = self.database.cache_tables(type_name)?.resource;
+        let holders = self.table_types.get_or_insert_with(HashMap::new);
+        let holder = holders
+            .entry(table)
+            .or_insert_with(|| type_name.to_string());
+        Ok((holder != type_name).then(|| holder.clone()))
+    }
+
+    /// The cache types of every object of the account, sorted.
+    async fn all_types(&mut self) -> Result<BTreeSet<String>, ApplyError> {
+        let sql =
+            self.sql("SELECT DISTINCT cache_type AS v FROM outpost_resources WHERE account = ?");
+        let rows = sqlx::query(&sql)
+            .bind(&self.account)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error("listing cache types"))?;
+        rows.iter()
+            .map(|row| text(row, "v"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                ApplyError::Database(
+                    self.database
+                        .query_error(format!("cluster {}: listing cache types", self.cluster), e),
+                )
+            })
+    }
+
+    /// The name of the stored object with cache id `id`, if any.
+    async fn stored_name(&mut self, id: &str) -> Result<Option<String>, ApplyError> {
+        let sql = self
+            .sql("SELECT name FROM outpost_resources WHERE account = ? AND cache_id = ? LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(&self.account)
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(self.error("reading an object"))?;
+        row.map(|row| text(&row, "name")).transpose().map_err(|e| {
+            ApplyError::Database(
+                self.database
+                    .query_error(format!("cluster {}: reading an object", self.cluster), e),
+            )
+        })
+    }
+
+    fn bound(&self) -> i64 {
+        i64::try_from(self.options.max_selector_links.0).unwrap_or(i64::MAX)
+    }
+
+    /// Counts selector links cut for `service` (and logs them).
+    fn note_cut(&mut self, service: &str, cut: usize) {
+        tracing::warn!(cluster = %self.cluster, service = %service, cut, bound = self.options.max_selector_links.0, "the service's selector matches more replica sets than the bound: links to the last ones by key are not stored");
+        self.stats.selector_links_cut += cut as u64;
+    }
+
+    /// How many selector links each of `services` has (absent: none).
+    async fn selector_links_of(
+        &mut self,
+        services: &[String],
+    ) -> Result<HashMap<String, i64>, ApplyError> {
+        let mut counts = HashMap::new();
+        for chunk in services.chunks(BATCH) {
+            let list = vec!["?"; chunk.len()].join(", ");
+            let sql = self.sql(&format!("SELECT declarer_id, COUNT(*) AS n FROM outpost_links WHERE account = ? AND origin = 'selector' AND declarer_id IN ({list}) GROUP BY declarer_id"));
+            let mut query = sqlx::query(&sql).bind(&self.account);
+            for service in chunk {
+                query = query.bind(service);
+            }
+            let rows = query
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(self.error("counting selector links"))?;
+            for row in rows {
+                let service: String =
+                    text(&row, "declarer_id").map_err(self.error("counting selector links"))?;
+                let n: i64 =
+                    sqlx::Row::try_get(&row, "n").map_err(self.error("counting selector links"))?;
+                counts.insert(service, n);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The listed ReplicaSets of `namespace` that `selector` (of `service`) links: those it
+    /// matches, sorted by key, the first [`CacheOptions::max_selector_links`] (the cut counted).
+    async fn selected_by(
+        &mut self,
+        service: &str,
+        namespace: &str,
+        selector: &Labels,
+    ) -> Result<Vec<String>, ApplyError> {
+        let replica_sets: Vec<(String, Labels)> = self
+            .in_namespace(
+                namespace,
+                "template_labels",
+                "listed = 1",
+                "reading replica sets",
+            )
+            .await?;
+        let mut matched: Vec<String> = replica_sets
+            .into_iter()
+            .filter(|(_, labels)| selector_matches(selector, labels))
+            .map(|(rs, _)| rs)
+            .collect();
+        matched.sort_unstable();
+        matched.dedup();
+        let bound = self.options.max_selector_links.0;
+        if matched.len() > bound {
+            self.note_cut(service, matched.len() - bound);
+            matched.truncate(bound);
+        }
+        Ok(matched)
+    }
+
+    /// Matches anew the selector links of the Services in `relink` (see there), marking the
+    /// rows of the ReplicaSets they gain or lose.
+    async fn relink_services(&mut self) -> Result<(), ApplyError> {
+        for service in std::mem::take(&mut self.relink) {
+            let sql = self.sql("SELECT namespace, selector FROM outpost_resources WHERE account = ? AND cache_id = ? AND cached = 1 AND listed = 1");
+            let row = sqlx::query(&sql)
+                .bind(&self.account)
+                .bind(&service)
+                .fetch_optional(&mut *self.conn)
+                .await
+                .map_err(self.error("reading a service"))?;
+            let Some(row) = row else { continue };
+            let namespace = text(&row, "namespace").map_err(self.error("reading a service"))?;
+            let selector = opt_text(&row, "selector")
+                .map_err(self.error("reading a service"))?
+                .and_then(|s| serde_json::from_str::<Labels>(&s).ok());
+            let sql = self.sql("SELECT b_id FROM outpost_links WHERE account = ? AND declarer_id = ? AND origin = 'selector'");
+            let before: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(&self.account)
+                .bind(&service)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(self.error("reading selector links"))?;
+            let sql = self.sql("DELETE FROM outpost_links WHERE account = ? AND declarer_id = ? AND origin = 'selector'");
+            sqlx::query(&sql)
+                .bind(&self.account)
+                .bind(&service)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(self.error("unlinking a service"))?;
+            let after = match &selector {
+                Some(selector) => self.selected_by(&service, &namespace, selector).await?,
+                None => Vec::new(),
+            };
+            let links: Vec<Link> = after
+                .iter()
+                .map(|rs| Link {
+                    declarer: service.clone(),
+                    a: service.clone(),
+                    b: rs.clone(),
+                    origin: SELECTOR,
+                })
+                .collect();
+            let rows: Vec<LinkRow<'_>> = links.iter().map(Link::row).collect();
+            self.insert_links(&rows).await?;
+            self.dirty.extend(before);
+            self.dirty.extend(after);
+            self.dirty.insert(service);
+        }
+        Ok(())
+    }
+
     /// Recomputes every row a diff touched.
     pub async fn finish_diff(&mut self) -> Result<(), ApplyError> {
+        self.relink_services().await?;
         let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
         for chunk in dirty.chunks(BATCH) {
             self.recompute(chunk.to_vec()).await?;
@@ -851,6 +1263,21 @@ impl<'c> AccountWriter<'c> {
     /// Removes the links that depend on `id`'s manifest or existence: those it declared, and the
     /// partner links others declared to it.
     async fn forget_links_of(&mut self, id: &str) -> Result<(), ApplyError> {
+        // A Service at the bound that loses this ReplicaSet may have another to take its place.
+        let sql = self.sql("SELECT declarer_id FROM outpost_links WHERE account = ? AND b_id = ? AND origin = 'selector'");
+        let services: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(&self.account)
+            .bind(id)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error("reading selector links"))?;
+        let services: Vec<String> = services.into_iter().filter(|s| s != id).collect();
+        let counts = self.selector_links_of(&services).await?;
+        for service in services {
+            if counts.get(&service).copied().unwrap_or(0) >= self.bound() {
+                self.relink.insert(service);
+            }
+        }
         let sql = self.sql("DELETE FROM outpost_links WHERE account = ? AND declarer_id = ?");
         sqlx::query(&sql)
             .bind(&self.account)
@@ -926,18 +1353,8 @@ impl<'c> AccountWriter<'c> {
                     .as_deref()
                     .and_then(|s| serde_json::from_str::<Labels>(s).ok())
             {
-                let replica_sets: Vec<(String, Labels)> = self
-                    .in_namespace(
-                        &row.namespace,
-                        "template_labels",
-                        "listed = 1",
-                        "reading replica sets",
-                    )
-                    .await?;
-                for (rs, labels) in replica_sets {
-                    if selector_matches(&selector, &labels) {
-                        links.push(link(id, id, &rs, SELECTOR));
-                    }
+                for rs in self.selected_by(id, &row.namespace, &selector).await? {
+                    links.push(link(id, id, &rs, SELECTOR));
                 }
             }
             let referrers: Vec<(String, Vec<String>)> = self
@@ -968,9 +1385,19 @@ impl<'c> AccountWriter<'c> {
                     "reading services",
                 )
                 .await?;
-            for (service, selector) in services {
-                if service != id && selector_matches(&selector, &labels) {
+            let matching: Vec<String> = services
+                .into_iter()
+                .filter(|(service, selector)| service != id && selector_matches(selector, &labels))
+                .map(|(service, _)| service)
+                .collect();
+            let counts = self.selector_links_of(&matching).await?;
+            for service in matching {
+                // Below the bound the Service links every ReplicaSet it matches; at the bound,
+                // whether this one is among the first is decided by matching anew.
+                if counts.get(&service).copied().unwrap_or(0) < self.bound() {
                     links.push(link(&service, &service, id, SELECTOR));
+                } else {
+                    self.relink.insert(service);
                 }
             }
         }
@@ -1141,14 +1568,20 @@ impl<'c> AccountWriter<'c> {
             };
         }
         let ids: Vec<&String> = rows.keys().collect();
-        let list = vec!["?"; ids.len()].join(", ");
         let sql = self.sql(&format!(
-            "SELECT id, body_hash, body FROM {} WHERE agent = ? AND id IN ({list})",
-            tables.resource
+            "SELECT id, body_hash, body FROM {} WHERE {} AND {}",
+            tables.resource,
+            self.database.exact_in("agent", 1),
+            self.database.exact_in("id", ids.len())
         ));
-        let mut query = sqlx::query(&sql).bind(&self.agent);
-        for id in &ids {
-            query = query.bind(*id);
+        let mut query = sqlx::query(&sql);
+        for _ in 0..self.database.exact_binds() {
+            query = query.bind(&self.agent);
+        }
+        for _ in 0..self.database.exact_binds() {
+            for id in &ids {
+                query = query.bind(*id);
+            }
         }
         let stored_rows = query
             .fetch_all(&mut *self.conn)
@@ -1205,8 +1638,11 @@ impl<'c> AccountWriter<'c> {
         for chunk in upserts.chunks(BATCH / 4) {
             let values = vec!["(?, ?, NULL, ?, ?, ?)"; chunk.len()].join(", ");
             let upsert = match self.database.dialect() {
+                // MySQL's `(id, agent)` key is case-insensitive: a row whose stored id differs
+                // only in case from ours (an object renamed so) takes our exact id, so that the
+                // exact delete of the old id does not remove it.
                 Dialect::MySql => {
-                    "ON DUPLICATE KEY UPDATE application = VALUES(application), body_hash = VALUES(body_hash), body = VALUES(body), last_updated = VALUES(last_updated)"
+                    "ON DUPLICATE KEY UPDATE id = VALUES(id), application = VALUES(application), body_hash = VALUES(body_hash), body = VALUES(body), last_updated = VALUES(last_updated)"
                 }
                 _ => {
                     "ON CONFLICT (id, agent) DO UPDATE SET application = excluded.application, body_hash = excluded.body_hash, body = excluded.body, last_updated = excluded.last_updated"
@@ -1317,9 +1753,16 @@ impl<'c> AccountWriter<'c> {
         self.begin_snapshot().await?;
         for type_name in &types {
             let tables = self.database.cache_tables(type_name)?;
-            let sql = self.sql(&format!("DELETE FROM {} WHERE agent = ?", tables.resource));
-            let result = sqlx::query(&sql)
-                .bind(&self.agent)
+            let sql = self.sql(&format!(
+                "DELETE FROM {} WHERE {}",
+                tables.resource,
+                self.database.exact_in("agent", 1)
+            ));
+            let mut query = sqlx::query(&sql);
+            for _ in 0..self.database.exact_binds() {
+                query = query.bind(&self.agent);
+            }
+            let result = query
                 .execute(&mut *self.conn)
                 .await
                 .map_err(self.error(format!("evicting from {}", tables.resource)))?;
@@ -1327,6 +1770,16 @@ impl<'c> AccountWriter<'c> {
         }
         Ok(())
     }
+}
+
+/// Logs the first object of `type_name` left out because `holder` holds its table.
+fn warn_table_collision(cluster: &str, table: &str, holder: &str, type_name: &str) {
+    tracing::warn!(cluster = %cluster, table = %table, kept = %holder, skipped = %type_name, "two cache types have one table name: the first keeps it, the other's objects are left out of every table");
+}
+
+/// Logs an object left out because `id` (the object `name`) holds its key.
+fn warn_collision(cluster: &str, id: &str, name: &str, row: &ResourceRow) {
+    tracing::warn!(cluster = %cluster, kept = %id, kept_name = %name, skipped = %row.cache_id, skipped_name = %row.name, "two objects have one cache key as the database compares it: the first keeps it, the other is left out of every table");
 }
 
 /// For an application or cluster row: the hash its body would have with the stored body's

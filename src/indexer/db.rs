@@ -229,6 +229,39 @@ impl Database {
         placeholders(self.dialect, sql)
     }
 
+    /// A condition that `column` (of a Clouddriver `cats_v1_*` table) is one of `n` values,
+    /// compared exactly: those tables are `utf8mb4_unicode_ci` on MySQL, where `=` alone also
+    /// matches ids and agents differing in case or accents. On MySQL the values are bound twice
+    /// ([`Database::exact_binds`]): the collated `IN` keeps the index, the binary one decides.
+    pub fn exact_in(&self, column: &str, n: usize) -> String {
+        let list = vec!["?"; n].join(", ");
+        match self.dialect {
+            Dialect::MySql => {
+                format!("{column} IN ({list}) AND CAST({column} AS BINARY) IN ({list})")
+            }
+            Dialect::Postgres | Dialect::Sqlite => format!("{column} IN ({list})"),
+        }
+    }
+
+    /// How many times the values of an [`Database::exact_in`] condition are bound.
+    pub fn exact_binds(&self) -> usize {
+        match self.dialect {
+            Dialect::MySql => 2,
+            Dialect::Postgres | Dialect::Sqlite => 1,
+        }
+    }
+
+    /// The form of a cache id that the `cats_v1_*` tables' `(id, agent)` key compares: on MySQL
+    /// (`utf8mb4_unicode_ci`) ids differing only in case are one key — lower case stands for that
+    /// collation here, which also folds accents (object names are ASCII in practice) — elsewhere
+    /// the id itself.
+    pub fn collation_key(&self, id: &str) -> String {
+        match self.dialect {
+            Dialect::MySql => id.to_lowercase(),
+            Dialect::Postgres | Dialect::Sqlite => id.to_string(),
+        }
+    }
+
     /// An error of `what` on this database.
     pub fn query_error(&self, what: impl Into<String>, source: sqlx::Error) -> Error {
         Error::Query {
@@ -410,6 +443,51 @@ impl Database {
             created.insert(type_name.to_string());
         }
         Ok(tables)
+    }
+
+    /// Makes sure the tables exist of the cache types among `types` (those a cluster's segments
+    /// name) whose objects can get rows: the kinds `options` lists, and the application and
+    /// cluster rows. A type no object of which can be cached gets no table (a key can still
+    /// name it: its rows are then looked for with [`Database::cache_tables_exist`]). At most
+    /// `max_new` types whose tables do not exist yet are created, in sorted order; the others
+    /// are returned (logged), and a row of theirs fails its cluster this run with
+    /// [`super::apply::ApplyError::MissingTable`] — their tables come in later runs, so that no
+    /// bucket makes one run issue unbounded DDL.
+    pub async fn ensure_tables_for(
+        &self,
+        types: &BTreeSet<String>,
+        options: &cache::CacheOptions,
+        max_new: usize,
+    ) -> Result<Vec<String>, Error> {
+        let mut wanted: BTreeSet<&str> = types
+            .iter()
+            .filter(|t| options.lists_kind(&cache::KubernetesKind::from_qualified(t)))
+            .map(String::as_str)
+            .collect();
+        wanted.insert(cache::keys::APPLICATIONS);
+        wanted.insert(cache::keys::CLUSTERS);
+        let mut created = 0;
+        let mut deferred = Vec::new();
+        for type_name in wanted {
+            if !self.known(type_name) {
+                let exists = {
+                    let mut conn = self.connection("looking for a cache table").await?;
+                    self.cache_tables_exist(&mut conn, type_name).await?
+                };
+                if !exists {
+                    if created >= max_new {
+                        deferred.push(type_name.to_string());
+                        continue;
+                    }
+                    created += 1;
+                }
+            }
+            self.ensure_cache_tables(type_name).await?;
+        }
+        if !deferred.is_empty() {
+            tracing::warn!(created, deferred = deferred.len(), first = %deferred[0], max_new, "more new cache types than one run creates: the rest get their tables in later runs");
+        }
+        Ok(deferred)
     }
 
     /// Runs an idempotent DDL statement, tolerating another indexer running the same one at the

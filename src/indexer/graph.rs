@@ -106,6 +106,8 @@ pub struct GraphBuilder {
     services: HashSet<u32>,
     /// Cached Ingresses and StatefulSets with the Service keys they name.
     referrers: Vec<(u32, Vec<u32>)>,
+    /// The database's longest cache id: a longer key is in no link (its object is not stored).
+    max_id: Option<usize>,
 }
 
 impl GraphBuilder {
@@ -121,7 +123,19 @@ impl GraphBuilder {
             selectors: HashMap::new(),
             services: HashSet::new(),
             referrers: Vec::new(),
+            max_id: None,
         }
+    }
+
+    /// Leaves out of the graph every key longer than `max_id` (the database's longest cache id).
+    pub fn max_id_length(mut self, max_id: Option<usize>) -> Self {
+        self.max_id = max_id;
+        self
+    }
+
+    fn too_long(&self, number: u32) -> bool {
+        self.max_id
+            .is_some_and(|limit| self.keys.name(number).len() > limit)
     }
 
     fn key(&mut self, key: &CacheKey) -> u32 {
@@ -133,6 +147,9 @@ impl GraphBuilder {
     }
 
     fn link(&mut self, declarer: u32, a: u32, b: u32, origin: Origin) {
+        if self.too_long(a) || self.too_long(b) {
+            return;
+        }
         self.edges.push(Edge {
             declarer,
             a,
@@ -147,6 +164,9 @@ impl GraphBuilder {
             return;
         }
         let key = self.key(&resource.key(&self.account));
+        if self.too_long(key) {
+            return;
+        }
         let seen = &mut self.objects[key as usize];
         *seen = seen.saturating_add(1);
         if let Some(labels) = resource.template_labels() {
@@ -199,17 +219,29 @@ impl GraphBuilder {
     /// references against the listed Services) and indexes every key's neighbours.
     pub fn finish(mut self) -> AccountGraph {
         let mut partners = Vec::new();
+        let mut cut = Vec::new();
         for (namespace, services) in &self.selectors {
             let Some(replica_sets) = self.replica_sets.get(namespace) else {
                 continue;
             };
             for (service, selector) in services {
-                for (replica_set, labels) in replica_sets {
-                    if selector_matches(selector, labels) {
+                let mut matched: Vec<&str> = replica_sets
+                    .iter()
+                    .filter(|(_, labels)| selector_matches(selector, labels))
+                    .map(|(replica_set, _)| self.keys.name(*replica_set))
+                    .collect();
+                matched.sort_unstable();
+                matched.dedup();
+                let bound = self.options.max_selector_links.0;
+                if matched.len() > bound {
+                    cut.push((*service, matched.len() - bound));
+                }
+                for replica_set in matched.into_iter().take(bound) {
+                    if let Some(replica_set) = self.keys.number(replica_set) {
                         partners.push(Edge {
                             declarer: *service,
                             a: *service,
-                            b: *replica_set,
+                            b: replica_set,
                             origin: Origin::Selector,
                         });
                     }
@@ -248,6 +280,7 @@ impl GraphBuilder {
             edges: self.edges,
             neighbours,
             objects: self.objects,
+            cut,
         }
     }
 }
@@ -259,9 +292,19 @@ pub struct AccountGraph {
     edges: Vec<Edge>,
     neighbours: Vec<Vec<u32>>,
     objects: Vec<u8>,
+    /// Services whose selector matched more ReplicaSets than the bound, with how many links
+    /// were cut.
+    cut: Vec<(u32, usize)>,
 }
 
 impl AccountGraph {
+    /// Each Service whose selector links were cut to the bound, with how many were cut.
+    pub fn cut_links(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.cut
+            .iter()
+            .map(|(service, count)| (self.keys.name(*service), *count))
+    }
+
     /// Every link, once each, as `outpost_links` stores them.
     pub fn links(&self) -> impl ExactSizeIterator<Item = LinkRow<'_>> {
         self.edges.iter().map(|edge| LinkRow {

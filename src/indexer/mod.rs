@@ -155,6 +155,9 @@ pub struct IndexOptions {
     /// clusters are indexed at once, so that peak memory stays that of one large load (default
     /// [`LARGE_SNAPSHOT_BYTES`]).
     pub large_snapshot_bytes: u64,
+    /// The most cache types whose tables one cluster's run creates (default
+    /// [`DEFAULT_MAX_NEW_CACHE_TYPES`]); see [`Database::ensure_tables_for`].
+    pub max_new_cache_types: usize,
     /// The turn of large snapshot loads (shared by clones of these options).
     pub large_loads: std::sync::Arc<tokio::sync::Semaphore>,
 }
@@ -168,6 +171,10 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 /// The most clusters indexed at once: one connection each, from a pool of eight.
 pub const MAX_CONCURRENCY: usize = 8;
 
+/// The default of [`IndexOptions::max_new_cache_types`]: far more kinds than a cluster caches
+/// (Clouddriver's own kinds are about 30), far fewer tables than a crafted bucket could ask for.
+pub const DEFAULT_MAX_NEW_CACHE_TYPES: usize = 100;
+
 impl Default for IndexOptions {
     fn default() -> Self {
         Self {
@@ -180,6 +187,7 @@ impl Default for IndexOptions {
             progress: ProgressHook::default(),
             concurrency: DEFAULT_CONCURRENCY,
             large_snapshot_bytes: LARGE_SNAPSHOT_BYTES,
+            max_new_cache_types: DEFAULT_MAX_NEW_CACHE_TYPES,
             large_loads: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }

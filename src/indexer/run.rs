@@ -383,9 +383,13 @@ impl Indexer {
             .collect();
         types.insert("applications".into());
         types.insert("clusters".into());
-        for type_name in &types {
-            self.database.ensure_cache_tables(type_name).await?;
-        }
+        self.database
+            .ensure_tables_for(
+                &types,
+                &self.options.cache,
+                self.options.max_new_cache_types,
+            )
+            .await?;
 
         // Apply and move the checkpoint in one transaction.
         let mut tx = self.database.begin_cluster(name).await?;
