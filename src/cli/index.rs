@@ -168,17 +168,21 @@ fn print_report(report: &RunReport) -> bool {
     for cluster in &report.clusters {
         let line = match &cluster.result {
             Ok(Outcome::Applied {
+                fault,
                 snapshot,
                 segments,
                 stats,
                 state,
             }) => format!(
-                "applied {segments} segment(s){} — {} records, {} rows written, {} unchanged, {} deleted ({state})",
+                "applied {segments} segment(s){} — {} records, {} rows written, {} unchanged, {} deleted ({state}){}",
                 if *snapshot { " from a snapshot" } else { "" },
                 stats.records,
                 stats.rows_written,
                 stats.rows_unchanged,
-                stats.rows_deleted
+                stats.rows_deleted,
+                fault
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" after a chain fault: {f}"))
             ),
             Ok(Outcome::Unchanged { state }) => format!("unchanged ({state})"),
             Ok(Outcome::Evicted {

@@ -25,8 +25,10 @@ use super::{Error, IndexOptions};
 /// What a run did to one cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Segments were applied (`snapshot`: the account was reloaded from a snapshot).
+    /// Segments were applied (`snapshot`: the account was reloaded from a snapshot; `fault`: the
+    /// chain fault that reload recovered from, a rewritten chain).
     Applied {
+        fault: Option<String>,
         snapshot: bool,
         segments: usize,
         stats: ApplyStats,
@@ -294,24 +296,31 @@ impl Indexer {
                 .await;
         }
 
-        // What to apply.
-        let resume_from = match (&record.epoch, record.seq) {
-            (Some(epoch), Some(seq))
-                if *epoch == head.epoch.to_string()
-                    && seq as u64 >= head.snapshot.seq
-                    && seq as u64 <= head.seq
-                    && record.account == account =>
-            {
-                Some(seq as u64)
-            }
-            _ => None,
+        // What to apply (FORMAT §8.2).
+        let same_account = if record.account == account {
+            format::chain::Account::Same
+        } else {
+            format::chain::Account::Changed
         };
-        let wanted: Vec<(usize, &format::SegmentRef)> = head
-            .segments()
-            .enumerate()
-            .filter(|(_, s)| resume_from.is_none_or(|seq| s.seq > seq))
-            .collect();
-        let snapshot = resume_from.is_none();
+        let plan = format::plan(&head, record.checkpoint().as_ref(), same_account);
+        let fault = plan.fault();
+        if let format::Plan::Rewound { .. } = plan {
+            return Err(Error::format(
+                name,
+                format::Error::BrokenChain {
+                    object: head_key.to_string(),
+                    reason: fault.unwrap_or_default(),
+                },
+            ));
+        }
+        if let Some(fault) = &fault {
+            tracing::warn!(cluster = %name, key = %head_key, fault = %fault, "chain fault");
+        }
+        let wanted: Vec<(usize, &format::SegmentRef)> = match plan.first() {
+            Some(first) => head.segments().enumerate().skip(first).collect(),
+            None => Vec::new(),
+        };
+        let snapshot = matches!(plan, format::Plan::Reload(_));
 
         // Fetch and verify everything before applying anything.
         let mut fetched = Vec::new();
@@ -331,9 +340,9 @@ impl Indexer {
         // Apply and move the checkpoint in one transaction.
         let mut tx = self.database.begin_cluster(name).await?;
         let current = checkpoint::load(&self.database, tx.conn(), name).await?;
-        let expected = (record.epoch.clone(), record.seq);
-        if current.as_ref().map(|c| (c.epoch.clone(), c.seq)) != Some(expected.clone())
-            && !(current.is_none() && expected == (None, None))
+        let expected = record.checkpoint();
+        if current.as_ref().map(ClusterRecord::checkpoint) != Some(expected.clone())
+            && !(current.is_none() && expected.is_none())
         {
             tx.rollback().await?;
             return Ok(Outcome::Raced);
@@ -418,6 +427,7 @@ impl Indexer {
         record.epoch = Some(head.epoch.to_string());
         record.seq = Some(head.seq as i64);
         record.snapshot_seq = Some(head.snapshot.seq as i64);
+        record.sha256 = Some(head.tip().sha256.clone());
         record.head_version = Some(version_text(&version));
         record.head_epoch = Some(head.epoch.to_string());
         record.head_seq = Some(head.seq as i64);
@@ -443,11 +453,13 @@ impl Indexer {
             record.permissions = serde_json::to_string(&identity.account.permissions).ok();
         }
         record.policy_grant = serde_json::to_string(&grant).ok();
-        record.error = None;
+        // A fault recovered from stays visible in `outpost status` until the chain moves on.
+        record.error = fault.clone();
         record.updated_at = ms(now);
         checkpoint::save(&self.database, tx.conn(), &record).await?;
         tx.commit().await?;
         Ok(Outcome::Applied {
+            fault,
             snapshot,
             segments: fetched.len(),
             stats,
@@ -595,6 +607,7 @@ impl Indexer {
         record.epoch = None;
         record.seq = None;
         record.snapshot_seq = None;
+        record.sha256 = None;
         record.head_version = None;
         record.objects = 0;
         record.error = Some(reason.clone());
