@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::cache::{self, KubernetesKind};
 use crate::format::{
@@ -135,7 +135,21 @@ impl Indexer {
         };
         let clusters = futures::stream::iter(clusters)
             .map(|cluster| async move {
-                let result = self.index_cluster_retrying(&cluster).await;
+                // A panic indexing one cluster is that cluster's failure, not the run's.
+                let result = std::panic::AssertUnwindSafe(self.index_cluster_retrying(&cluster))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let reason = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "a panic".to_string());
+                        Err(Error::Task {
+                            cluster: cluster.to_string(),
+                            reason: format!("indexing panicked: {reason}"),
+                        })
+                    });
                 match &result {
                     Ok(outcome) => tracing::info!(cluster = %cluster, ?outcome, "indexed"),
                     Err(e) => {
@@ -296,6 +310,14 @@ impl Indexer {
                 .await;
         }
 
+        // Quotas on what the head lists, before anything is fetched.
+        if let Err(e) = self.options.quotas.check_head(name, &head) {
+            record.error = Some(crate::error_chain(&e));
+            record.updated_at = ms(now);
+            self.save_outside(&record).await?;
+            return Err(e);
+        }
+
         // What to apply (FORMAT §8.2).
         let same_account = if record.account == account {
             format::chain::Account::Same
@@ -331,6 +353,13 @@ impl Indexer {
             .iter()
             .flat_map(|f| f.types.iter().cloned())
             .collect();
+        super::Quotas::check(
+            name,
+            "the kinds the segments' records hold",
+            types.len() as u64,
+            self.options.quotas.kinds,
+            "--max-kinds",
+        )?;
         types.insert("applications".into());
         types.insert("clusters".into());
         for type_name in &types {
@@ -645,13 +674,38 @@ impl Indexer {
             .await
             .map_err(|e| Error::store(name, e))?;
         let label = key.to_string();
+        // Checks 14 and 15 on the stored bytes first: hashing costs one pass over them, where
+        // decoding a frame that is not the listed one could cost up to the expansion limit.
+        let (length, sha256) = (bytes.len() as u64, format::sha256_hex(&bytes));
+        if length != segment.bytes || sha256 != segment.sha256 {
+            return Err(Error::format(
+                name,
+                format::Error::BrokenChain {
+                    object: label,
+                    reason: format!(
+                        "its stored bytes are {length} bytes with sha256 {sha256}, but head.json lists {} bytes with sha256 {} (not decoded)",
+                        segment.bytes, segment.sha256
+                    ),
+                },
+            ));
+        }
         let limits = self.options.limits.clone();
         let head = head.clone();
         let check = bytes.clone();
-        let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, format::Error> {
-            let mut reader = SegmentReader::new(&label, &check[..], &limits)?;
+        let max_puts = self.options.quotas.objects;
+        let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let format_error = |e| Error::format(head.cluster.as_str(), e);
+            let mut reader =
+                SegmentReader::new(&label, &check[..], &limits).map_err(format_error)?;
+            super::Quotas::check(
+                head.cluster.as_str(),
+                "the puts a segment's header announces",
+                reader.header().counts.put,
+                max_puts,
+                "--max-objects",
+            )?;
             let mut types = BTreeSet::new();
-            while let Some(record) = reader.next_record()? {
+            while let Some(record) = reader.next_record().map_err(format_error)? {
                 let target = match &record {
                     Record::Put { target, .. } | Record::Delete { target } => target,
                 };
@@ -661,16 +715,15 @@ impl Indexer {
                         .to_string(),
                 );
             }
-            let summary = reader.finish()?;
-            verify_segment(&head, index, &summary)?;
+            let summary = reader.finish().map_err(format_error)?;
+            verify_segment(&head, index, &summary).map_err(format_error)?;
             Ok((summary, types))
         })
         .await
         .map_err(|e| Error::Task {
             cluster: name.to_string(),
             reason: e.to_string(),
-        })?
-        .map_err(|e| Error::format(name, e))?;
+        })??;
         let _ = summary;
         Ok(Fetched_ {
             cluster: name.to_string(),
