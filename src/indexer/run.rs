@@ -1,10 +1,16 @@
 //! One indexing run: per cluster, read its head, decide what to apply from the checkpoint, fetch
 //! and verify the segments, then apply them and move the checkpoint in one transaction under the
 //! cluster's lock. A failing cluster is reported and the others go on.
+//!
+//! A segment is verified by streaming its stored bytes once into an unnamed-on-disk temporary
+//! file while hashing and counting them (a size or sha256 that is not the listed one stops it
+//! before anything is decoded), then decoding that file; applying decodes the file again. So a
+//! cluster's run holds about one segment's decode buffers in memory whatever its head lists,
+//! its disk use is bounded by the listed-bytes quota, and the bucket is read once per segment
+//! (re-fetching to apply would read it twice and need the sha256 checked again).
 
 use std::collections::BTreeSet;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt};
 
@@ -77,11 +83,14 @@ impl RunReport {
     }
 }
 
-/// A verified segment held in memory (compressed), with what applying needs to know first.
+/// A verified segment, its stored bytes in a temporary file, with what applying needs to know
+/// first.
 struct Fetched_ {
     cluster: String,
     key: String,
-    bytes: Bytes,
+    file: tempfile::NamedTempFile,
+    /// Its stored size.
+    stored_bytes: u64,
     segment_type: SegmentType,
     /// The cache types its records touch.
     types: BTreeSet<String>,
@@ -668,35 +677,60 @@ impl Indexer {
             .store
             .layout()
             .segment(cluster, &head.epoch, segment.seq, segment_type);
-        let (bytes, _) = self
+        let label = key.to_string();
+        let (stored, size) = self
             .store
-            .get(&key)
+            .open_stream(&key)
             .await
             .map_err(|e| Error::store(name, e))?;
-        let label = key.to_string();
-        // Checks 14 and 15 on the stored bytes first: hashing costs one pass over them, where
-        // decoding a frame that is not the listed one could cost up to the expansion limit.
-        let (length, sha256) = (bytes.len() as u64, format::sha256_hex(&bytes));
-        if length != segment.bytes || sha256 != segment.sha256 {
-            return Err(Error::format(
+        let mismatch = |length: u64, sha256: Option<String>| {
+            Error::format(
                 name,
                 format::Error::BrokenChain {
-                    object: label,
+                    object: label.clone(),
                     reason: format!(
-                        "its stored bytes are {length} bytes with sha256 {sha256}, but head.json lists {} bytes with sha256 {} (not decoded)",
-                        segment.bytes, segment.sha256
+                        "its stored bytes are {length} bytes with sha256 {}, but head.json lists {} bytes with sha256 {} (not decoded)",
+                        sha256.as_deref().unwrap_or("(not read)"),
+                        segment.bytes,
+                        segment.sha256
                     ),
                 },
-            ));
+            )
+        };
+        // Check 14 on the size the store reports, before any byte is read.
+        if size != segment.bytes {
+            return Err(mismatch(size, None));
         }
+        // Checks 14 and 15 on the stored bytes first: hashing costs one pass over them, where
+        // decoding a frame that is not the listed one could cost up to the expansion limit.
+        let listed = segment.bytes;
+        let copy_label = label.clone();
+        let (file, length, sha256) = tokio::task::spawn_blocking(move || {
+            copy_hashed(stored, listed).map_err(|e| format!("reading {copy_label}: {e}"))
+        })
+        .await
+        .map_err(|e| Error::Task {
+            cluster: name.to_string(),
+            reason: e.to_string(),
+        })?
+        .map_err(|reason| Error::Task {
+            cluster: name.to_string(),
+            reason,
+        })?;
+        if length != segment.bytes || sha256 != segment.sha256 {
+            return Err(mismatch(length, Some(sha256)));
+        }
+        let check = file.reopen().map_err(|e| Error::Task {
+            cluster: name.to_string(),
+            reason: format!("reopening the copy of {label}: {e}"),
+        })?;
         let limits = self.options.limits.clone();
         let head = head.clone();
-        let check = bytes.clone();
         let max_puts = self.options.quotas.objects;
         let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let format_error = |e| Error::format(head.cluster.as_str(), e);
-            let mut reader =
-                SegmentReader::new(&label, &check[..], &limits).map_err(format_error)?;
+            let mut reader = SegmentReader::new(&label, std::io::BufReader::new(check), &limits)
+                .map_err(format_error)?;
             super::Quotas::check(
                 head.cluster.as_str(),
                 "the puts a segment's header announces",
@@ -728,7 +762,8 @@ impl Indexer {
         Ok(Fetched_ {
             cluster: name.to_string(),
             key: key.to_string(),
-            bytes,
+            file,
+            stored_bytes: length,
             segment_type,
             types,
         })
@@ -744,7 +779,7 @@ impl Indexer {
         segment: &Fetched_,
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
-        let _turn = if segment.bytes.len() as u64 >= self.options.large_snapshot_bytes {
+        let _turn = if segment.stored_bytes >= self.options.large_snapshot_bytes {
             let waited = std::time::Instant::now();
             let turn = self
                 .options
@@ -765,12 +800,12 @@ impl Indexer {
             let (batches, mut prepared) = tokio::sync::mpsc::channel(2);
             let producer = {
                 let key = segment.key.clone();
-                let bytes = segment.bytes.clone();
+                let copy = segment.reopen()?;
                 let limits = self.options.limits.clone();
                 let maker = writer.row_maker();
                 let cluster = cluster.clone();
                 tokio::task::spawn_blocking(move || {
-                    prepare_batches(pass, &key, &bytes, &limits, &maker, &cluster, &batches)
+                    prepare_batches(pass, &key, copy, &limits, &maker, &cluster, &batches)
                 })
             };
             while let Some(batch) = prepared.recv().await {
@@ -801,7 +836,7 @@ impl Indexer {
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
         debug_assert_eq!(segment.segment_type, SegmentType::Diff);
-        let mut reader = SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
+        let mut reader = SegmentReader::new(&segment.key, segment.reopen()?, &self.options.limits)
             .map_err(|e| Error::format(&cluster, e))?;
         while let Some(record) = reader
             .next_record()
@@ -814,12 +849,51 @@ impl Indexer {
     }
 }
 
+impl Fetched_ {
+    /// A new reader of the segment's stored bytes, from the start.
+    fn reopen(&self) -> Result<std::io::BufReader<std::fs::File>, Error> {
+        self.file
+            .reopen()
+            .map(|file| std::io::BufReader::with_capacity(256 << 10, file))
+            .map_err(|e| Error::Task {
+                cluster: self.cluster.clone(),
+                reason: format!("reopening the copy of {}: {e}", self.key),
+            })
+    }
+}
+
+/// Copies at most `listed + 1` stored bytes into a temporary file, hashing them: the file, how
+/// many bytes there were (more than `listed` means the object is longer) and their sha256.
+fn copy_hashed(
+    stored: impl std::io::Read,
+    listed: u64,
+) -> std::io::Result<(tempfile::NamedTempFile, u64, String)> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let mut file = tempfile::NamedTempFile::new()?;
+    let mut stored = stored.take(listed.saturating_add(1));
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 256 << 10];
+    let mut length = 0u64;
+    loop {
+        let n = stored.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])?;
+        length += n as u64;
+    }
+    file.flush()?;
+    Ok((file, length, hex::encode(hasher.finalize())))
+}
+
 /// One pass of a snapshot load on a blocking thread: decodes the records and sends them on as
 /// prepared batches, until the segment ends or the receiver is gone.
 fn prepare_batches(
     pass: SnapshotPass,
     key: &str,
-    bytes: &[u8],
+    bytes: impl std::io::Read,
     limits: &crate::format::DecodeLimits,
     maker: &RowMaker,
     cluster: &str,
