@@ -8,8 +8,10 @@
 
 use std::io::Read;
 
+use outpost::format::chain::Account;
 use outpost::format::{
-    DecodeLimits, Head, SegmentReader, SegmentSummary, SegmentType, verify_head, verify_segment,
+    DecodeLimits, Epoch, Head, Plan, SegmentReader, SegmentSummary, SegmentType, plan, verify_head,
+    verify_segment,
 };
 use outpost::store::Layout;
 
@@ -60,20 +62,23 @@ pub fn decompressed(bytes: &[u8]) -> Vec<u8> {
     text
 }
 
-/// Where the indexer's checkpoint stands for [`head`]: the epoch it names (the head's own, or
-/// another), its seq as the BIGINT column holds it, and whether its account still matches.
+/// Where the indexer's checkpoint stands for [`head`]: in the head's epoch or another, its seq,
+/// whether its sha256 is the one the head lists at that seq (or was not recorded), and whether
+/// its account still matches.
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpoint {
     pub same_epoch: bool,
-    pub seq: i64,
+    pub seq: u64,
+    pub same_sha256: Option<bool>,
     pub same_account: bool,
 }
 
 /// Parses `bytes` as `head.json`, verifies it as the indexer does, checks that it survives a
 /// round trip, and chooses the segments to apply from `checkpoint` as the indexer does
-/// (`Indexer::index_cluster` in `src/indexer/run.rs`), checking the choice against the chain
+/// (`outpost::format::plan`, which `Indexer::index_cluster` calls), checking the choice against the chain
 /// and every segment's verification against arbitrary summaries. Says how far it got.
 pub fn head(bytes: &[u8], checkpoint: Option<Checkpoint>) -> Reached {
+    let checkpoint_account = checkpoint.is_none_or(|c| c.same_account);
     let Ok(head) = Head::from_json("head.json", bytes) else {
         return Reached::Unparsed;
     };
@@ -89,36 +94,55 @@ pub fn head(bytes: &[u8], checkpoint: Option<Checkpoint>) -> Reached {
         return Reached::Unverified;
     }
 
-    // The choice: resume after the checkpoint if it lies on this chain, else reload from the
-    // snapshot.
-    let resume_from = checkpoint.and_then(|c| {
-        let seq = c.seq as u64;
-        (c.same_epoch && seq >= head.snapshot.seq && seq <= head.seq && c.same_account)
-            .then_some(seq)
+    // The choice, by the indexer's own function: whatever it is, it reads a suffix of the
+    // chain, from the snapshot when it reloads and from a diff when it resumes.
+    let other = Epoch::from_parts(0, 0).expect("an epoch");
+    let checkpoint = checkpoint.map(|c| outpost::format::Checkpoint {
+        epoch: if c.same_epoch {
+            head.epoch.clone()
+        } else {
+            other.clone()
+        },
+        seq: c.seq,
+        sha256: c.same_sha256.map(|same| {
+            let listed = head.segments().find(|s| s.seq == c.seq);
+            match (same, listed) {
+                (true, Some(listed)) => listed.sha256.clone(),
+                _ => "0".repeat(64),
+            }
+        }),
     });
-    let wanted: Vec<(usize, u64)> = head
-        .segments()
-        .enumerate()
-        .filter(|(_, s)| resume_from.is_none_or(|seq| s.seq > seq))
-        .map(|(index, s)| (index, s.seq))
-        .collect();
-    match resume_from {
-        None => assert_eq!(
+    let account = if checkpoint_account {
+        Account::Same
+    } else {
+        Account::Changed
+    };
+    let plan = plan(&head, checkpoint.as_ref(), account);
+    let wanted: Vec<(usize, u64)> = match plan.first() {
+        Some(first) => head
+            .segments()
+            .enumerate()
+            .skip(first)
+            .map(|(index, s)| (index, s.seq))
+            .collect(),
+        None => Vec::new(),
+    };
+    match &plan {
+        Plan::Reload(_) => assert_eq!(
             wanted.first().map(|w| w.0),
             Some(0),
             "a reload starts at the snapshot"
         ),
-        Some(seq) => {
+        Plan::Resume { from } => {
+            assert!(*from > 0 && !wanted.is_empty(), "a resume reads diffs only");
+            let c = checkpoint.as_ref().expect("a resume has a checkpoint");
             assert_eq!(
                 wanted.len() as u64,
-                head.seq - seq,
+                head.seq - c.seq,
                 "every diff after the checkpoint"
             );
-            assert!(
-                wanted.iter().all(|(index, _)| *index > 0),
-                "a resume reads no snapshot"
-            );
         }
+        Plan::UpToDate | Plan::Rewound { .. } => assert!(wanted.is_empty()),
     }
     for (expected, (_, seq)) in (wanted.first().map_or(0, |w| w.1)..).zip(&wanted) {
         assert_eq!(*seq, expected, "the chosen segments are consecutive");

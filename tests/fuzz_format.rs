@@ -228,14 +228,23 @@ fn apply(head: &mut Value, edit: &Edit) {
 }
 
 fn checkpoint() -> impl Strategy<Value = Option<harness::Checkpoint>> {
-    let seq = prop_oneof![0i64..8, any::<i64>(), Just(-1i64), Just(i64::MAX)];
-    prop::option::of((any::<bool>(), seq, any::<bool>()).prop_map(
-        |(same_epoch, seq, same_account)| harness::Checkpoint {
-            same_epoch,
+    let seq = prop_oneof![0u64..8, any::<u64>(), Just(u64::MAX)];
+    prop::option::of(
+        (
+            any::<bool>(),
             seq,
-            same_account,
-        },
-    ))
+            prop::option::of(any::<bool>()),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(same_epoch, seq, same_sha256, same_account)| harness::Checkpoint {
+                    same_epoch,
+                    seq,
+                    same_sha256,
+                    same_account,
+                },
+            ),
+    )
 }
 
 #[test]
@@ -248,16 +257,19 @@ fn the_unmutated_fixtures_pass_every_check() {
         assert!(harness::segment_text(text));
     }
     for head in &SEEDS.heads {
-        for seq in -1..6 {
-            let reached = harness::head(
-                head,
-                Some(harness::Checkpoint {
-                    same_epoch: true,
-                    seq,
-                    same_account: true,
-                }),
-            );
-            assert_eq!(reached, harness::Reached::Planned);
+        for seq in 0..6 {
+            for same_sha256 in [None, Some(true), Some(false)] {
+                let reached = harness::head(
+                    head,
+                    Some(harness::Checkpoint {
+                        same_epoch: true,
+                        seq,
+                        same_sha256,
+                        same_account: true,
+                    }),
+                );
+                assert_eq!(reached, harness::Reached::Planned);
+            }
         }
         assert_eq!(harness::head(head, None), harness::Reached::Planned);
     }

@@ -952,3 +952,249 @@ async fn kinds_of_one_table_never_delete_each_other(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(kinds_of_one_table_never_delete_each_other: sqlite, postgres, mariadb);
+
+/// A head rewritten within its epoch (other diffs 2 and 3, then a new diff 4) is detected by the
+/// sha256 of the last applied segment: the cluster is reloaded from its snapshot, no ghost of
+/// the old diffs remains, and the fault is reported and kept for `outpost status`.
+async fn a_rewritten_chain_is_reloaded_and_reported(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut chain = Chain::new(&store, "rewritten");
+    chain.snapshot(&[pod("default", "base", None)]).await;
+    chain.diff(&[pod("default", "ghost-2", None)], &[]).await;
+    chain.diff(&[pod("default", "ghost-3", None)], &[]).await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+    assert_no_failures(&indexer.run_once(None).await.unwrap(), "first load");
+
+    chain.truncate(1);
+    chain.diff(&[pod("default", "new-2", None)], &[]).await;
+    chain.diff(&[pod("default", "new-3", None)], &[]).await;
+    chain.diff(&[pod("default", "new-4", None)], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    match outcome_of(&report, "rewritten") {
+        Outcome::Applied {
+            fault: Some(fault),
+            snapshot: true,
+            ..
+        } => assert!(fault.contains("rewritten chain"), "{fault}"),
+        other => panic!("a rewritten chain: {other:?}"),
+    }
+    assert_eq!(
+        stored_rows(&database, "rewritten").await,
+        expected_rows(&store, &chain.cluster, "rewritten").await
+    );
+    let record = outpost::indexer::checkpoint::load_all(&database)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.cluster == "rewritten")
+        .unwrap();
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("rewritten chain"),
+        "{record:?}"
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(a_rewritten_chain_is_reloaded_and_reported: sqlite, postgres, mariadb);
+
+/// A head whose seq goes backwards within its epoch is a fault: nothing is applied, the rows
+/// stay as they were, and the cluster's error says so.
+async fn a_head_going_backwards_is_a_fault(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut chain = Chain::new(&store, "rewound");
+    chain.snapshot(&[pod("default", "base", None)]).await;
+    chain.diff(&[pod("default", "two", None)], &[]).await;
+    chain.diff(&[pod("default", "three", None)], &[]).await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+    assert_no_failures(&indexer.run_once(None).await.unwrap(), "first load");
+    let before = stored_rows(&database, "rewound").await;
+
+    chain.truncate(2);
+    chain.now += chrono::Duration::seconds(30);
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(_, e)| outpost::error_chain(e))
+        .collect();
+    assert!(
+        failures.len() == 1 && failures[0].contains("went backwards"),
+        "{report:?}"
+    );
+    assert_eq!(stored_rows(&database, "rewound").await, before);
+    let record = outpost::indexer::checkpoint::load_all(&database)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.cluster == "rewound")
+        .unwrap();
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("went backwards"),
+        "{record:?}"
+    );
+    assert_eq!(record.seq, Some(3));
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(a_head_going_backwards_is_a_fault: sqlite, postgres, mariadb);
+
+/// The error of the one cluster of `report`, as a chain of messages.
+fn only_failure(report: &outpost::indexer::RunReport) -> String {
+    let failures: Vec<String> = report
+        .failures()
+        .map(|(_, e)| outpost::error_chain(e))
+        .collect();
+    assert_eq!(failures.len(), 1, "{report:?}");
+    failures[0].clone()
+}
+
+/// A listed segment whose stored bytes are not the listed ones is refused by its sha256 before
+/// anything is decoded: here a valid zstd frame of 64 MiB of zeros (a few KiB stored), which
+/// decoding would refuse only after inflating it past a limit.
+async fn stored_bytes_are_checked_before_decompressing(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut chain = Chain::new(&store, "bomb");
+    let mut bomb = Vec::new();
+    {
+        let mut encoder = zstd::Encoder::new(&mut bomb, 1).unwrap();
+        encoder.include_checksum(true).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut encoder, &zeros).unwrap();
+        }
+        encoder.finish().unwrap();
+    }
+    let key = store.layout().segment(
+        &chain.cluster,
+        &chain.epoch,
+        1,
+        outpost::format::SegmentType::Snapshot,
+    );
+    store
+        .put_create(&key, bytes::Bytes::from(bomb.clone()))
+        .await
+        .unwrap();
+    chain.head = Some(outpost::format::Head::new(
+        chain.cluster.clone(),
+        chain.epoch.clone(),
+        outpost::format::SegmentRef {
+            seq: 1,
+            key: key.relative.clone(),
+            sha256: "0".repeat(64),
+            bytes: bomb.len() as u64,
+        },
+        chain.now,
+        0,
+        Default::default(),
+    ));
+    chain.publish().await;
+    let report = indexer(&store, &database, IndexOptions::default())
+        .run_once(None)
+        .await
+        .unwrap();
+    let error = only_failure(&report);
+    assert!(
+        error.contains("broken chain") && error.contains("not decoded"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("zip bomb") && !error.contains("longer than"),
+        "{error}"
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(stored_bytes_are_checked_before_decompressing: sqlite, postgres, mariadb);
+
+/// Quotas: a head listing more diffs or more stored bytes than allowed is refused before any
+/// segment is fetched (here the listed sizes are lies, which fetching would have found), a
+/// snapshot holding more objects than allowed whatever its head counts is refused while it is
+/// verified; the rows stay as they were and the error is kept for `outpost status`.
+async fn a_cluster_over_quota_is_refused_untouched(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut chain = Chain::new(&store, "greedy");
+    chain.snapshot(&[pod("default", "base", None)]).await;
+    chain.diff(&[pod("default", "one", None)], &[]).await;
+    chain.publish().await;
+    let quotas = outpost::indexer::Quotas {
+        objects: 3,
+        bytes: 1 << 20,
+        diffs: 2,
+        kinds: 1_000,
+    };
+    let options = IndexOptions {
+        quotas,
+        ..IndexOptions::default()
+    };
+    let indexer = indexer(&store, &database, options);
+    assert_no_failures(&indexer.run_once(None).await.unwrap(), "within quota");
+    let before = stored_rows(&database, "greedy").await;
+    let error_of = |database: Database| async move {
+        outpost::indexer::checkpoint::load_all(&database)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.cluster == "greedy")
+            .unwrap()
+            .error
+            .unwrap_or_default()
+    };
+
+    // Three diffs where two are allowed.
+    chain.diff(&[pod("default", "two", None)], &[]).await;
+    chain.diff(&[pod("default", "three", None)], &[]).await;
+    chain.publish().await;
+    let error = only_failure(&indexer.run_once(None).await.unwrap());
+    assert!(
+        error.contains("over its quota") && error.contains("--max-diffs"),
+        "{error}"
+    );
+    assert_eq!(stored_rows(&database, "greedy").await, before);
+    assert!(error_of(database.clone()).await.contains("--max-diffs"));
+
+    // A head listing 2 GiB in one diff.
+    chain.truncate(2);
+    chain.head.as_mut().unwrap().diffs[0].bytes = 2 << 30;
+    chain.publish().await;
+    let error = only_failure(&indexer.run_once(None).await.unwrap());
+    assert!(error.contains("--max-bytes"), "{error}");
+    assert_eq!(stored_rows(&database, "greedy").await, before);
+
+    // A snapshot of four objects whose head says one.
+    chain
+        .snapshot(&[
+            pod("default", "a", None),
+            pod("default", "b", None),
+            pod("default", "c", None),
+            pod("default", "d", None),
+        ])
+        .await;
+    chain.head.as_mut().unwrap().objects = 1;
+    chain.publish().await;
+    let error = only_failure(&indexer.run_once(None).await.unwrap());
+    assert!(error.contains("--max-objects"), "{error}");
+    assert_eq!(stored_rows(&database, "greedy").await, before);
+    assert!(error_of(database.clone()).await.contains("--max-objects"));
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(a_cluster_over_quota_is_refused_untouched: sqlite, postgres, mariadb);

@@ -1,5 +1,4 @@
-//! libFuzzer: the first 9 bytes are the indexer's checkpoint (flags, then the stored seq, big
-//! endian), the rest is `head.json`: parsed, verified, and the segments to apply chosen
+//! libFuzzer: the first 9 bytes are the indexer's checkpoint (flags, then the seq, big endian), the rest is `head.json`: parsed, verified, and the segments to apply chosen
 //! (`harness::head`).
 #![no_main]
 
@@ -15,7 +14,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     seq.copy_from_slice(&prefix[1..]);
     let checkpoint = (flags & 1 != 0).then_some(harness::Checkpoint {
         same_epoch: flags & 2 != 0,
-        seq: i64::from_be_bytes(seq),
+        seq: u64::from_be_bytes(seq),
+        same_sha256: (flags & 8 != 0).then_some(flags & 16 != 0),
         same_account: flags & 4 != 0,
     });
     harness::head(head, checkpoint);

@@ -12,7 +12,7 @@ use crate::agent::schedule::Trigger;
 use crate::cache::{CacheOptions, KindFilter};
 use crate::format::ClusterName;
 use crate::indexer::{
-    ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, ProgressHook, RunReport,
+    ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, ProgressHook, Quotas, RunReport,
 };
 use crate::store::Store;
 
@@ -76,6 +76,19 @@ pub struct IndexArgs {
     /// Clusters indexed at once, each in its own transaction (1 to 8; always 1 on SQLite).
     #[arg(long, env = "OUTPOST_INDEX_CONCURRENCY", default_value_t = crate::indexer::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
+    /// Quota: the most objects a cluster's head may count, or one segment put [default: 1000000].
+    #[arg(long, env = "OUTPOST_MAX_OBJECTS")]
+    pub max_objects: Option<u64>,
+    /// Quota: the most stored bytes the segments a cluster's head lists may add up to
+    /// [default: 4294967296, 4 GiB].
+    #[arg(long, env = "OUTPOST_MAX_BYTES")]
+    pub max_bytes: Option<u64>,
+    /// Quota: the most diffs a cluster's head may list [default: 10000].
+    #[arg(long, env = "OUTPOST_MAX_DIFFS")]
+    pub max_diffs: Option<u64>,
+    /// Quota: the most kinds a cluster's head may count or its records touch [default: 1000].
+    #[arg(long, env = "OUTPOST_MAX_KINDS")]
+    pub max_kinds: Option<u64>,
     /// Clouddriver's sql.table-namespace, if it uses one.
     #[arg(long, env = "OUTPOST_TABLE_NAMESPACE")]
     pub table_namespace: Option<String>,
@@ -115,7 +128,15 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
     } else {
         KindFilter::Default
     };
+    let quota_defaults = Quotas::default();
+    let quotas = Quotas {
+        objects: args.max_objects.unwrap_or(quota_defaults.objects),
+        bytes: args.max_bytes.unwrap_or(quota_defaults.bytes),
+        diffs: args.max_diffs.unwrap_or(quota_defaults.diffs),
+        kinds: args.max_kinds.unwrap_or(quota_defaults.kinds),
+    };
     Ok(IndexOptions {
+        quotas,
         cache: CacheOptions {
             kinds,
             only_spinnaker_managed: args.only_spinnaker_managed,
@@ -168,17 +189,21 @@ fn print_report(report: &RunReport) -> bool {
     for cluster in &report.clusters {
         let line = match &cluster.result {
             Ok(Outcome::Applied {
+                fault,
                 snapshot,
                 segments,
                 stats,
                 state,
             }) => format!(
-                "applied {segments} segment(s){} — {} records, {} rows written, {} unchanged, {} deleted ({state})",
+                "applied {segments} segment(s){} — {} records, {} rows written, {} unchanged, {} deleted ({state}){}",
                 if *snapshot { " from a snapshot" } else { "" },
                 stats.records,
                 stats.rows_written,
                 stats.rows_unchanged,
-                stats.rows_deleted
+                stats.rows_deleted,
+                fault
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" after a chain fault: {f}"))
             ),
             Ok(Outcome::Unchanged { state }) => format!("unchanged ({state})"),
             Ok(Outcome::Evicted {

@@ -1,10 +1,128 @@
 //! Verification of a cluster's chain: `head.json` against the segments it names, and each
-//! segment against the one before it (sizes, sha256, `prev_sha256`, header vs key).
+//! segment against the one before it (sizes, sha256, `prev_sha256`, header vs key), and the
+//! choice of the segments a reader applies from its checkpoint (FORMAT §8.2).
 
 use super::Error;
 use super::codec::{SegmentSummary, is_sha256_hex};
 use super::documents::Head;
+use super::names::Epoch;
 use super::segment::SegmentType;
+
+/// What a reader last applied of a cluster's chain: one value, so that it is set whole or not
+/// at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub epoch: Epoch,
+    pub seq: u64,
+    /// The sha256 of the stored bytes of segment `seq`. `None` only for a checkpoint recorded
+    /// before readers kept it: it is trusted as it is, once, since the run that follows records
+    /// the sha256 of what it applied.
+    pub sha256: Option<String>,
+}
+
+/// Whether the rows of the checkpoint are in the account the cluster gets now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account {
+    Same,
+    /// The rows are elsewhere: the state must be loaded anew whatever the chain says.
+    Changed,
+}
+
+/// Why the state is replaced from the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    NoCheckpoint,
+    OtherEpoch,
+    /// The checkpoint is older than the listed snapshot.
+    BeforeSnapshot,
+    AccountChanged,
+    /// A fault: the head lists another segment at the checkpoint's seq than the one applied.
+    Rewritten {
+        seq: u64,
+        applied: String,
+        listed: String,
+    },
+}
+
+/// The segments to read for a head, given the checkpoint (FORMAT §8.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing: the checkpoint is the head's tip.
+    UpToDate,
+    /// The listed segments from position `from` (≥ 1, a diff) on, onto the current state.
+    Resume { from: usize },
+    /// Every listed segment from the snapshot on, replacing the state.
+    Reload(Reload),
+    /// A fault: the head is behind the checkpoint; nothing is applied.
+    Rewound { applied: u64, listed: u64 },
+}
+
+impl Plan {
+    /// The position in `head.segments()` of the first segment to read, if any.
+    pub fn first(&self) -> Option<usize> {
+        match self {
+            Plan::Resume { from } => Some(*from),
+            Plan::Reload(_) => Some(0),
+            Plan::UpToDate | Plan::Rewound { .. } => None,
+        }
+    }
+
+    /// The chain fault this plan found, if any, in words.
+    pub fn fault(&self) -> Option<String> {
+        match self {
+            Plan::Reload(Reload::Rewritten {
+                seq,
+                applied,
+                listed,
+            }) => Some(format!(
+                "rewritten chain: seq {seq} was applied with sha256 {applied} but head.json now lists sha256 {listed}; reloaded from the snapshot"
+            )),
+            Plan::Rewound { applied, listed } => Some(format!(
+                "the head went backwards: seq {applied} of its epoch was applied but head.json ends at seq {listed}; nothing applied"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Chooses what to read of a verified `head` ([`verify_head`]) after `checkpoint`: the table of
+/// FORMAT §8.2. A resume needs the listed sha256 of the checkpoint's seq to be the one applied
+/// (which, by check 16, is the first read diff's `prev_sha256`); a rewritten chain is reloaded.
+pub fn plan(head: &Head, checkpoint: Option<&Checkpoint>, account: Account) -> Plan {
+    let Some(checkpoint) = checkpoint else {
+        return Plan::Reload(Reload::NoCheckpoint);
+    };
+    if checkpoint.epoch != head.epoch {
+        return Plan::Reload(Reload::OtherEpoch);
+    }
+    if checkpoint.seq > head.seq {
+        return Plan::Rewound {
+            applied: checkpoint.seq,
+            listed: head.seq,
+        };
+    }
+    let Some(position) = head.segments().position(|s| s.seq == checkpoint.seq) else {
+        return Plan::Reload(Reload::BeforeSnapshot);
+    };
+    let listed = head.segments().nth(position).map(|s| s.sha256.as_str());
+    if let (Some(applied), Some(listed)) = (checkpoint.sha256.as_deref(), listed)
+        && applied != listed
+    {
+        return Plan::Reload(Reload::Rewritten {
+            seq: checkpoint.seq,
+            applied: applied.to_string(),
+            listed: listed.to_string(),
+        });
+    }
+    if account == Account::Changed {
+        return Plan::Reload(Reload::AccountChanged);
+    }
+    if position + 1 >= head.segments().count() {
+        Plan::UpToDate
+    } else {
+        Plan::Resume { from: position + 1 }
+    }
+}
 
 /// Checks what can be checked of a head without reading segments: the seqs of the snapshot and
 /// the diffs are consecutive and end at `head.seq`, every key is the one the layout gives for
@@ -116,6 +234,202 @@ pub fn verify_segment(head: &Head, index: usize, summary: &SegmentSummary) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::format::documents::SegmentRef;
+    use crate::format::names::ClusterName;
+
+    fn sha(n: u8) -> String {
+        format!("{n:x}").repeat(64)[..64].to_string()
+    }
+
+    /// A head of epoch 1 from `snapshot_seq` with `diffs` diffs; the segment at seq `s` has
+    /// sha256 `sha(shas(s))`.
+    fn head(snapshot_seq: u64, diffs: u64, shas: impl Fn(u64) -> u8) -> Head {
+        let at = |seq: u64| SegmentRef {
+            seq,
+            key: format!("k/{seq}"),
+            sha256: sha(shas(seq)),
+            bytes: 1,
+        };
+        let mut head = Head::new(
+            ClusterName::new("c").unwrap(),
+            epoch(1),
+            at(snapshot_seq),
+            Utc::now(),
+            0,
+            BTreeMap::new(),
+        );
+        head.diffs = (1..=diffs).map(|i| at(snapshot_seq + i)).collect();
+        head.seq = snapshot_seq + diffs;
+        head
+    }
+
+    fn epoch(n: u32) -> Epoch {
+        Epoch::from_parts(1_700_000_000_000, n).unwrap()
+    }
+
+    /// The table of FORMAT §8.2 read row by row, as the seqs the reader reads and whether it
+    /// replaces the state, or `Err` for a fault.
+    fn reference(
+        head: &Head,
+        checkpoint: Option<&Checkpoint>,
+        account: Account,
+    ) -> Result<(bool, Vec<u64>), ()> {
+        let all: Vec<u64> = head.segments().map(|s| s.seq).collect();
+        let Some(c) = checkpoint else {
+            return Ok((true, all));
+        };
+        if c.epoch != head.epoch || c.seq < head.snapshot.seq {
+            return Ok((true, all));
+        }
+        if c.seq > head.seq {
+            return Err(());
+        }
+        let listed = &head.segments().find(|s| s.seq == c.seq).unwrap().sha256;
+        if c.sha256.as_ref().is_some_and(|applied| applied != listed) || account == Account::Changed
+        {
+            return Ok((true, all));
+        }
+        Ok((false, all.into_iter().filter(|s| *s > c.seq).collect()))
+    }
+
+    fn chosen(head: &Head, plan: &Plan) -> Result<(bool, Vec<u64>), ()> {
+        match plan {
+            Plan::Rewound { .. } => Err(()),
+            _ => Ok((
+                matches!(plan, Plan::Reload(_)),
+                plan.first()
+                    .map(|first| head.segments().skip(first).map(|s| s.seq).collect())
+                    .unwrap_or_default(),
+            )),
+        }
+    }
+
+    fn check(head: &Head, checkpoint: Option<&Checkpoint>, account: Account) {
+        let plan = plan(head, checkpoint, account);
+        assert_eq!(
+            chosen(head, &plan),
+            reference(head, checkpoint, account),
+            "{checkpoint:?} {account:?} {plan:?}"
+        );
+        if let Plan::Resume { from } = plan {
+            assert!(from >= 1, "a resume reads no snapshot");
+        }
+        let rewritten = matches!(plan, Plan::Reload(Reload::Rewritten { .. }));
+        assert_eq!(
+            plan.fault().is_some(),
+            rewritten || matches!(plan, Plan::Rewound { .. })
+        );
+    }
+
+    #[test]
+    fn every_small_case_follows_the_table() {
+        for snapshot_seq in 1..4 {
+            for diffs in 0..4 {
+                // 0: the segments as applied; 1: a chain rewritten from seq 3 on.
+                for rewritten in [false, true] {
+                    let head = head(snapshot_seq, diffs, |s| u8::from(rewritten && s >= 3));
+                    for account in [Account::Same, Account::Changed] {
+                        check(&head, None, account);
+                        for seq in 0..9 {
+                            for epoch_n in [1, 2] {
+                                for sha256 in [None, Some(sha(0))] {
+                                    let checkpoint = Checkpoint {
+                                        epoch: epoch(epoch_n),
+                                        seq,
+                                        sha256,
+                                    };
+                                    check(&head, Some(&checkpoint), account);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_cases_of_the_table_are_named() {
+        let h = head(2, 2, |_| 0);
+        let at = |seq, sha256| Checkpoint {
+            epoch: epoch(1),
+            seq,
+            sha256,
+        };
+        assert_eq!(
+            plan(&h, Some(&at(3, Some(sha(0)))), Account::Same),
+            Plan::Resume { from: 2 }
+        );
+        assert_eq!(
+            plan(&h, Some(&at(4, Some(sha(0)))), Account::Same),
+            Plan::UpToDate
+        );
+        assert_eq!(
+            plan(&h, Some(&at(4, Some(sha(7)))), Account::Same),
+            Plan::Reload(Reload::Rewritten {
+                seq: 4,
+                applied: sha(7),
+                listed: sha(0)
+            })
+        );
+        assert_eq!(
+            plan(&h, Some(&at(3, None)), Account::Same),
+            Plan::Resume { from: 2 },
+            "a checkpoint recorded without its sha256 is trusted"
+        );
+        assert_eq!(
+            plan(&h, Some(&at(1, Some(sha(0)))), Account::Same),
+            Plan::Reload(Reload::BeforeSnapshot)
+        );
+        let rewound = plan(&h, Some(&at(9, Some(sha(0)))), Account::Same);
+        assert_eq!(
+            rewound,
+            Plan::Rewound {
+                applied: 9,
+                listed: 4
+            }
+        );
+        assert!(rewound.fault().unwrap().contains("went backwards"));
+        assert_eq!(
+            plan(&h, Some(&at(3, Some(sha(0)))), Account::Changed),
+            Plan::Reload(Reload::AccountChanged)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_checkpoint_follows_the_table(
+            snapshot_seq in prop_oneof![1u64..6, (u64::MAX - 40)..(u64::MAX - 20)],
+            diffs in 0u64..12,
+            changed_from in any::<u64>(),
+            offset in any::<u64>(),
+            near in 0u64..20,
+            far in any::<bool>(),
+            same_epoch in any::<bool>(),
+            recorded in prop::option::of(0u8..2),
+            changed in any::<bool>(),
+        ) {
+            let head = head(snapshot_seq, diffs, |s| u8::from(s >= changed_from));
+            let seq = if far { offset } else { snapshot_seq.saturating_sub(2).saturating_add(near) };
+            let checkpoint = Checkpoint {
+                epoch: epoch(if same_epoch { 1 } else { 2 }),
+                seq,
+                sha256: recorded.map(sha),
+            };
+            let account = if changed { Account::Changed } else { Account::Same };
+            check(&head, Some(&checkpoint), account);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod segment;
 
 use serde::Deserialize;
 
-pub use chain::{verify_head, verify_segment};
+pub use chain::{Checkpoint, Plan, plan, verify_head, verify_segment};
 pub use codec::{DecodeLimits, EncodeOptions, SegmentReader, SegmentSummary, SegmentWriter};
 pub use documents::{Decommissioned, Head, Identity, SegmentRef};
 pub use names::{ClusterName, Epoch, check_account_name};

@@ -68,6 +68,9 @@ pub struct ClusterRecord {
     pub epoch: Option<String>,
     pub seq: Option<i64>,
     pub snapshot_seq: Option<i64>,
+    /// The sha256 of the stored bytes of segment `seq` (NULL in rows written before it was
+    /// kept: such a checkpoint is trusted once, see [`crate::format::Checkpoint`]).
+    pub sha256: Option<String>,
     /// The version (ETag) of the `head.json` last applied, for conditional GETs.
     pub head_version: Option<String>,
     /// The head as last read (may be ahead of the checkpoint when applying failed).
@@ -98,6 +101,16 @@ pub struct ClusterRecord {
 }
 
 impl ClusterRecord {
+    /// The checkpoint as the segment choice reads it: whole, or none when the epoch or seq is
+    /// missing or not valid (then the state is reloaded).
+    pub fn checkpoint(&self) -> Option<crate::format::Checkpoint> {
+        Some(crate::format::Checkpoint {
+            epoch: crate::format::Epoch::new(self.epoch.as_deref()?).ok()?,
+            seq: super::db::count_from_i64(self.seq?),
+            sha256: self.sha256.clone(),
+        })
+    }
+
     /// A cluster seen for the first time.
     pub fn new(cluster: &str, account: &str, now_ms: i64) -> Self {
         Self {
@@ -107,6 +120,7 @@ impl ClusterRecord {
             epoch: None,
             seq: None,
             snapshot_seq: None,
+            sha256: None,
             head_version: None,
             head_epoch: None,
             head_seq: None,
@@ -128,7 +142,7 @@ impl ClusterRecord {
     }
 }
 
-const COLUMNS: &str = "cluster, account, state, epoch, seq, snapshot_seq, head_version, head_epoch, head_seq, heartbeat_at, head_updated_at, applied_at, lag_ms, objects, kinds, identity, kube_system_uid, ca_fingerprint, forbidden_kinds, permissions, policy_grant, error, updated_at";
+const COLUMNS: &str = "cluster, account, state, epoch, seq, snapshot_seq, sha256, head_version, head_epoch, head_seq, heartbeat_at, head_updated_at, applied_at, lag_ms, objects, kinds, identity, kube_system_uid, ca_fingerprint, forbidden_kinds, permissions, policy_grant, error, updated_at";
 
 fn from_row(database: &Database, row: &sqlx::any::AnyRow) -> Result<ClusterRecord, Error> {
     let get = |e: sqlx::Error| database.query_error("reading outpost_clusters", e);
@@ -144,6 +158,7 @@ fn from_row(database: &Database, row: &sqlx::any::AnyRow) -> Result<ClusterRecor
         epoch: opt_text(row, "epoch").map_err(get)?,
         seq: row.try_get("seq").map_err(get)?,
         snapshot_seq: row.try_get("snapshot_seq").map_err(get)?,
+        sha256: opt_text(row, "sha256").map_err(get)?,
         head_version: opt_text(row, "head_version").map_err(get)?,
         head_epoch: opt_text(row, "head_epoch").map_err(get)?,
         head_seq: row.try_get("head_seq").map_err(get)?,
@@ -221,6 +236,7 @@ pub async fn save(
         .bind(&record.epoch)
         .bind(record.seq)
         .bind(record.snapshot_seq)
+        .bind(&record.sha256)
         .bind(&record.head_version)
         .bind(&record.head_epoch)
         .bind(record.head_seq)

@@ -347,6 +347,9 @@ impl Database {
                 .await
                 .map_err(|e| self.query_error("creating the outpost_* tables", e))?;
         }
+        for (table, column, column_type) in ADDED_COLUMNS {
+            self.add_column(table, column, column_type).await?;
+        }
         if self.dialect == Dialect::Postgres {
             self.prefer_lz4_objects().await;
         }
@@ -372,6 +375,22 @@ impl Database {
         self.ensure_cache_tables("applications").await?;
         self.ensure_cache_tables("clusters").await?;
         Ok(())
+    }
+
+    /// Adds a nullable column to an `outpost_*` table that predates it, unless it is there.
+    async fn add_column(&self, table: &str, column: &str, column_type: &str) -> Result<(), Error> {
+        let probe = format!("SELECT {column} FROM {table} WHERE 1 = 0");
+        if self.pool.execute(probe.as_str()).await.is_ok() {
+            return Ok(());
+        }
+        let column_type = self::column_type(self.dialect, column_type);
+        let alter = format!("ALTER TABLE {table} ADD COLUMN {column} {column_type} NULL");
+        match self.pool.execute(alter.as_str()).await {
+            Ok(_) => Ok(()),
+            // Another process added it meanwhile (SQLite takes no migration lock).
+            Err(_) if self.pool.execute(probe.as_str()).await.is_ok() => Ok(()),
+            Err(e) => Err(self.query_error(format!("adding column {table}.{column}"), e)),
+        }
     }
 
     /// On PostgreSQL 14+ built with lz4, stores `outpost_resources.object` lz4-compressed
@@ -864,6 +883,13 @@ fn column_type(dialect: Dialect, mysql: &str) -> String {
         _ => "TEXT".to_string(),
     }
 }
+
+/// Columns added to `outpost_*` tables after their first release, added to older databases by
+/// the migration: (table, column, type). Each is nullable; NULL is what an older row means.
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [
+    // The sha256 of the last applied segment, which lets a reader see a rewritten chain.
+    ("outpost_clusters", "sha256", "VARCHAR(255)"),
+];
 
 /// The `outpost_*` tables.
 fn outpost_schema(dialect: Dialect) -> Vec<String> {

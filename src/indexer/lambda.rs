@@ -400,7 +400,17 @@ mod tests {
             options: Default::default(),
         };
         let missing = MAX_LISTED_FAILURES + 50;
-        let names: Vec<String> = (0..missing).map(|i| format!("missing-{i}")).collect();
+        let names: Vec<String> = (0..missing).map(|i| format!("broken-{i}")).collect();
+        // A head that is not JSON fails its cluster (a missing one is only "nothing shipped").
+        for name in &names {
+            let cluster = ClusterName::new(name).unwrap();
+            let key = indexer.store.layout().head(&cluster);
+            indexer
+                .store
+                .put_overwrite(&key, bytes::Bytes::from_static(b"not json"))
+                .await
+                .unwrap();
+        }
         let e = handle(&indexer, &json!({ "clusters": names }))
             .await
             .unwrap_err()

@@ -61,6 +61,16 @@ pub enum Error {
         #[source]
         source: crate::cache::Error,
     },
+    #[error(
+        "cluster {cluster}: over its quota: {what} is {value}, more than the {limit} allowed (not indexed; raise it with {flag})"
+    )]
+    Quota {
+        cluster: String,
+        what: &'static str,
+        value: u64,
+        limit: u64,
+        flag: &'static str,
+    },
     #[error("cluster {cluster}: a decoding task failed: {reason}")]
     Task { cluster: String, reason: String },
     #[error(transparent)]
@@ -160,6 +170,96 @@ pub struct IndexOptions {
     pub max_new_cache_types: usize,
     /// The turn of large snapshot loads (shared by clones of these options).
     pub large_loads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// What one cluster may make the indexer hold and write.
+    pub quotas: Quotas,
+}
+
+/// What one cluster may make one run spend. A cluster over a quota is not indexed (its rows
+/// stay as they were) and its error says which quota and by how much. Checked on what the head
+/// lists before anything is fetched, and on what the segments hold while they are verified,
+/// since a head's counts are informational and may lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Objects: the head's `objects`, and the puts of any one segment (a snapshot's are its
+    /// objects). Default 1,000,000: ten times a very large real cluster.
+    pub objects: u64,
+    /// Stored (compressed) bytes of every segment the head lists. Default 4 GiB: real segments
+    /// compress 5–30×, so this is a state of tens of GiB of JSON.
+    pub bytes: u64,
+    /// Diffs listed after the snapshot. Default 10,000: writers start a new snapshot long
+    /// before (the reference writer after a few hundred).
+    pub diffs: u64,
+    /// Kinds: the head's `kinds`, and the cache types the records read in one run touch (each
+    /// may create tables). Default 1,000: clusters with many CRDs have a few hundred.
+    pub kinds: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            objects: 1_000_000,
+            bytes: 4 << 30,
+            diffs: 10_000,
+            kinds: 1_000,
+        }
+    }
+}
+
+impl Quotas {
+    /// The first quota `value` of `what` passes, as the error naming it.
+    fn check(
+        cluster: &str,
+        what: &'static str,
+        value: u64,
+        limit: u64,
+        flag: &'static str,
+    ) -> Result<(), Error> {
+        if value > limit {
+            return Err(Error::Quota {
+                cluster: cluster.to_string(),
+                what,
+                value,
+                limit,
+                flag,
+            });
+        }
+        Ok(())
+    }
+
+    /// What the head says, before anything is fetched.
+    pub fn check_head(&self, cluster: &str, head: &crate::format::Head) -> Result<(), Error> {
+        Self::check(
+            cluster,
+            "the diffs head.json lists",
+            head.diffs.len() as u64,
+            self.diffs,
+            "--max-diffs",
+        )?;
+        let bytes = head
+            .segments()
+            .fold(0u64, |sum, s| sum.saturating_add(s.bytes));
+        Self::check(
+            cluster,
+            "the stored bytes head.json lists",
+            bytes,
+            self.bytes,
+            "--max-bytes",
+        )?;
+        Self::check(
+            cluster,
+            "the objects head.json counts",
+            head.objects,
+            self.objects,
+            "--max-objects",
+        )?;
+        Self::check(
+            cluster,
+            "the kinds head.json counts",
+            head.kinds.len() as u64,
+            self.kinds,
+            "--max-kinds",
+        )
+    }
 }
 
 /// Snapshots from this size (about 4,000 objects) load one at a time by default.
@@ -189,6 +289,7 @@ impl Default for IndexOptions {
             large_snapshot_bytes: LARGE_SNAPSHOT_BYTES,
             max_new_cache_types: DEFAULT_MAX_NEW_CACHE_TYPES,
             large_loads: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+            quotas: Quotas::default(),
         }
     }
 }

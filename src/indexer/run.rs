@@ -1,12 +1,18 @@
 //! One indexing run: per cluster, read its head, decide what to apply from the checkpoint, fetch
 //! and verify the segments, then apply them and move the checkpoint in one transaction under the
 //! cluster's lock. A failing cluster is reported and the others go on.
+//!
+//! A segment is verified by streaming its stored bytes once into an unnamed-on-disk temporary
+//! file while hashing and counting them (a size or sha256 that is not the listed one stops it
+//! before anything is decoded), then decoding that file; applying decodes the file again. So a
+//! cluster's run holds about one segment's decode buffers in memory whatever its head lists,
+//! its disk use is bounded by the listed-bytes quota, and the bucket is read once per segment
+//! (re-fetching to apply would read it twice and need the sha256 checked again).
 
 use std::collections::BTreeSet;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::cache::{self, KubernetesKind};
 use crate::format::{
@@ -25,8 +31,10 @@ use super::{Error, IndexOptions};
 /// What a run did to one cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Segments were applied (`snapshot`: the account was reloaded from a snapshot).
+    /// Segments were applied (`snapshot`: the account was reloaded from a snapshot; `fault`: the
+    /// chain fault that reload recovered from, a rewritten chain).
     Applied {
+        fault: Option<String>,
         snapshot: bool,
         segments: usize,
         stats: ApplyStats,
@@ -78,11 +86,14 @@ impl RunReport {
     }
 }
 
-/// A verified segment held in memory (compressed), with what applying needs to know first.
+/// A verified segment, its stored bytes in a temporary file, with what applying needs to know
+/// first.
 struct Fetched_ {
     cluster: String,
     key: String,
-    bytes: Bytes,
+    file: tempfile::NamedTempFile,
+    /// Its stored size.
+    stored_bytes: u64,
     segment_type: SegmentType,
     /// The cache types its records touch.
     types: BTreeSet<String>,
@@ -140,7 +151,21 @@ impl Indexer {
         };
         let clusters = futures::stream::iter(clusters)
             .map(|cluster| async move {
-                let result = self.index_cluster_retrying(&cluster).await;
+                // A panic indexing one cluster is that cluster's failure, not the run's.
+                let result = std::panic::AssertUnwindSafe(self.index_cluster_retrying(&cluster))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let reason = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "a panic".to_string());
+                        Err(Error::Task {
+                            cluster: cluster.to_string(),
+                            reason: format!("indexing panicked: {reason}"),
+                        })
+                    });
                 match &result {
                     Ok(outcome) => tracing::info!(cluster = %cluster, ?outcome, "indexed"),
                     Err(e) => {
@@ -353,24 +378,39 @@ impl Indexer {
                 .await;
         }
 
-        // What to apply.
-        let resume_from = match (&record.epoch, record.seq) {
-            (Some(epoch), Some(seq))
-                if *epoch == head.epoch.to_string()
-                    && seq as u64 >= head.snapshot.seq
-                    && seq as u64 <= head.seq
-                    && record.account == account =>
-            {
-                Some(seq as u64)
-            }
-            _ => None,
+        // Quotas on what the head lists, before anything is fetched.
+        if let Err(e) = self.options.quotas.check_head(name, &head) {
+            record.error = Some(crate::error_chain(&e));
+            record.updated_at = ms(now);
+            self.save_outside(&record).await?;
+            return Err(e);
+        }
+
+        // What to apply (FORMAT §8.2).
+        let same_account = if record.account == account {
+            format::chain::Account::Same
+        } else {
+            format::chain::Account::Changed
         };
-        let wanted: Vec<(usize, &format::SegmentRef)> = head
-            .segments()
-            .enumerate()
-            .filter(|(_, s)| resume_from.is_none_or(|seq| s.seq > seq))
-            .collect();
-        let snapshot = resume_from.is_none();
+        let plan = format::plan(&head, record.checkpoint().as_ref(), same_account);
+        let fault = plan.fault();
+        if let format::Plan::Rewound { .. } = plan {
+            return Err(Error::format(
+                name,
+                format::Error::BrokenChain {
+                    object: head_key.to_string(),
+                    reason: fault.unwrap_or_default(),
+                },
+            ));
+        }
+        if let Some(fault) = &fault {
+            tracing::warn!(cluster = %name, key = %head_key, fault = %fault, "chain fault");
+        }
+        let wanted: Vec<(usize, &format::SegmentRef)> = match plan.first() {
+            Some(first) => head.segments().enumerate().skip(first).collect(),
+            None => Vec::new(),
+        };
+        let snapshot = matches!(plan, format::Plan::Reload(_));
 
         // Fetch and verify everything before applying anything.
         let mut fetched = Vec::new();
@@ -381,6 +421,13 @@ impl Indexer {
             .iter()
             .flat_map(|f| f.types.iter().cloned())
             .collect();
+        super::Quotas::check(
+            name,
+            "the kinds the segments' records hold",
+            types.len() as u64,
+            self.options.quotas.kinds,
+            "--max-kinds",
+        )?;
         types.insert("applications".into());
         types.insert("clusters".into());
         self.database
@@ -394,9 +441,9 @@ impl Indexer {
         // Apply and move the checkpoint in one transaction.
         let mut tx = self.database.begin_cluster(name).await?;
         let current = checkpoint::load(&self.database, tx.conn(), name).await?;
-        let expected = (record.epoch.clone(), record.seq);
-        if current.as_ref().map(|c| (c.epoch.clone(), c.seq)) != Some(expected.clone())
-            && !(current.is_none() && expected == (None, None))
+        let expected = record.checkpoint();
+        if current.as_ref().map(ClusterRecord::checkpoint) != Some(expected.clone())
+            && !(current.is_none() && expected.is_none())
         {
             tx.rollback().await?;
             return Ok(Outcome::Raced);
@@ -481,6 +528,7 @@ impl Indexer {
         record.epoch = Some(head.epoch.to_string());
         record.seq = Some(head.seq as i64);
         record.snapshot_seq = Some(head.snapshot.seq as i64);
+        record.sha256 = Some(head.tip().sha256.clone());
         record.head_version = Some(version_text(&version));
         record.head_epoch = Some(head.epoch.to_string());
         record.head_seq = Some(head.seq as i64);
@@ -506,11 +554,13 @@ impl Indexer {
             record.permissions = serde_json::to_string(&identity.account.permissions).ok();
         }
         record.policy_grant = serde_json::to_string(&grant).ok();
-        record.error = None;
+        // A fault recovered from stays visible in `outpost status` until the chain moves on.
+        record.error = fault.clone();
         record.updated_at = ms(now);
         checkpoint::save(&self.database, tx.conn(), &record).await?;
         tx.commit().await?;
         Ok(Outcome::Applied {
+            fault,
             snapshot,
             segments: fetched.len(),
             stats,
@@ -658,6 +708,7 @@ impl Indexer {
         record.epoch = None;
         record.seq = None;
         record.snapshot_seq = None;
+        record.sha256 = None;
         record.head_version = None;
         record.objects = 0;
         record.error = Some(reason.clone());
@@ -689,19 +740,69 @@ impl Indexer {
             .store
             .layout()
             .segment(cluster, &head.epoch, segment.seq, segment_type);
-        let (bytes, _) = self
+        let label = key.to_string();
+        let (stored, size) = self
             .store
-            .get(&key)
+            .open_stream(&key)
             .await
             .map_err(|e| Error::store(name, e))?;
-        let label = key.to_string();
+        let mismatch = |length: u64, sha256: Option<String>| {
+            Error::format(
+                name,
+                format::Error::BrokenChain {
+                    object: label.clone(),
+                    reason: format!(
+                        "its stored bytes are {length} bytes with sha256 {}, but head.json lists {} bytes with sha256 {} (not decoded)",
+                        sha256.as_deref().unwrap_or("(not read)"),
+                        segment.bytes,
+                        segment.sha256
+                    ),
+                },
+            )
+        };
+        // Check 14 on the size the store reports, before any byte is read.
+        if size != segment.bytes {
+            return Err(mismatch(size, None));
+        }
+        // Checks 14 and 15 on the stored bytes first: hashing costs one pass over them, where
+        // decoding a frame that is not the listed one could cost up to the expansion limit.
+        let listed = segment.bytes;
+        let copy_label = label.clone();
+        let (file, length, sha256) = tokio::task::spawn_blocking(move || {
+            copy_hashed(stored, listed).map_err(|e| format!("reading {copy_label}: {e}"))
+        })
+        .await
+        .map_err(|e| Error::Task {
+            cluster: name.to_string(),
+            reason: e.to_string(),
+        })?
+        .map_err(|reason| Error::Task {
+            cluster: name.to_string(),
+            reason,
+        })?;
+        if length != segment.bytes || sha256 != segment.sha256 {
+            return Err(mismatch(length, Some(sha256)));
+        }
+        let check = file.reopen().map_err(|e| Error::Task {
+            cluster: name.to_string(),
+            reason: format!("reopening the copy of {label}: {e}"),
+        })?;
         let limits = self.options.limits.clone();
         let head = head.clone();
-        let check = bytes.clone();
-        let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, format::Error> {
-            let mut reader = SegmentReader::new(&label, &check[..], &limits)?;
+        let max_puts = self.options.quotas.objects;
+        let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let format_error = |e| Error::format(head.cluster.as_str(), e);
+            let mut reader = SegmentReader::new(&label, std::io::BufReader::new(check), &limits)
+                .map_err(format_error)?;
+            super::Quotas::check(
+                head.cluster.as_str(),
+                "the puts a segment's header announces",
+                reader.header().counts.put,
+                max_puts,
+                "--max-objects",
+            )?;
             let mut types = BTreeSet::new();
-            while let Some(record) = reader.next_record()? {
+            while let Some(record) = reader.next_record().map_err(format_error)? {
                 let target = match &record {
                     Record::Put { target, .. } | Record::Delete { target } => target,
                 };
@@ -711,21 +812,21 @@ impl Indexer {
                         .to_string(),
                 );
             }
-            let summary = reader.finish()?;
-            verify_segment(&head, index, &summary)?;
+            let summary = reader.finish().map_err(format_error)?;
+            verify_segment(&head, index, &summary).map_err(format_error)?;
             Ok((summary, types))
         })
         .await
         .map_err(|e| Error::Task {
             cluster: name.to_string(),
             reason: e.to_string(),
-        })?
-        .map_err(|e| Error::format(name, e))?;
+        })??;
         let _ = summary;
         Ok(Fetched_ {
             cluster: name.to_string(),
             key: key.to_string(),
-            bytes,
+            file,
+            stored_bytes: length,
             segment_type,
             types,
         })
@@ -741,7 +842,7 @@ impl Indexer {
         segment: &Fetched_,
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
-        let _turn = if segment.bytes.len() as u64 >= self.options.large_snapshot_bytes {
+        let _turn = if segment.stored_bytes >= self.options.large_snapshot_bytes {
             let waited = std::time::Instant::now();
             let turn = self
                 .options
@@ -762,12 +863,12 @@ impl Indexer {
             let (batches, mut prepared) = tokio::sync::mpsc::channel(2);
             let producer = {
                 let key = segment.key.clone();
-                let bytes = segment.bytes.clone();
+                let copy = segment.reopen()?;
                 let limits = self.options.limits.clone();
                 let maker = writer.row_maker();
                 let cluster = cluster.clone();
                 tokio::task::spawn_blocking(move || {
-                    prepare_batches(pass, &key, &bytes, &limits, &maker, &cluster, &batches)
+                    prepare_batches(pass, &key, copy, &limits, &maker, &cluster, &batches)
                 })
             };
             while let Some(batch) = prepared.recv().await {
@@ -798,7 +899,7 @@ impl Indexer {
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
         debug_assert_eq!(segment.segment_type, SegmentType::Diff);
-        let mut reader = SegmentReader::new(&segment.key, &segment.bytes[..], &self.options.limits)
+        let mut reader = SegmentReader::new(&segment.key, segment.reopen()?, &self.options.limits)
             .map_err(|e| Error::format(&cluster, e))?;
         while let Some(record) = reader
             .next_record()
@@ -811,12 +912,51 @@ impl Indexer {
     }
 }
 
+impl Fetched_ {
+    /// A new reader of the segment's stored bytes, from the start.
+    fn reopen(&self) -> Result<std::io::BufReader<std::fs::File>, Error> {
+        self.file
+            .reopen()
+            .map(|file| std::io::BufReader::with_capacity(256 << 10, file))
+            .map_err(|e| Error::Task {
+                cluster: self.cluster.clone(),
+                reason: format!("reopening the copy of {}: {e}", self.key),
+            })
+    }
+}
+
+/// Copies at most `listed + 1` stored bytes into a temporary file, hashing them: the file, how
+/// many bytes there were (more than `listed` means the object is longer) and their sha256.
+fn copy_hashed(
+    stored: impl std::io::Read,
+    listed: u64,
+) -> std::io::Result<(tempfile::NamedTempFile, u64, String)> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let mut file = tempfile::NamedTempFile::new()?;
+    let mut stored = stored.take(listed.saturating_add(1));
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 256 << 10];
+    let mut length = 0u64;
+    loop {
+        let n = stored.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])?;
+        length += n as u64;
+    }
+    file.flush()?;
+    Ok((file, length, hex::encode(hasher.finalize())))
+}
+
 /// One pass of a snapshot load on a blocking thread: decodes the records and sends them on as
 /// prepared batches, until the segment ends or the receiver is gone.
 fn prepare_batches(
     pass: SnapshotPass,
     key: &str,
-    bytes: &[u8],
+    bytes: impl std::io::Read,
     limits: &crate::format::DecodeLimits,
     maker: &RowMaker,
     cluster: &str,

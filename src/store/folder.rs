@@ -103,6 +103,11 @@ impl Folder {
         Ok(self.open_regular(key)?.0)
     }
 
+    /// Opens an object for streaming, with its size.
+    pub fn open_sized(&self, key: &object_store::path::Path) -> Result<(File, u64), Error> {
+        self.open_regular(key)
+    }
+
     /// The size of an object.
     pub fn size(&self, key: &object_store::path::Path) -> Result<u64, Error> {
         Ok(self.open_regular(key)?.1)

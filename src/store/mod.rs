@@ -450,6 +450,34 @@ impl Store {
         Ok(clusters)
     }
 
+    /// Opens an object for a streaming read: the size the store reports, known before any byte
+    /// is read, and a blocking reader of the stored bytes (to be read on a blocking thread).
+    pub async fn open_stream(
+        &self,
+        key: &Key,
+    ) -> Result<(Box<dyn std::io::Read + Send>, u64), Error> {
+        match &self.inner {
+            Inner::Folder(folder) => {
+                let (folder, path) = (folder.clone(), key.path.clone());
+                let (file, size) = blocking(key, move || folder.open_sized(&path)).await?;
+                Ok((
+                    Box::new(std::io::BufReader::with_capacity(256 << 10, file)),
+                    size,
+                ))
+            }
+            Inner::Objects(objects) => {
+                let result = objects
+                    .get(&key.path)
+                    .await
+                    .map_err(|e| classify(key, "get", e))?;
+                let size = result.meta.size;
+                let stream = result.into_stream().map_err(std::io::Error::other);
+                let reader = tokio_util::io::StreamReader::new(stream);
+                Ok((Box::new(tokio_util::io::SyncIoBridge::new(reader)), size))
+            }
+        }
+    }
+
     /// Streams a segment's records, decoding on a blocking thread with bounded memory.
     pub async fn read_segment(
         &self,

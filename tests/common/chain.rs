@@ -18,6 +18,9 @@ pub struct Chain {
     pub head: Option<Head>,
     /// The clock of the writer (heartbeats and segment times).
     pub now: DateTime<Utc>,
+    /// Whether segments replace what is at their key (a writer rewriting its chain) instead of
+    /// being written create-only.
+    pub overwrite: bool,
 }
 
 /// A pod of `namespace/name` owned by `owner` (`(apiVersion, kind, name)`), if any.
@@ -56,6 +59,7 @@ impl Chain {
             epoch: Epoch::from_parts(now.timestamp_millis() as u64, rand::random()).unwrap(),
             head: None,
             now,
+            overwrite: false,
         }
     }
 
@@ -109,10 +113,17 @@ impl Chain {
             &EncodeOptions::default(),
         )
         .unwrap();
-        self.store
-            .put_create(&key, Bytes::from(bytes))
-            .await
-            .unwrap();
+        if self.overwrite {
+            self.store
+                .put_overwrite(&key, Bytes::from(bytes))
+                .await
+                .unwrap();
+        } else {
+            self.store
+                .put_create(&key, Bytes::from(bytes))
+                .await
+                .unwrap();
+        }
         SegmentRef {
             seq,
             key: key.relative.clone(),
@@ -174,6 +185,15 @@ impl Chain {
         head.push_diff(diff.clone(), now, objects, Default::default())
             .unwrap();
         diff
+    }
+
+    /// Forgets the diffs after `seq` (the head ends there again), so that the next diffs
+    /// rewrite the chain from `seq + 1`, overwriting the segments there.
+    pub fn truncate(&mut self, seq: u64) {
+        let head = self.head.as_mut().expect("a chain to truncate");
+        head.diffs.retain(|d| d.seq <= seq);
+        head.seq = head.tip().seq;
+        self.overwrite = true;
     }
 
     /// Writes the head as it is now (overwriting whatever is there).
