@@ -272,7 +272,7 @@ async fn a_changed_identity_is_refused_until_allowed() {
     ship_cluster(
         &store,
         "prod",
-        now - Duration::seconds(30),
+        now - Duration::minutes(20),
         "uid-original",
         None,
         1,
@@ -294,11 +294,12 @@ async fn a_changed_identity_is_refused_until_allowed() {
     let before = rows(&database, "prod").await;
 
     // Another cluster claims the name: a new kube-system UID, other objects.
-    // (Its agent takes the head over once the original writer has been silent past the grace.)
+    // (Its agent takes the head over once the original writer has been silent past the grace;
+    // both heartbeats are in the past, as one in the future would be a fault.)
     ship_cluster(
         &store,
         "prod",
-        now + Duration::minutes(16),
+        now - Duration::seconds(30),
         "uid-impostor",
         None,
         7,
