@@ -1198,3 +1198,109 @@ async fn a_cluster_over_quota_is_refused_untouched(kind: &str) {
     db.drop_database().await;
 }
 on_each_database!(a_cluster_over_quota_is_refused_untouched: sqlite, postgres, mariadb);
+
+/// What Clouddriver's `SqlUnknownAgentCleanupAgent` does to rows whose agent it did not build
+/// (delete by id, every agent's row), done here by SQL as no Clouddriver runs on these machines:
+/// the indexer puts the rows back within one run, whether the head is unchanged or a diff
+/// arrives, and finds nothing to repair when nothing was removed.
+async fn rows_a_clouddriver_cleanup_deletes_are_repaired_within_one_run(kind: &str) {
+    let Some((db, store, database)) = setup(kind).await else {
+        return;
+    };
+    let mut chain = Chain::new(&store, "shared");
+    let replica_set = serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-v001", "namespace": "shop", "uid": "uid-rs", "resourceVersion": "1"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}}});
+    let service = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "uid-svc", "resourceVersion": "1"},
+        "spec": {"selector": {"app": "web"}}});
+    let pods: Vec<_> = (0..4)
+        .map(|i| {
+            pod(
+                "shop",
+                &format!("web-v001-{i}"),
+                Some(("apps/v1", "ReplicaSet", "web-v001")),
+            )
+        })
+        .collect();
+    let mut objects = vec![replica_set, service];
+    objects.extend(pods.iter().cloned());
+    chain.snapshot(&objects).await;
+    chain.publish().await;
+    let indexer = indexer(&store, &database, IndexOptions::default());
+    assert_no_failures(&indexer.run_once(None).await.unwrap(), "first load");
+    let expected = expected_rows(&store, &chain.cluster, "shared").await;
+    assert_eq!(
+        stored_rows(&database, "shared").await,
+        expected,
+        "first load"
+    );
+
+    // The cleanup deletes by id, in every table its agents cover.
+    let cleanup = |table: &str, like: &str| {
+        let sql = database.sql(&format!("DELETE FROM {table} WHERE id LIKE ?"));
+        let (table, like) = (table.to_string(), like.to_string());
+        let database = database.clone();
+        async move {
+            let deleted = sqlx::query(&sql)
+                .bind(like)
+                .execute(database.pool())
+                .await
+                .unwrap()
+                .rows_affected();
+            assert!(deleted > 0, "{table}: nothing to delete");
+        }
+    };
+    let table = |type_name: &str| database.cache_tables(type_name).unwrap().resource;
+    cleanup(&table("pod"), "%web-v001-1").await;
+    cleanup(&table("applications"), "%").await;
+    cleanup(&table("replicaSet"), "%").await;
+    assert_ne!(stored_rows(&database, "shared").await, expected);
+
+    // An unchanged head: repaired in this run.
+    let report = indexer.run_once(None).await.unwrap();
+    assert!(
+        matches!(outcome_of(&report, "shared"), Outcome::Unchanged { .. }),
+        "{report:?}"
+    );
+    assert_eq!(
+        stored_rows(&database, "shared").await,
+        expected,
+        "after an unchanged head"
+    );
+
+    // A diff: the diff's rows and the ones deleted meanwhile.
+    cleanup(&table("pod"), "%web-v001-2").await;
+    cleanup(&table("clusters"), "%").await;
+    let mut moved = pods[0].clone();
+    moved["metadata"]["resourceVersion"] = "2".into();
+    moved["metadata"]["labels"] = serde_json::json!({"moved": "yes"});
+    chain.now += chrono::Duration::seconds(30);
+    chain.diff(&[moved], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert!(applied_stats(&report, "shared").rows_repaired > 0);
+    assert_eq!(
+        stored_rows(&database, "shared").await,
+        expected_rows(&store, &chain.cluster, "shared").await,
+        "after a diff"
+    );
+
+    // Nothing removed: nothing repaired.
+    chain.now += chrono::Duration::seconds(30);
+    let mut touched = pods[3].clone();
+    touched["metadata"]["resourceVersion"] = "3".into();
+    chain.diff(&[touched], &[]).await;
+    chain.publish().await;
+    let report = indexer.run_once(None).await.unwrap();
+    assert_eq!(applied_stats(&report, "shared").rows_repaired, 0);
+    assert_eq!(
+        stored_rows(&database, "shared").await,
+        expected_rows(&store, &chain.cluster, "shared").await,
+        "after a clean diff"
+    );
+    database.close().await;
+    db.drop_database().await;
+}
+on_each_database!(rows_a_clouddriver_cleanup_deletes_are_repaired_within_one_run: sqlite, postgres, mariadb);

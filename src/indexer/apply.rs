@@ -71,6 +71,9 @@ pub struct ApplyStats {
     /// only letters, digits and `_`; PostgreSQL folds them to lower case). The first type seen
     /// keeps the table.
     pub objects_table_collision: u64,
+    /// Cache rows found missing (or left over) by [`AccountWriter::repair`] and recomputed:
+    /// rows someone else deleted behind the indexer's back.
+    pub rows_repaired: u64,
 }
 
 /// Why a record could not be applied (the cluster's transaction is rolled back).
@@ -952,6 +955,156 @@ impl<'c> AccountWriter<'c> {
             .map_err(self.error(format!("deleting from {table}")))?;
         self.stats.rows_deleted += result.rows_affected();
         Ok(())
+    }
+
+    // ------------------------------------------------------------------- anti-entropy --
+
+    /// Puts back the cache rows of the account that someone else deleted (another Clouddriver's
+    /// unknown-agent cleanup, an operator) or left under its agent name. Per cache type it
+    /// compares how many rows the account should have with how many it has, two counting
+    /// queries on indexes; only a type whose counts differ has its ids compared and the
+    /// difference recomputed. Returns how many rows it recomputed.
+    ///
+    /// A row rewritten in place under this account's agent name, with the same count, is not
+    /// seen here: the object's next change or the next snapshot rewrites it.
+    pub async fn repair(&mut self) -> Result<u64, ApplyError> {
+        let mut types = self.cached_types().await?;
+        types.insert("applications".into());
+        types.insert("clusters".into());
+        let mut repaired = 0u64;
+        for type_name in &types {
+            if !self
+                .database
+                .cache_tables_exist(self.conn, type_name)
+                .await?
+            {
+                continue;
+            }
+            let expected = self.expected_count(type_name).await?;
+            let stored = self.stored_count(type_name).await?;
+            if expected == stored {
+                continue;
+            }
+            let expected: BTreeSet<String> = self.expected_ids(type_name).await?;
+            let stored = self.stored_ids(type_name).await?;
+            let max_id = self.database.dialect().max_id_length();
+            let differ: Vec<String> = expected
+                .symmetric_difference(&stored)
+                .filter(|id| !too_long(id, max_id))
+                .cloned()
+                .collect();
+            if differ.is_empty() {
+                continue;
+            }
+            tracing::warn!(cluster = %self.cluster, account = %self.account, cache_type = %type_name, rows = differ.len(), "cache rows were deleted or left behind by another writer: recomputed");
+            for chunk in differ.chunks(BATCH) {
+                self.recompute(chunk.to_vec()).await?;
+            }
+            repaired += differ.len() as u64;
+        }
+        self.stats.rows_repaired += repaired;
+        Ok(repaired)
+    }
+
+    /// The prefix of the logical cache ids of `type_name` (`applications`, `clusters`), if it
+    /// is a logical type.
+    fn logical_prefix(type_name: &str) -> Option<String> {
+        matches!(type_name, "applications" | "clusters")
+            .then(|| format!("kubernetes.v2:logical:{type_name}:%"))
+    }
+
+    /// How many rows of `type_name` the account should have: its cached objects of that type,
+    /// or for a logical type the distinct logical ids its links name.
+    async fn expected_count(&mut self, type_name: &str) -> Result<i64, ApplyError> {
+        let (sql, bind) = match Self::logical_prefix(type_name) {
+            Some(prefix) => (
+                self.sql("SELECT COUNT(*) FROM (SELECT a_id AS id FROM outpost_links WHERE account = ? AND a_id LIKE ? UNION SELECT b_id AS id FROM outpost_links WHERE account = ? AND b_id LIKE ?) logical_ids"),
+                prefix,
+            ),
+            None => (
+                self.sql("SELECT COUNT(*) FROM outpost_resources WHERE account = ? AND cached = 1 AND cache_type = ?"),
+                type_name.to_string(),
+            ),
+        };
+        let mut query = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(&self.account)
+            .bind(&bind);
+        if Self::logical_prefix(type_name).is_some() {
+            query = query.bind(&self.account).bind(&bind);
+        }
+        Ok(query
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(self.error(format!("counting the expected rows of {type_name}")))?)
+    }
+
+    /// The ids [`Self::expected_count`] counts.
+    async fn expected_ids(&mut self, type_name: &str) -> Result<BTreeSet<String>, ApplyError> {
+        let logical = Self::logical_prefix(type_name);
+        let (sql, bind) = match &logical {
+            Some(prefix) => (
+                self.sql("SELECT a_id AS v FROM outpost_links WHERE account = ? AND a_id LIKE ? UNION SELECT b_id AS v FROM outpost_links WHERE account = ? AND b_id LIKE ?"),
+                prefix.clone(),
+            ),
+            None => (
+                self.sql("SELECT cache_id AS v FROM outpost_resources WHERE account = ? AND cached = 1 AND cache_type = ?"),
+                type_name.to_string(),
+            ),
+        };
+        let mut query = sqlx::query(&sql).bind(&self.account).bind(&bind);
+        if logical.is_some() {
+            query = query.bind(&self.account).bind(&bind);
+        }
+        let rows = query
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error(format!("listing the expected rows of {type_name}")))?;
+        Ok(rows
+            .iter()
+            .map(|row| text(row, "v"))
+            .collect::<Result<_, _>>()
+            .map_err(self.error(format!("listing the expected rows of {type_name}")))?)
+    }
+
+    /// The ids of the rows of `type_name` this account's agent has.
+    async fn stored_ids(&mut self, type_name: &str) -> Result<BTreeSet<String>, ApplyError> {
+        let tables = self.database.cache_tables(type_name)?;
+        let sql = self.sql(&format!(
+            "SELECT id FROM {} WHERE {}",
+            tables.resource,
+            self.database.exact_in("agent", 1)
+        ));
+        let mut query = sqlx::query(&sql);
+        for _ in 0..self.database.exact_binds() {
+            query = query.bind(&self.agent);
+        }
+        let rows = query
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(self.error(format!("reading {}", tables.resource)))?;
+        Ok(rows
+            .iter()
+            .map(|row| text(row, "id"))
+            .collect::<Result<_, _>>()
+            .map_err(self.error(format!("reading {}", tables.resource)))?)
+    }
+
+    /// How many rows of `type_name` this account's agent has.
+    async fn stored_count(&mut self, type_name: &str) -> Result<i64, ApplyError> {
+        let tables = self.database.cache_tables(type_name)?;
+        let sql = self.sql(&format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            tables.resource,
+            self.database.exact_in("agent", 1)
+        ));
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for _ in 0..self.database.exact_binds() {
+            query = query.bind(&self.agent);
+        }
+        Ok(query
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(self.error(format!("counting {}", tables.resource)))?)
     }
 
     // ---------------------------------------------------------------- diff (incremental) --
