@@ -519,9 +519,6 @@ impl Indexer {
                 for diff in &fetched {
                     self.apply_diff(&mut writer, diff).await?;
                 }
-                // A snapshot compares every row with the stored one anyway; diffs touch only
-                // their own, so rows deleted behind the indexer's back are looked for here.
-                writer.repair().await?;
             }
             writer.stats().clone()
         };
@@ -656,46 +653,7 @@ impl Indexer {
             record.updated_at = ms(now);
             self.save_outside(&record).await?;
         }
-        self.repair(cluster, &record, now).await?;
         Ok(Outcome::Unchanged { state })
-    }
-
-    /// Puts back the rows of the account a cluster holds that someone else deleted since the
-    /// last run ([`AccountWriter::repair`]), under the cluster's and the account's locks.
-    async fn repair(
-        &self,
-        cluster: &ClusterName,
-        record: &ClusterRecord,
-        now: DateTime<Utc>,
-    ) -> Result<u64, Error> {
-        let name = cluster.as_str();
-        if record.checkpoint().is_none() {
-            return Ok(0);
-        }
-        let agent = self.agent_of(name, &record.account)?;
-        let mut tx = self.database.begin_cluster(name).await?;
-        tx.lock_accounts(&[record.account.as_str()]).await?;
-        if accounts::holder(&self.database, tx.conn(), &record.account)
-            .await?
-            .as_deref()
-            != Some(name)
-        {
-            tx.rollback().await?;
-            return Ok(0);
-        }
-        let database = self.database.clone();
-        let mut writer = AccountWriter::new(
-            &database,
-            tx.conn(),
-            name,
-            &record.account,
-            &agent,
-            &self.options.cache,
-            ms(now),
-        );
-        let repaired = writer.repair().await?;
-        tx.commit().await?;
-        Ok(repaired)
     }
 
     /// Removes a cluster's rows and marks it EVICTED (the checkpoint is cleared, so a cluster
