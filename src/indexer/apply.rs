@@ -838,9 +838,7 @@ impl<'c> AccountWriter<'c> {
                 self.database.exact_in("agent", 1)
             ));
             let mut query = sqlx::query(&sql);
-            for _ in 0..self.database.exact_binds() {
-                query = query.bind(&self.agent);
-            }
+            query = self.database.bind_exact(query, &[self.agent.as_str()]);
             let rows = query
                 .fetch_all(&mut *self.conn)
                 .await
@@ -938,14 +936,9 @@ impl<'c> AccountWriter<'c> {
             self.database.exact_in("id", ids.len())
         ));
         let mut query = sqlx::query(&sql);
-        for _ in 0..self.database.exact_binds() {
-            query = query.bind(&self.agent);
-        }
-        for _ in 0..self.database.exact_binds() {
-            for id in ids {
-                query = query.bind(id);
-            }
-        }
+        query = self.database.bind_exact(query, &[self.agent.as_str()]);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        query = self.database.bind_exact(query, &ids);
         let result = query
             .execute(&mut *self.conn)
             .await
@@ -1567,7 +1560,7 @@ impl<'c> AccountWriter<'c> {
                 None => Ok(()),
             };
         }
-        let ids: Vec<&String> = rows.keys().collect();
+        let ids: Vec<&str> = rows.keys().map(String::as_str).collect();
         let sql = self.sql(&format!(
             "SELECT id, body_hash, body FROM {} WHERE {} AND {}",
             tables.resource,
@@ -1575,14 +1568,8 @@ impl<'c> AccountWriter<'c> {
             self.database.exact_in("id", ids.len())
         ));
         let mut query = sqlx::query(&sql);
-        for _ in 0..self.database.exact_binds() {
-            query = query.bind(&self.agent);
-        }
-        for _ in 0..self.database.exact_binds() {
-            for id in &ids {
-                query = query.bind(*id);
-            }
-        }
+        query = self.database.bind_exact(query, &[self.agent.as_str()]);
+        query = self.database.bind_exact(query, &ids);
         let stored_rows = query
             .fetch_all(&mut *self.conn)
             .await
@@ -1759,9 +1746,7 @@ impl<'c> AccountWriter<'c> {
                 self.database.exact_in("agent", 1)
             ));
             let mut query = sqlx::query(&sql);
-            for _ in 0..self.database.exact_binds() {
-                query = query.bind(&self.agent);
-            }
+            query = self.database.bind_exact(query, &[self.agent.as_str()]);
             let result = query
                 .execute(&mut *self.conn)
                 .await

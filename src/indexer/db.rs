@@ -232,7 +232,7 @@ impl Database {
     /// A condition that `column` (of a Clouddriver `cats_v1_*` table) is one of `n` values,
     /// compared exactly: those tables are `utf8mb4_unicode_ci` on MySQL, where `=` alone also
     /// matches ids and agents differing in case or accents. On MySQL the values are bound twice
-    /// ([`Database::exact_binds`]): the collated `IN` keeps the index, the binary one decides.
+    /// ([`Database::bind_exact`]): the collated `IN` keeps the index, the binary one decides.
     pub fn exact_in(&self, column: &str, n: usize) -> String {
         let list = vec!["?"; n].join(", ");
         match self.dialect {
@@ -243,12 +243,23 @@ impl Database {
         }
     }
 
-    /// How many times the values of an [`Database::exact_in`] condition are bound.
-    pub fn exact_binds(&self) -> usize {
-        match self.dialect {
+    /// Binds the values of an [`Database::exact_in`] condition, in its order, as many times as
+    /// it names them.
+    pub fn bind_exact<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        values: &[&'q str],
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        let times = match self.dialect {
             Dialect::MySql => 2,
             Dialect::Postgres | Dialect::Sqlite => 1,
+        };
+        for _ in 0..times {
+            for value in values {
+                query = query.bind(*value);
+            }
         }
+        query
     }
 
     /// The form of a cache id that the `cats_v1_*` tables' `(id, agent)` key compares: on MySQL
