@@ -1,5 +1,5 @@
 //! Shipping: turns the agent's [`State`] into segments and moves `head.json` forward by
-//! compare-and-swap, electing one writer among several agents of a cluster (DESIGN §2.3).
+//! compare-and-swap, electing one writer among several agents of a cluster (docs/FORMAT.md §7.6).
 //!
 //! [`Shipper::tick`] is the one step function; each call does at most one of: stand by (another
 //! live agent writes), take over (start a new epoch with a snapshot), ship a snapshot (first one,

@@ -10,7 +10,7 @@ use crate::cache::Dialect;
 
 use super::db::{Database, Error, opt_text, placeholders, text};
 
-/// Where a cluster is in its lifecycle (DESIGN §2.5).
+/// Where a cluster is in its lifecycle (see [`super::lifecycle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ClusterState {
     /// Heartbeat recent: rows current.

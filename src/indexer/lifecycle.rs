@@ -1,5 +1,6 @@
-//! A cluster's lifecycle state from its heartbeat's age (DESIGN §2.5): ACTIVE, then STALE (rows
-//! kept, flagged), then EVICTED (rows removed); decommissioned clusters are evicted at once.
+//! A cluster's lifecycle state from the age of its heartbeat (docs/FORMAT.md §5.4): ACTIVE,
+//! then STALE (rows kept, flagged), then EVICTED (rows removed); decommissioned clusters are
+//! evicted at once.
 
 use std::time::Duration;
 

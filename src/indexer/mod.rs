@@ -1,5 +1,6 @@
 //! The indexer: reads clusters' chains from the bucket and loads them into Clouddriver's SQL
-//! cache exactly once, keeping all its own state in the database it writes (DESIGN §4).
+//! cache exactly once, keeping all its own state in the database it writes (no state of its own
+//! between runs, so any number of runs, in any process, may follow each other).
 
 pub mod accounts;
 pub mod apply;
