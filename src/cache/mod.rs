@@ -1,6 +1,6 @@
 //! Turns Kubernetes manifests into exactly the rows Clouddriver's `KubernetesCoreCachingAgent`
-//! writes to its SQL cache (pure: no I/O, no SQL); `shared/clouddriver-cache-contract.md` is the
-//! specification.
+//! writes to its SQL cache (pure: no I/O, no SQL); "The cache contract" in `docs/CLOUDDRIVER.md`
+//! is the specification.
 
 pub mod account;
 pub mod body;
