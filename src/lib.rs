@@ -5,6 +5,7 @@ pub mod cache;
 pub mod cli;
 pub mod format;
 pub mod indexer;
+pub mod settings;
 pub mod sim;
 pub mod store;
 

@@ -12,10 +12,10 @@ use chrono::Utc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::agent::config::parse_duration;
 use crate::agent::ship::Shipped;
 use crate::format::{ClusterName, Identity};
 use crate::indexer::{Database, IndexOptions, Indexer, Outcome};
+use crate::settings::duration::parse_duration;
 use crate::sim::{Churn, SimAgent};
 use crate::store::Store;
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::agent::config::parse_duration;
 use crate::agent::schedule::Trigger;
 use crate::cache::{CacheOptions, KindFilter};
 use crate::format::ClusterName;
 use crate::indexer::{
     ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, ProgressHook, Quotas, RunReport,
 };
+use crate::settings::duration::parse_duration;
 use crate::store::Store;
 
 use super::EXIT_FAULT;
