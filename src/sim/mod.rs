@@ -18,6 +18,9 @@ pub mod agent;
 pub mod churn;
 mod objects;
 
+#[cfg(test)]
+mod golden;
+
 pub use agent::SimAgent;
 pub use churn::{Churn, ChurnEvent};
 pub use objects::ObjectFactory;
