@@ -85,7 +85,12 @@ async fn a_snapshot_over_64_mib_stored_loads() {
     let expected = common::db::expected_rows(&store, &cluster, "big").await;
     let stored = common::db::stored_rows(&database, "big").await;
     let deployments = stored.keys().filter(|(t, _)| t == "deployment").count();
-    assert_eq!(deployments, OBJECTS, "deployment rows of {} stored", stored.len());
+    assert_eq!(
+        deployments,
+        OBJECTS,
+        "deployment rows of {} stored",
+        stored.len()
+    );
     assert_eq!(stored, expected);
     database.close().await;
 }
