@@ -48,11 +48,7 @@ async fn fixtures_decode_to_the_expected_state() {
         .unwrap();
         let mut state = BTreeMap::new();
         for (index, segment) in head.segments().enumerate() {
-            let t = if index == 0 {
-                SegmentType::Snapshot
-            } else {
-                SegmentType::Diff
-            };
+            let t = SegmentType::at(index);
             let key = store
                 .layout()
                 .segment(&cluster, &head.epoch, segment.seq, t);

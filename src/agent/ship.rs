@@ -637,11 +637,7 @@ mod tests {
         .unwrap();
         let mut objects = BTreeMap::new();
         for (i, segment) in head.segments().enumerate() {
-            let t = if i == 0 {
-                SegmentType::Snapshot
-            } else {
-                SegmentType::Diff
-            };
+            let t = SegmentType::at(i);
             let key = store.layout().segment(&c, &head.epoch, segment.seq, t);
             let mut stream = store
                 .read_segment(&key, &DecodeLimits::default())

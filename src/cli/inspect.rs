@@ -171,11 +171,7 @@ async fn inspect_cluster(store: &Store, cluster: &ClusterName) -> anyhow::Result
         return Ok(finish(report));
     }
     for (index, segment) in head.segments().enumerate() {
-        let segment_type = if index == 0 {
-            SegmentType::Snapshot
-        } else {
-            SegmentType::Diff
-        };
+        let segment_type = SegmentType::at(index);
         let key = layout.segment(cluster, &head.epoch, segment.seq, segment_type);
         let mut line = SegmentReport {
             seq: segment.seq,

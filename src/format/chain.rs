@@ -141,11 +141,7 @@ pub fn verify_head(
         return Err(broken("the snapshot's seq must be at least 1".into()));
     }
     for (index, segment) in head.segments().enumerate() {
-        let segment_type = if index == 0 {
-            SegmentType::Snapshot
-        } else {
-            SegmentType::Diff
-        };
+        let segment_type = SegmentType::at(index);
         if segment.seq != expected_seq {
             return Err(broken(format!(
                 "{} #{index} has seq {} where {expected_seq} was expected (a gap or reordering)",
@@ -205,11 +201,7 @@ pub fn verify_segment(head: &Head, index: usize, summary: &SegmentSummary) -> Re
         )));
     }
     let header = &summary.header;
-    let expected_type = if index == 0 {
-        SegmentType::Snapshot
-    } else {
-        SegmentType::Diff
-    };
+    let expected_type = SegmentType::at(index);
     if header.cluster != head.cluster || header.epoch != head.epoch || header.seq != expected.seq {
         return Err(broken(format!(
             "its header says cluster {} epoch {} seq {}, but it is listed as cluster {} epoch {} seq {}",

@@ -731,11 +731,7 @@ impl Indexer {
         segment: &format::SegmentRef,
     ) -> Result<Fetched_, Error> {
         let name = cluster.as_str();
-        let segment_type = if index == 0 {
-            SegmentType::Snapshot
-        } else {
-            SegmentType::Diff
-        };
+        let segment_type = SegmentType::at(index);
         let key = self
             .store
             .layout()

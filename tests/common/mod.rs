@@ -50,11 +50,7 @@ pub async fn replay(store: &Store, cluster: &ClusterName) -> Option<(Head, Repla
     .expect("a verified head");
     let mut objects = BTreeMap::new();
     for (index, segment) in head.segments().enumerate() {
-        let t = if index == 0 {
-            SegmentType::Snapshot
-        } else {
-            SegmentType::Diff
-        };
+        let t = SegmentType::at(index);
         let key = store.layout().segment(cluster, &head.epoch, segment.seq, t);
         let mut stream = store
             .read_segment(&key, &DecodeLimits::default())
