@@ -140,7 +140,7 @@ impl RunningAgent {
             ),
             state: State::new(),
             identity,
-            trigger: outpost::agent::schedule::Trigger::Every(Duration::from_millis(500)),
+            trigger: outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
             status: Arc::new(Mutex::new(Status::default())),
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -623,7 +623,7 @@ async fn agent_ships_what_happens_in_the_cluster() {
         ),
         state: State::new(),
         identity,
-        trigger: outpost::agent::schedule::Trigger::Every(Duration::from_millis(500)),
+        trigger: outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
         status: status.clone(),
     };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -129,6 +129,10 @@ fn bad_input_is_refused_naming_what_was_wrong() {
             "must contain {account}",
         ),
         (
+            index(&db, &["--schedule", "61 * * * *"]),
+            "minute field \"61\": 61 is outside 0-59",
+        ),
+        (
             index(&db, &["--concurrency", "0"]),
             "invalid --concurrency 0: it must be between 1 and 8",
         ),

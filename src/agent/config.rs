@@ -86,6 +86,7 @@ use serde::{Deserialize, Serialize};
 use super::redact::{self, Redactor, RemoveRule};
 use crate::format::{self, ClusterName, documents::AccountRequest};
 use crate::settings::duration::{format_duration, optional_duration, parse_duration};
+use crate::settings::schedule::Schedule;
 use crate::store::{self, BucketLocation};
 
 /// Kinds watched when `kinds` is not set: the ones Clouddriver caches by default, plus Namespace.
@@ -584,7 +585,7 @@ pub enum ShipTrigger {
     /// Every `interval`.
     Interval(Duration),
     /// On a cron `schedule`.
-    Schedule(CronSchedule),
+    Schedule(Schedule),
 }
 
 /// When a new snapshot replaces the chain of diffs.
@@ -737,8 +738,7 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
             ShipTrigger::Interval(interval)
         }
         Either::Second(schedule) => ShipTrigger::Schedule(
-            CronSchedule::parse(&schedule)
-                .map_err(|reason| invalid("schedule", &schedule, reason))?,
+            Schedule::parse(&schedule).map_err(|reason| invalid("schedule", &schedule, reason))?,
         ),
     };
 
@@ -1340,184 +1340,6 @@ fn resolve_account(
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Cron schedules.
-
-/// A cron expression, checked for syntax; the scheduler that runs it comes with the shipping
-/// loop.
-///
-/// Five fields (`minute hour day-of-month month day-of-week`, as in crontab and Kubernetes
-/// CronJobs) or six (`second` first). Each field is a comma-separated list of `*`, `N`, `N-M`,
-/// each optionally `/STEP`; `?` is accepted for either day field. Months may be `JAN`…`DEC`,
-/// days of the week `SUN`…`SAT` or `0`…`7` (0 and 7 are Sunday, as in crontab). Also `@yearly`,
-/// `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CronSchedule(String);
-
-const MONTHS: &[&str] = &[
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-struct CronField {
-    name: &'static str,
-    min: u32,
-    max: u32,
-    names: &'static [&'static str],
-    /// The value of `names[0]`.
-    names_start: u32,
-    question_mark: bool,
-}
-
-const SECOND: CronField = CronField {
-    name: "second",
-    min: 0,
-    max: 59,
-    names: &[],
-    names_start: 0,
-    question_mark: false,
-};
-const MINUTE: CronField = CronField {
-    name: "minute",
-    ..SECOND
-};
-const HOUR: CronField = CronField {
-    name: "hour",
-    max: 23,
-    ..SECOND
-};
-const DAY_OF_MONTH: CronField = CronField {
-    name: "day of month",
-    min: 1,
-    max: 31,
-    names: &[],
-    names_start: 0,
-    question_mark: true,
-};
-const MONTH: CronField = CronField {
-    name: "month",
-    min: 1,
-    max: 12,
-    names: MONTHS,
-    names_start: 1,
-    question_mark: false,
-};
-const DAY_OF_WEEK: CronField = CronField {
-    name: "day of week",
-    min: 0,
-    max: 7,
-    names: DAYS,
-    names_start: 0,
-    question_mark: true,
-};
-
-impl CronSchedule {
-    /// Checks a cron expression; the error explains the first problem.
-    pub fn parse(expression: &str) -> Result<Self, String> {
-        let expression = expression.trim();
-        if let Some(name) = expression.strip_prefix('@') {
-            return match name {
-                "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => {
-                    Ok(Self(expression.to_string()))
-                }
-                _ => Err(format!(
-                    "unknown @{name}; use @yearly, @monthly, @weekly, @daily or @hourly"
-                )),
-            };
-        }
-        let fields: Vec<&str> = expression.split_whitespace().collect();
-        let layout: &[CronField] = match fields.len() {
-            5 => &[MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK],
-            6 => &[SECOND, MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK],
-            n => {
-                return Err(format!(
-                    "it has {n} fields; expected 5 (minute hour day-of-month month day-of-week) or 6 (second first)"
-                ));
-            }
-        };
-        for (text, field) in fields.iter().zip(layout) {
-            check_cron_field(text, field)
-                .map_err(|reason| format!("{} field {text:?}: {reason}", field.name))?;
-        }
-        Ok(Self(fields.join(" ")))
-    }
-
-    /// The expression, with single spaces between fields.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the expression has a seconds field (six fields).
-    pub fn has_seconds(&self) -> bool {
-        self.0.split_whitespace().count() == 6
-    }
-}
-
-impl fmt::Display for CronSchedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn check_cron_field(text: &str, field: &CronField) -> Result<(), String> {
-    for item in text.split(',') {
-        let (base, step) = match item.split_once('/') {
-            Some((base, step)) => (base, Some(step)),
-            None => (item, None),
-        };
-        if let Some(step) = step {
-            match step.parse::<u32>() {
-                Ok(n) if n >= 1 && n <= field.max.max(1) => {}
-                _ => {
-                    return Err(format!(
-                        "the step {step:?} must be a whole number from 1 to {}",
-                        field.max.max(1)
-                    ));
-                }
-            }
-        }
-        match base {
-            "" => return Err("an empty item (a stray comma or slash?)".into()),
-            "*" => {}
-            "?" if field.question_mark && step.is_none() => {}
-            "?" => return Err("'?' is only for a day field, without a step".into()),
-            _ => match base.split_once('-') {
-                Some((low, high)) => {
-                    let low = cron_value(low, field)?;
-                    let high = cron_value(high, field)?;
-                    if low > high {
-                        return Err(format!("the range {base:?} runs backwards"));
-                    }
-                }
-                None => {
-                    cron_value(base, field)?;
-                }
-            },
-        }
-    }
-    Ok(())
-}
-
-fn cron_value(text: &str, field: &CronField) -> Result<u32, String> {
-    if let Ok(n) = text.parse::<u32>() {
-        if n < field.min || n > field.max {
-            return Err(format!("{n} is outside {}-{}", field.min, field.max));
-        }
-        return Ok(n);
-    }
-    let upper = text.to_ascii_uppercase();
-    match field.names.iter().position(|name| *name == upper) {
-        Some(i) => Ok(field.names_start + i as u32),
-        None if field.names.is_empty() => Err(format!("{text:?} is not a number")),
-        None => Err(format!(
-            "{text:?} is neither a number from {} to {} nor one of {}",
-            field.min,
-            field.max,
-            field.names.join(", ")
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
@@ -2104,7 +1926,7 @@ mod tests {
             "0 0 0 1-31/2 * 7",
             "@daily",
         ] {
-            CronSchedule::parse(schedule).unwrap_or_else(|e| panic!("{schedule}: {e}"));
+            Schedule::parse(schedule).unwrap_or_else(|e| panic!("{schedule}: {e}"));
         }
         for kind in [
             "Pod",

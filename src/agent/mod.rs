@@ -8,7 +8,6 @@ pub mod health;
 pub mod key;
 pub mod redact;
 pub mod run;
-pub mod schedule;
 pub mod ship;
 pub mod state;
 pub mod watch;

@@ -14,12 +14,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::compressed;
-use super::schedule::Trigger;
 use super::ship::{Shipped, Shipper};
 use super::state::{Scope, State};
 use super::watch::SourceEvent;
 use crate::format::documents::ForbiddenKind;
 use crate::format::{ClusterName, Identity};
+use crate::settings::schedule::Trigger;
 use crate::store::Store;
 
 /// What the agent has done so far, for health checks, metrics and tests.

@@ -15,11 +15,11 @@ use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, Namespac
 use crate::agent::key;
 use crate::agent::redact::{self, MIN_KEY_BYTES, Redactor, SECRET_KIND};
 use crate::agent::run::{Agent, Status};
-use crate::agent::schedule::Trigger;
 use crate::agent::ship::{ShipOptions, Shipper};
 use crate::agent::state::{Scope, State, kind_name};
 use crate::agent::watch::{self, Selection, SourceEvent, Watches, redacted_entry};
 use crate::format::{Decommissioned, Identity};
+use crate::settings::schedule::Trigger;
 use crate::sim::churn::{Churn, ChurnEvent};
 use crate::store::Store;
 
@@ -48,7 +48,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
     let trigger = match &config.shipping {
         ShipTrigger::Interval(interval) => Trigger::Every(*interval),
-        ShipTrigger::Schedule(schedule) => Trigger::cron(schedule.as_str())?,
+        ShipTrigger::Schedule(schedule) => Trigger::Cron(schedule.clone()),
     };
     let status = Arc::new(Mutex::new(Status::default()));
     let server = crate::agent::health::bind(config.listen, status.clone()).await?;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::agent::schedule::Trigger;
 use crate::cache::{CacheOptions, KindFilter};
 use crate::format::ClusterName;
 use crate::indexer::{
     ClaimPolicy, Database, Graces, IndexOptions, Indexer, Outcome, ProgressHook, Quotas, RunReport,
 };
 use crate::settings::duration::parse_duration;
+use crate::settings::schedule::{Schedule, Trigger};
 use crate::store::Store;
 
 use super::EXIT_FAULT;
@@ -43,8 +43,8 @@ pub struct IndexArgs {
     #[arg(long, env = "OUTPOST_INDEX_INTERVAL", value_parser = parse_duration, conflicts_with = "schedule")]
     pub interval: Option<Duration>,
     /// Index on a cron schedule (5 fields, or 6 with seconds first), e.g. "*/1 * * * *".
-    #[arg(long, env = "OUTPOST_INDEX_SCHEDULE")]
-    pub schedule: Option<String>,
+    #[arg(long, env = "OUTPOST_INDEX_SCHEDULE", value_parser = Schedule::parse)]
+    pub schedule: Option<Schedule>,
     /// Only these clusters (repeatable); default every cluster in the bucket.
     #[arg(long = "cluster")]
     pub clusters: Vec<String>,
@@ -253,7 +253,7 @@ pub async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<_>>()?;
     let trigger = match (&args.interval, &args.schedule) {
         (Some(interval), _) => Some(Trigger::Every(*interval)),
-        (None, Some(schedule)) => Some(Trigger::cron(schedule)?),
+        (None, Some(schedule)) => Some(Trigger::Cron(schedule.clone())),
         (None, None) => None,
     };
     let store = Store::open(&args.bucket).await?;
