@@ -87,6 +87,7 @@ use super::redact::{self, Redactor, RemoveRule};
 use crate::format::{self, ClusterName, documents::AccountRequest};
 use crate::settings::duration::{format_duration, optional_duration, parse_duration};
 use crate::settings::schedule::Schedule;
+use crate::settings::selector::{LabelSelector, check_dns_subdomain};
 use crate::store::{self, BucketLocation};
 
 /// Kinds watched when `kinds` is not set: the ones Clouddriver caches by default, plus Namespace.
@@ -551,8 +552,8 @@ pub struct WatchSelection {
     pub omit_kinds: Vec<String>,
     /// `namespaces` / `omitNamespaces` (default every namespace).
     pub namespaces: Namespaces,
-    /// `labelSelector`, in Kubernetes' syntax (default none).
-    pub label_selector: Option<String>,
+    /// `labelSelector` (default none).
+    pub label_selector: Option<LabelSelector>,
     /// `onlySpinnakerManaged` (default false).
     pub only_spinnaker_managed: bool,
 }
@@ -1041,12 +1042,8 @@ fn resolve_watch(args: &AgentArgs, file: &AgentFileConfig) -> Result<WatchSelect
     };
 
     let label_selector = match pick(&args.label_selector, &file.label_selector) {
-        Some(selector) if selector.trim().is_empty() => None,
-        Some(selector) => {
-            check_label_selector(&selector)
-                .map_err(|reason| invalid("labelSelector", &selector, reason))?;
-            Some(selector.trim().to_string())
-        }
+        Some(selector) => LabelSelector::parse(&selector)
+            .map_err(|reason| invalid("labelSelector", &selector, reason))?,
         None => None,
     };
     let only_spinnaker_managed =
@@ -1118,168 +1115,6 @@ fn check_kind(kind: &str) -> Result<(), String> {
     }
     if let Some(group) = group {
         check_dns_subdomain(group).map_err(|reason| format!("the group {group:?}: {reason}"))?;
-    }
-    Ok(())
-}
-
-/// A DNS-1123 subdomain: dot-separated labels of lower-case letters, digits and '-', each
-/// starting and ending with a letter or digit, at most 253 characters in all.
-fn check_dns_subdomain(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("it is empty".into());
-    }
-    if name.len() > 253 {
-        return Err("it is longer than 253 characters".into());
-    }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return Err("it has an empty part between dots".into());
-        }
-        if label.len() > 63 {
-            return Err(format!("{label:?} is longer than 63 characters"));
-        }
-        if let Some(c) = label
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(format!(
-                "it contains {c:?}; only lower-case letters, digits, '-' and '.' are allowed"
-            ));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!(
-                "{label:?} must start and end with a letter or digit"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Kubernetes label selector syntax: comma-separated `k=v`, `k==v`, `k!=v`, `k`, `!k`,
-/// `k in (a,b)`, `k notin (a,b)`.
-fn check_label_selector(selector: &str) -> Result<(), String> {
-    let mut depth = 0usize;
-    let mut start = 0usize;
-    let mut requirements = Vec::new();
-    for (i, c) in selector.char_indices() {
-        match c {
-            '(' => {
-                if depth > 0 {
-                    return Err("nested parentheses".into());
-                }
-                depth += 1;
-            }
-            ')' => {
-                if depth == 0 {
-                    return Err("')' without '('".into());
-                }
-                depth -= 1;
-            }
-            ',' if depth == 0 => {
-                requirements.push(&selector[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if depth > 0 {
-        return Err("'(' without ')'".into());
-    }
-    requirements.push(&selector[start..]);
-    for requirement in requirements {
-        check_requirement(requirement.trim())
-            .map_err(|reason| format!("in {:?}: {reason}", requirement.trim()))?;
-    }
-    Ok(())
-}
-
-fn check_requirement(requirement: &str) -> Result<(), String> {
-    if requirement.is_empty() {
-        return Err("empty requirement (a stray comma?)".into());
-    }
-    if let Some(key) = requirement.strip_prefix('!') {
-        return check_label_key(key.trim());
-    }
-    if let Some((key, value)) = requirement.split_once("!=") {
-        check_label_key(key.trim())?;
-        return check_label_value(value.trim());
-    }
-    if let Some((key, value)) = requirement
-        .split_once("==")
-        .or_else(|| requirement.split_once('='))
-    {
-        check_label_key(key.trim())?;
-        return check_label_value(value.trim());
-    }
-    if let Some(open) = requirement.find('(') {
-        let Some(values) = requirement[open + 1..].strip_suffix(')') else {
-            return Err("nothing may follow the ')' of a set".into());
-        };
-        let head = requirement[..open].trim_end();
-        let Some((key, operator)) = head.rsplit_once(char::is_whitespace) else {
-            return Err("expected `key in (a,b)` or `key notin (a,b)`".into());
-        };
-        if operator != "in" && operator != "notin" {
-            return Err(format!(
-                "unknown operator {operator:?}; expected in or notin"
-            ));
-        }
-        check_label_key(key.trim())?;
-        if values.trim().is_empty() {
-            return Err(format!("the set of values after {operator} is empty"));
-        }
-        for value in values.split(',') {
-            let value = value.trim();
-            if value.is_empty() {
-                return Err("an empty value in a set (a stray comma?)".into());
-            }
-            check_label_value(value)?;
-        }
-        return Ok(());
-    }
-    check_label_key(requirement)
-}
-
-/// A label key: an optional DNS-subdomain prefix and '/', then a name.
-fn check_label_key(key: &str) -> Result<(), String> {
-    let name = match key.split_once('/') {
-        Some((prefix, name)) => {
-            check_dns_subdomain(prefix)
-                .map_err(|reason| format!("the key prefix {prefix:?}: {reason}"))?;
-            name
-        }
-        None => key,
-    };
-    if name.is_empty() {
-        return Err(format!("the key {key:?} has no name"));
-    }
-    check_label_name(name).map_err(|reason| format!("the key {key:?}: {reason}"))
-}
-
-/// A label value: empty, or like a key's name.
-fn check_label_value(value: &str) -> Result<(), String> {
-    if value.is_empty() {
-        return Ok(());
-    }
-    check_label_name(value).map_err(|reason| format!("the value {value:?}: {reason}"))
-}
-
-/// At most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
-fn check_label_name(name: &str) -> Result<(), String> {
-    if name.len() > 63 {
-        return Err("it is longer than 63 characters".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(format!(
-            "it contains {c:?}; only letters, digits, '-', '_' and '.' are allowed"
-        ));
-    }
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if !alnum(name.chars().next()) || !alnum(name.chars().last()) {
-        return Err("it must start and end with a letter or digit".into());
     }
     Ok(())
 }
@@ -1409,7 +1244,11 @@ mod tests {
             Namespaces::Except(vec!["kube-public".into(), "kube-node-lease".into()])
         );
         assert_eq!(
-            config.watch.label_selector.as_deref(),
+            config
+                .watch
+                .label_selector
+                .as_ref()
+                .map(LabelSelector::as_str),
             Some("tier notin (scratch), !outpost.io/ignore")
         );
         assert_eq!(config.redaction.rules.len(), 2);
@@ -1916,7 +1755,7 @@ mod tests {
             "release",
             "a=",
         ] {
-            check_label_selector(selector).unwrap_or_else(|e| panic!("{selector}: {e}"));
+            LabelSelector::parse(selector).unwrap_or_else(|e| panic!("{selector}: {e}"));
         }
         for schedule in [
             "*/5 * * * *",

@@ -251,7 +251,11 @@ fn selection(config: &AgentConfig) -> Selection {
         kinds: config.watch.effective_kinds(),
         namespaces,
         omit_namespaces,
-        label_selector: config.watch.label_selector.clone(),
+        label_selector: config
+            .watch
+            .label_selector
+            .as_ref()
+            .map(|s| s.as_str().to_string()),
         only_spinnaker_managed: config.watch.only_spinnaker_managed,
     }
 }
