@@ -126,9 +126,6 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9090";
 /// Default changes per second of a simulated cluster.
 pub const DEFAULT_SIM_CHANGES_PER_SECOND: f64 = 1.0;
 
-/// Settings that only the config file holds (no flag, no variable).
-const FILE_ONLY: &[&str] = &["redaction.rules", "account.name", "account.permissions"];
-
 /// Why a configuration is refused. Every message names the setting and, where there is one, the
 /// offending value.
 #[derive(Debug, thiserror::Error)]
@@ -145,12 +142,8 @@ pub enum Error {
         #[source]
         source: serde_yaml_ng::Error,
     },
-    #[error("{field} is required: give --{flag} (or {env}) or set `{field}:` in the config file")]
-    Missing {
-        field: &'static str,
-        flag: &'static str,
-        env: &'static str,
-    },
+    #[error("{field} is required: give {} or set `{field}:` in the config file", how_to_give(.field))]
+    Missing { field: &'static str },
     #[error("invalid {field} {value:?}{}: {reason}", where_set(.field))]
     Invalid {
         /// The setting as the config file names it (`interval`, `redaction.rules`), or the flag
@@ -184,48 +177,45 @@ pub const RELOADABLE: &[&str] = &[
     "redaction.rules",
 ];
 
-/// Where a setting can be given, for messages: ` (--interval, OUTPOST_INTERVAL or the config file)`.
+/// A setting's flag and variable, `("omit-kinds", "OUTPOST_OMIT_KINDS")`, read from
+/// [`AgentArgs`]' own definition, where each flag's id is the setting's key in the file; `None`
+/// for a setting only the file holds.
+fn flag_and_env(field: &str) -> Option<(String, String)> {
+    use clap::Args as _;
+    let command = AgentArgs::augment_args(clap::Command::new("agent"));
+    let arg = command.get_arguments().find(|a| a.get_id() == field)?;
+    let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+    Some((arg.get_long()?.to_string(), env.unwrap_or_default()))
+}
+
+/// How to give a required setting: `--cluster (or OUTPOST_CLUSTER)`.
+fn how_to_give(field: &str) -> String {
+    match flag_and_env(field) {
+        Some((long, env)) => format!("--{long} (or {env})"),
+        None => format!("`{field}:`"),
+    }
+}
+
+/// Where a setting can be given, for messages: ` (--interval, OUTPOST_INTERVAL or the config
+/// file)`; nothing for the flag-only settings, which errors name by their flag (`--sim`).
 fn where_set(field: &str) -> String {
     if field.starts_with("--") {
         return String::new();
     }
-    if FILE_ONLY.contains(&field) {
-        return " (config file)".to_string();
+    match flag_and_env(field) {
+        Some((long, env)) => format!(" (--{long}, {env} or the config file)"),
+        None => " (config file)".to_string(),
     }
-    let flag = flag_name(field);
-    format!(" (--{flag}, {} or the config file)", env_name(&flag))
 }
 
+/// The flags of two conflicting settings: `--interval and --schedule`.
 fn where_set_both(first: &str, second: &str) -> String {
-    let flag = |f: &str| {
-        if f.starts_with("--") {
-            f.to_string()
-        } else {
-            format!("--{}", flag_name(f))
-        }
+    let flag = |f: &str| match flag_and_env(f) {
+        _ if f.starts_with("--") => f.to_string(),
+        Some((long, _)) => format!("--{long}"),
+        None => format!("`{f}:`"),
     };
     format!("{} and {}", flag(first), flag(second))
-}
-
-/// `omitKinds` → `omit-kinds`, `redaction.keyFile` → `redaction-key-file`.
-fn flag_name(field: &str) -> String {
-    let mut flag = String::new();
-    for c in field.chars() {
-        if c == '.' {
-            flag.push('-');
-        } else if c.is_ascii_uppercase() {
-            flag.push('-');
-            flag.push(c.to_ascii_lowercase());
-        } else {
-            flag.push(c);
-        }
-    }
-    flag
-}
-
-/// `omit-kinds` → `OUTPOST_OMIT_KINDS`.
-fn env_name(flag: &str) -> String {
-    format!("OUTPOST_{}", flag.replace('-', "_").to_ascii_uppercase())
 }
 
 fn invalid(field: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> Error {
@@ -403,7 +393,8 @@ pub struct AgentArgs {
     pub kinds: Option<Vec<String>>,
     /// Kinds not to watch, taken out of --kinds or of the defaults [default: none].
     #[arg(
-        long,
+        id = "omitKinds",
+        long = "omit-kinds",
         env = "OUTPOST_OMIT_KINDS",
         value_delimiter = ',',
         value_name = "KIND,…"
@@ -419,18 +410,25 @@ pub struct AgentArgs {
     pub namespaces: Option<Vec<String>>,
     /// Watch every namespace but these (not with --namespaces) [default: none].
     #[arg(
-        long,
+        id = "omitNamespaces",
+        long = "omit-namespaces",
         env = "OUTPOST_OMIT_NAMESPACES",
         value_delimiter = ',',
         value_name = "NS,…"
     )]
     pub omit_namespaces: Option<Vec<String>>,
     /// Watch only objects matching this label selector, e.g. `tier in (web,api),!canary` [default: none].
-    #[arg(long, env = "OUTPOST_LABEL_SELECTOR", value_name = "SELECTOR")]
+    #[arg(
+        id = "labelSelector",
+        long = "label-selector",
+        env = "OUTPOST_LABEL_SELECTOR",
+        value_name = "SELECTOR"
+    )]
     pub label_selector: Option<String>,
     /// Ship only objects Spinnaker deployed [default: false].
     #[arg(
-        long,
+        id = "onlySpinnakerManaged",
+        long = "only-spinnaker-managed",
         env = "OUTPOST_ONLY_SPINNAKER_MANAGED",
         num_args = 0..=1,
         require_equals = true,
@@ -449,24 +447,31 @@ pub struct AgentArgs {
     #[arg(long, env = "OUTPOST_HEARTBEAT", value_parser = parse_duration, value_name = "DURATION")]
     pub heartbeat: Option<Duration>,
     /// Take over from a writer silent this long (at least two heartbeats) [default: 15m, or 3 heartbeats if longer].
-    #[arg(long, env = "OUTPOST_TAKEOVER_GRACE", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(id = "takeoverGrace", long = "takeover-grace", env = "OUTPOST_TAKEOVER_GRACE", value_parser = parse_duration, value_name = "DURATION")]
     pub takeover_grace: Option<Duration>,
     /// Write a new snapshot after this many diffs [default: 240].
-    #[arg(long, env = "OUTPOST_SNAPSHOT_EVERY_DIFFS", value_name = "N")]
+    #[arg(
+        id = "snapshotEveryDiffs",
+        long = "snapshot-every-diffs",
+        env = "OUTPOST_SNAPSHOT_EVERY_DIFFS",
+        value_name = "N"
+    )]
     pub snapshot_every_diffs: Option<u32>,
     /// Write a new snapshot when the diffs' bytes exceed this multiple of the snapshot's bytes [default: 1.0].
     #[arg(
-        long,
+        id = "snapshotWhenDiffBytesExceed",
+        long = "snapshot-when-diff-bytes-exceed",
         env = "OUTPOST_SNAPSHOT_WHEN_DIFF_BYTES_EXCEED",
         value_name = "RATIO"
     )]
     pub snapshot_when_diff_bytes_exceed: Option<f64>,
     /// Write a new snapshot when the last one is this old, even when idle; keep it well below the bucket's lifecycle expiry [default: 24h].
-    #[arg(long, env = "OUTPOST_SNAPSHOT_MAX_AGE", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(id = "snapshotMaxAge", long = "snapshot-max-age", env = "OUTPOST_SNAPSHOT_MAX_AGE", value_parser = parse_duration, value_name = "DURATION")]
     pub snapshot_max_age: Option<Duration>,
     /// zstd level, 1 (fastest) to 19 (smallest) [default: 3].
     #[arg(
-        long,
+        id = "zstdLevel",
+        long = "zstd-level",
         env = "OUTPOST_ZSTD_LEVEL",
         value_name = "LEVEL",
         allow_negative_numbers = true
@@ -476,7 +481,12 @@ pub struct AgentArgs {
     #[arg(long, env = "OUTPOST_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// A file holding the HMAC key for Secret values, at least 32 bytes; needed only when Secrets are watched [default: none; the agent then keeps its key in Secret outpost-redaction-key of its namespace, creating it if it may].
-    #[arg(long, env = "OUTPOST_REDACTION_KEY_FILE", value_name = "FILE")]
+    #[arg(
+        id = "redaction.keyFile",
+        long = "redaction-key-file",
+        env = "OUTPOST_REDACTION_KEY_FILE",
+        value_name = "FILE"
+    )]
     pub redaction_key_file: Option<PathBuf>,
     /// Mark the cluster decommissioned in the bucket (the indexer evicts it at once) and exit.
     #[arg(long, env = "OUTPOST_DECOMMISSION", value_parser = BoolishValueParser::new())]

@@ -60,18 +60,10 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
     let empty = AgentFileConfig::default();
     let file = file.unwrap_or(&empty);
 
-    let cluster = pick(&args.cluster, &file.cluster).ok_or(Error::Missing {
-        field: "cluster",
-        flag: "cluster",
-        env: "OUTPOST_CLUSTER",
-    })?;
+    let cluster = pick(&args.cluster, &file.cluster).ok_or(Error::Missing { field: "cluster" })?;
     let cluster =
         ClusterName::new(&cluster).map_err(|e| invalid("cluster", &cluster, format_reason(e)))?;
-    let bucket = pick(&args.bucket, &file.bucket).ok_or(Error::Missing {
-        field: "bucket",
-        flag: "bucket",
-        env: "OUTPOST_BUCKET",
-    })?;
+    let bucket = pick(&args.bucket, &file.bucket).ok_or(Error::Missing { field: "bucket" })?;
     let bucket =
         BucketLocation::parse(&bucket).map_err(|e| invalid("bucket", &bucket, store_reason(e)))?;
 
