@@ -161,21 +161,26 @@ pub enum Error {
     #[error(
         "the change to {} needs a restart of the agent; it keeps running with the previous configuration (only {} apply without a restart)",
         .fields.join(", "),
-        RELOADABLE.join(", ")
+        reloadable_settings().join(", ")
     )]
     NeedsRestart { fields: Vec<&'static str> },
 }
 
-/// The settings that apply without a restart.
-pub const RELOADABLE: &[&str] = &[
-    "kinds",
-    "omitKinds",
-    "namespaces",
-    "omitNamespaces",
-    "labelSelector",
-    "onlySpinnakerManaged",
-    "redaction.rules",
-];
+/// The heading in `--help` of the flags whose settings apply without a restart when the file
+/// changes: being under it is what makes a flag's setting reloadable.
+const RELOADABLE_HEADING: &str = "Reloaded from --config when it changes, without a restart";
+
+/// The settings that apply without a restart: the flags under [`RELOADABLE_HEADING`], in their
+/// order, and the file's redaction rules.
+pub fn reloadable_settings() -> Vec<String> {
+    use clap::Args as _;
+    let command = AgentArgs::augment_args(clap::Command::new("agent"));
+    let flags = command
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(RELOADABLE_HEADING))
+        .map(|a| a.get_id().to_string());
+    flags.chain(["redaction.rules".to_string()]).collect()
+}
 
 /// A setting's flag and variable, `("omit-kinds", "OUTPOST_OMIT_KINDS")`, read from
 /// [`AgentArgs`]' own definition, where each flag's id is the setting's key in the file; `None`
@@ -386,7 +391,7 @@ pub struct AgentArgs {
     /// Kinds to watch, `Kind` or `Kind.group` for custom resources [default: Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, Pod, Service, Ingress, NetworkPolicy, Namespace].
     #[arg(
         long,
-        env = "OUTPOST_KINDS",
+        env = "OUTPOST_KINDS", help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "KIND,…"
     )]
@@ -395,7 +400,7 @@ pub struct AgentArgs {
     #[arg(
         id = "omitKinds",
         long = "omit-kinds",
-        env = "OUTPOST_OMIT_KINDS",
+        env = "OUTPOST_OMIT_KINDS", help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "KIND,…"
     )]
@@ -403,7 +408,7 @@ pub struct AgentArgs {
     /// Watch only these namespaces [default: every namespace].
     #[arg(
         long,
-        env = "OUTPOST_NAMESPACES",
+        env = "OUTPOST_NAMESPACES", help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "NS,…"
     )]
@@ -412,7 +417,7 @@ pub struct AgentArgs {
     #[arg(
         id = "omitNamespaces",
         long = "omit-namespaces",
-        env = "OUTPOST_OMIT_NAMESPACES",
+        env = "OUTPOST_OMIT_NAMESPACES", help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "NS,…"
     )]
@@ -421,7 +426,7 @@ pub struct AgentArgs {
     #[arg(
         id = "labelSelector",
         long = "label-selector",
-        env = "OUTPOST_LABEL_SELECTOR",
+        env = "OUTPOST_LABEL_SELECTOR", help_heading = RELOADABLE_HEADING,
         value_name = "SELECTOR"
     )]
     pub label_selector: Option<String>,
@@ -429,7 +434,7 @@ pub struct AgentArgs {
     #[arg(
         id = "onlySpinnakerManaged",
         long = "only-spinnaker-managed",
-        env = "OUTPOST_ONLY_SPINNAKER_MANAGED",
+        env = "OUTPOST_ONLY_SPINNAKER_MANAGED", help_heading = RELOADABLE_HEADING,
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",

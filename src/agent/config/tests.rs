@@ -708,3 +708,30 @@ fn snapshots_are_due_on_count_or_bytes() {
 fn the_flags_are_well_formed() {
     Cli::command().debug_assert();
 }
+
+#[test]
+fn each_reloadable_setting_applies_without_a_restart() {
+    let old = resolve(&base(), None).unwrap();
+    let changes = [
+        ("kinds", "kinds: [Pod]"),
+        ("omitKinds", "omitKinds: [Pod]"),
+        ("namespaces", "namespaces: [a]"),
+        ("omitNamespaces", "omitNamespaces: [a]"),
+        ("labelSelector", "labelSelector: a=b"),
+        ("onlySpinnakerManaged", "onlySpinnakerManaged: true"),
+        (
+            "redaction.rules",
+            "redaction: {rules: [{id: env, kind: Pod, pointer: /spec/containers/0/env}]}",
+        ),
+    ];
+    let keys: Vec<String> = changes.iter().map(|(key, _)| key.to_string()).collect();
+    assert_eq!(reloadable_settings(), keys);
+    for (key, text) in changes {
+        let new = resolve(&base(), Some(&yaml(text))).unwrap();
+        assert!(old.reloadable_differs(&new), "{key}");
+        check_reload(&old, &new).unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    let help = Cli::command().render_long_help().to_string();
+    let section = &help[help.find(RELOADABLE_HEADING).unwrap()..];
+    assert!(section.contains("--label-selector"), "{help}");
+}
