@@ -735,3 +735,56 @@ fn each_reloadable_setting_applies_without_a_restart() {
     let section = &help[help.find(RELOADABLE_HEADING).unwrap()..];
     assert!(section.contains("--label-selector"), "{help}");
 }
+
+#[test]
+fn the_reference_file_documents_every_setting() {
+    let every = yaml(
+        "cluster: c1\nbucket: memory://t\nkubeconfig: /k\ncontext: ctx\nkinds: [Pod]\nomitKinds: [Service]\n\
+         namespaces: [a]\nomitNamespaces: [b]\nlabelSelector: a=b\nonlySpinnakerManaged: true\ninterval: 1m\n\
+         schedule: '@hourly'\nheartbeat: 10m\ntakeoverGrace: 1h\nsnapshotEveryDiffs: 10\n\
+         snapshotWhenDiffBytesExceed: 0.5\nsnapshotMaxAge: 2d\nzstdLevel: 9\nlisten: '127.0.0.1:1'\n\
+         redaction: {rules: [], keyFile: /key}\naccount: {name: n, permissions: {READ: [r]}}\n",
+    );
+    let reference = reference_yaml();
+    let value = serde_json::to_value(&every).unwrap();
+    for (key, value) in value.as_object().unwrap() {
+        let mut keys = vec![key.clone()];
+        if let Some(object) = value.as_object() {
+            keys.extend(object.keys().cloned());
+        }
+        for key in keys {
+            // Set, or shown commented out with its default.
+            assert!(
+                reference.contains(&format!("\n{key}:"))
+                    || reference.contains(&format!(" {key}:"))
+                    || reference.contains(&format!("# {key}:")),
+                "the reference file in the module documentation does not show `{key}:`"
+            );
+        }
+    }
+    // Every field, without `..`: a new setting stops this test compiling until it is added to
+    // `every` above, and so to the check of the reference file.
+    let AgentFileConfig {
+        cluster: _,
+        bucket: _,
+        kubeconfig: _,
+        context: _,
+        kinds: _,
+        omit_kinds: _,
+        namespaces: _,
+        omit_namespaces: _,
+        label_selector: _,
+        only_spinnaker_managed: _,
+        interval: _,
+        schedule: _,
+        heartbeat: _,
+        takeover_grace: _,
+        snapshot_every_diffs: _,
+        snapshot_when_diff_bytes_exceed: _,
+        snapshot_max_age: _,
+        zstd_level: _,
+        listen: _,
+        redaction: _,
+        account: _,
+    } = every;
+}
