@@ -9,6 +9,7 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
+use outpost::agent::config::Namespaces;
 use outpost::agent::redact::Redactor;
 use outpost::agent::run::{Agent, Status};
 use outpost::agent::ship::{ShipOptions, Shipper};
@@ -254,7 +255,7 @@ async fn a_410_relist_after_compaction_loses_nothing_and_invents_nothing_fault_i
         .unwrap();
     let selection = Selection {
         kinds: vec!["Service".into()],
-        namespaces: vec![ns.clone()],
+        namespaces: Namespaces::Only(vec![ns.clone()]),
         ..Selection::default()
     };
     let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
@@ -379,7 +380,7 @@ async fn no_secret_value_leaves_the_cluster() {
     let agent_client = common::kube_client(&agent_config).await;
     let selection = Selection {
         kinds: vec!["Secret".into()],
-        namespaces: vec![ns.clone()],
+        namespaces: Namespaces::Only(vec![ns.clone()]),
         ..Selection::default()
     };
     let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
@@ -477,7 +478,7 @@ async fn a_crd_installed_later_starts_being_watched() {
     let agent_client = common::kube_client(&agent_config).await;
     let selection = Selection {
         kinds: vec!["Service".into(), kind_name.clone()],
-        namespaces: vec![ns.clone()],
+        namespaces: Namespaces::Only(vec![ns.clone()]),
         ..Selection::default()
     };
     let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
@@ -594,7 +595,7 @@ async fn agent_ships_what_happens_in_the_cluster() {
             .iter()
             .map(|k| k.to_string())
             .collect(),
-        namespaces: vec![ns.clone()],
+        namespaces: Namespaces::Only(vec![ns.clone()]),
         ..Selection::default()
     };
     let redactor = Arc::new(Redactor::new(&[1; 32], vec![]).unwrap());
@@ -936,7 +937,7 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
     kinds.push(format!("Gadget.{group}"));
     let selection = Selection {
         kinds,
-        namespaces: vec![ns.clone()],
+        namespaces: Namespaces::Only(vec![ns.clone()]),
         ..Selection::default()
     };
     let agent_client = common::kube_client(&agent_config).await;

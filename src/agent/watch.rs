@@ -18,9 +18,11 @@ use tokio::task::JoinHandle;
 
 use super::api_error::{ApiError, describe_watch_error};
 use super::compressed::CompressedJson;
+use super::config::Namespaces;
 use super::redact::Redactor;
 use super::state::{Entry, Scope, kind_name};
 use crate::format::segment::{ObjectKey, ObjectRef};
+use crate::settings::selector::LabelSelector;
 
 /// What a source of objects (a watch, or the simulator) tells the agent's loop.
 #[derive(Debug)]
@@ -53,12 +55,10 @@ pub enum SourceEvent {
 pub struct Selection {
     /// `Kind` or `Kind.group` names.
     pub kinds: Vec<String>,
-    /// Watch only these namespaces (one watch per namespace and namespaced kind); empty: all.
-    pub namespaces: Vec<String>,
-    /// Drop objects of these namespaces.
-    pub omit_namespaces: Vec<String>,
+    /// Every namespace, only some (one watch per namespace and namespaced kind), or all but some.
+    pub namespaces: Namespaces,
     /// A label selector passed to the API server.
-    pub label_selector: Option<String>,
+    pub label_selector: Option<LabelSelector>,
     /// Keep only objects labelled `app.kubernetes.io/managed-by: spinnaker`.
     pub only_spinnaker_managed: bool,
 }
@@ -145,17 +145,11 @@ impl Watches {
                 continue;
             };
             self.missing.remove(kind);
-            let namespaces: Vec<Option<String>> = if self.selection.namespaces.is_empty()
-                || capabilities.scope == ApiScope::Cluster
-            {
-                vec![None]
-            } else {
-                self.selection
-                    .namespaces
-                    .iter()
-                    .cloned()
-                    .map(Some)
-                    .collect()
+            let namespaces: Vec<Option<String>> = match self.selection.namespaces.only() {
+                Some(only) if capabilities.scope != ApiScope::Cluster => {
+                    only.iter().cloned().map(Some).collect()
+                }
+                _ => vec![None],
             };
             for namespace in namespaces {
                 let scope = Scope {
@@ -250,13 +244,16 @@ impl Watches {
         // Whole rules: a rule edited in place keeps its id.
         let rules_changed = redactor.rules() != self.redactor.rules();
         let filters_changed = selection.label_selector != self.selection.label_selector
-            || selection.omit_namespaces != self.selection.omit_namespaces
+            || selection.namespaces.omitted() != self.selection.namespaces.omitted()
             || selection.only_spinnaker_managed != self.selection.only_spinnaker_managed;
         let kept = |scope: &Scope| {
             selection.kinds.contains(&scope.kind)
                 && match &scope.namespace {
                     None => true,
-                    Some(ns) => selection.namespaces.contains(ns),
+                    Some(ns) => selection
+                        .namespaces
+                        .only()
+                        .is_some_and(|only| only.contains(ns)),
                 }
         };
         let removed: Vec<Scope> = self.running.keys().filter(|s| !kept(s)).cloned().collect();
@@ -268,7 +265,7 @@ impl Watches {
             let _ = self.events.send(SourceEvent::ScopeRemoved(scope)).await;
         }
         // Also a cluster-wide watch replaced by per-namespace ones (or the reverse).
-        let namespaced_now = !selection.namespaces.is_empty();
+        let namespaced_now = selection.namespaces.only().is_some();
         let stale: Vec<Scope> = self
             .running
             .keys()
@@ -333,7 +330,7 @@ async fn watch_one(
     // held parsed until it is redacted, so the page size bounds the agent's peak memory.
     let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     if let Some(selector) = &selection.label_selector {
-        config = config.labels(selector);
+        config = config.labels(selector.as_str());
     }
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
@@ -393,7 +390,7 @@ fn to_entry(
     redactor: &Redactor,
 ) -> Option<Entry> {
     let namespace = object.metadata.namespace.clone().unwrap_or_default();
-    if selection.omit_namespaces.contains(&namespace) {
+    if selection.namespaces.omitted().contains(&namespace) {
         return None;
     }
     if selection.only_spinnaker_managed {

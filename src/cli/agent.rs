@@ -11,7 +11,7 @@ use kube::api::Api;
 use tokio::sync::mpsc;
 
 use crate::agent::api_error::ApiError;
-use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, Namespaces, ShipTrigger};
+use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, ShipTrigger};
 use crate::agent::key;
 use crate::agent::redact::{self, MIN_KEY_BYTES, Redactor, SECRET_KIND};
 use crate::agent::run::{Agent, Status};
@@ -242,20 +242,10 @@ async fn kube_config(access: &ClusterAccess) -> anyhow::Result<kube::Config> {
 }
 
 fn selection(config: &AgentConfig) -> Selection {
-    let (namespaces, omit_namespaces) = match &config.watch.namespaces {
-        Namespaces::All => (Vec::new(), Vec::new()),
-        Namespaces::Only(only) => (only.clone(), Vec::new()),
-        Namespaces::Except(except) => (Vec::new(), except.clone()),
-    };
     Selection {
         kinds: config.watch.effective_kinds(),
-        namespaces,
-        omit_namespaces,
-        label_selector: config
-            .watch
-            .label_selector
-            .as_ref()
-            .map(|s| s.as_str().to_string()),
+        namespaces: config.watch.namespaces.clone(),
+        label_selector: config.watch.label_selector.clone(),
         only_spinnaker_managed: config.watch.only_spinnaker_managed,
     }
 }
@@ -351,10 +341,7 @@ fn simulated_selected(
     );
     let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
     scopes.iter().any(|s| s.kind == kind)
-        && (namespace.is_empty()
-            || ((selection.namespaces.is_empty()
-                || selection.namespaces.iter().any(|n| n == namespace))
-                && !selection.omit_namespaces.iter().any(|n| n == namespace)))
+        && (namespace.is_empty() || selection.namespaces.selects(namespace))
 }
 
 /// Feeds a simulated cluster's initial list, then its churn once a second, as watch events.

@@ -585,14 +585,43 @@ impl WatchSelection {
 }
 
 /// Which namespaces are watched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Namespaces {
     /// Every namespace (one cluster-wide watch per kind).
+    #[default]
     All,
     /// Only these (`namespaces`).
     Only(Vec<String>),
     /// Every namespace but these (`omitNamespaces`).
     Except(Vec<String>),
+}
+
+impl Namespaces {
+    /// The namespaces watched one by one (one watch per namespace and namespaced kind), or `None`
+    /// when namespaced kinds are watched cluster-wide.
+    pub fn only(&self) -> Option<&[String]> {
+        match self {
+            Namespaces::Only(only) => Some(only),
+            Namespaces::All | Namespaces::Except(_) => None,
+        }
+    }
+
+    /// Whether objects of `namespace` are selected.
+    pub fn selects(&self, namespace: &str) -> bool {
+        match self {
+            Namespaces::All => true,
+            Namespaces::Only(only) => only.iter().any(|n| n == namespace),
+            Namespaces::Except(except) => !except.iter().any(|n| n == namespace),
+        }
+    }
+
+    /// The namespaces whose objects are dropped although a cluster-wide watch sees them.
+    pub fn omitted(&self) -> &[String] {
+        match self {
+            Namespaces::Except(except) => except,
+            Namespaces::All | Namespaces::Only(_) => &[],
+        }
+    }
 }
 
 /// When diffs are shipped.

@@ -788,3 +788,28 @@ fn the_reference_file_documents_every_setting() {
         account: _,
     } = every;
 }
+
+#[test]
+fn namespaces_select_watch_and_omit_consistently() {
+    let list = vec!["a".to_string(), "b".to_string()];
+    for (namespaces, a, c) in [
+        (Namespaces::All, true, true),
+        (Namespaces::Only(list.clone()), true, false),
+        (Namespaces::Except(list.clone()), false, true),
+    ] {
+        assert_eq!(namespaces.selects("a"), a, "{namespaces:?}");
+        assert_eq!(namespaces.selects("c"), c, "{namespaces:?}");
+        // Watched one by one, or cluster-wide and then dropped: the same selection.
+        for ns in ["a", "b", "c"] {
+            let watched = namespaces
+                .only()
+                .is_none_or(|only| only.iter().any(|n| n == ns));
+            let dropped = namespaces.omitted().iter().any(|n| n == ns);
+            assert_eq!(
+                watched && !dropped,
+                namespaces.selects(ns),
+                "{namespaces:?} {ns}"
+            );
+        }
+    }
+}
