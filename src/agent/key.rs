@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::api_error::ApiError;
-use super::redact::MIN_KEY_BYTES;
+use super::config::AgentConfig;
+use super::redact::{MIN_KEY_BYTES, SECRET_KIND};
 
 /// The Secret that holds the cluster's redaction key when no key file is given.
 pub const KEY_SECRET: &str = "outpost-redaction-key";
@@ -174,6 +175,31 @@ pub async fn from_secret(client: &kube::Client, namespace: &str) -> Result<Vec<u
         namespace: namespace.to_string(),
         tries: TRIES,
     })
+}
+
+/// The cluster's HMAC key, when there is one to have: `known` (read before: the key does not
+/// change while the agent runs), else the key file's, else — only while Secrets are watched —
+/// the one kept in the cluster. With no Secret watched and no key file the agent needs none, nor
+/// any right on Secrets.
+pub async fn for_config(
+    config: &AgentConfig,
+    client: &kube::Client,
+    known: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, Error> {
+    if known.is_some() {
+        return Ok(known);
+    }
+    if let Some(path) = &config.redaction.key_file {
+        return read_key_file(path).map(Some);
+    }
+    if !config
+        .effective_kinds()
+        .iter()
+        .any(|kind| kind == SECRET_KIND)
+    {
+        return Ok(None);
+    }
+    from_secret(client, &agent_namespace()).await.map(Some)
 }
 
 #[cfg(test)]

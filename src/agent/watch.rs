@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::api_error::{ApiError, describe_watch_error};
 use super::compressed::CompressedJson;
-use super::config::Namespaces;
+use super::config::{AgentConfig, Namespaces};
 use super::redact::Redactor;
 use super::state::{Entry, Scope, kind_name};
 use crate::format::segment::{ObjectKey, ObjectRef};
@@ -61,6 +61,18 @@ pub struct Selection {
     pub label_selector: Option<LabelSelector>,
     /// Keep only objects labelled `app.kubernetes.io/managed-by: spinnaker`.
     pub only_spinnaker_managed: bool,
+}
+
+impl Selection {
+    /// What a configuration watches: its kinds minus its omitted kinds, and its filters.
+    pub fn of(config: &AgentConfig) -> Self {
+        Self {
+            kinds: config.watch.effective_kinds(),
+            namespaces: config.watch.namespaces.clone(),
+            label_selector: config.watch.label_selector.clone(),
+            only_spinnaker_managed: config.watch.only_spinnaker_managed,
+        }
+    }
 }
 
 /// The kinds the API server serves, by kind name, with the preferred version of each.

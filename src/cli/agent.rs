@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::agent::api_error::ApiError;
 use crate::agent::config::{self, AgentArgs, AgentConfig, ClusterAccess, ShipTrigger};
 use crate::agent::key;
-use crate::agent::redact::{self, MIN_KEY_BYTES, Redactor, SECRET_KIND};
+use crate::agent::redact::{MIN_KEY_BYTES, Redactor};
 use crate::agent::run::{Agent, Status};
 use crate::agent::ship::{ShipOptions, Shipper};
 use crate::agent::state::{Scope, State, kind_name};
@@ -73,7 +73,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             };
             let redactor = Arc::new(Redactor::new(&key, config.redaction.rules.clone())?);
             let churn = Churn::new(rand::random(), *approx_objects);
-            let scopes = simulated_scopes(&churn, &selection(&config));
+            let scopes = simulated_scopes(&churn, &Selection::of(&config));
             identity.kinds = scopes.iter().map(|s| s.kind.clone()).collect();
             identity.server_version = Some("simulated".into());
             tokio::spawn(simulate(
@@ -81,7 +81,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 *changes_per_second,
                 redactor.clone(),
                 scopes.clone(),
-                selection(&config),
+                Selection::of(&config),
                 events_tx,
             ));
             (redactor, scopes, None)
@@ -90,14 +90,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             let kube_config = kube_config(access).await?;
             let client = kube::Client::try_from(kube_config.clone())
                 .context("could not build the Kubernetes client")?;
-            let key = cluster_key(&config, &client, None).await?;
-            let redactor = Arc::new(redactor_with(key.as_deref(), &config)?);
+            let key = key::for_config(&config, &client, None).await?;
+            let redactor = Arc::new(config.redaction.redactor(key.as_deref())?);
             describe_cluster(&client, &kube_config, &mut identity).await;
             let served = watch::discover(&client)
                 .await
                 .map_err(ApiError)
                 .context("API discovery failed")?;
-            let selection = selection(&config);
+            let selection = Selection::of(&config);
             let watches = Watches::start(&client, &served, &selection, redactor.clone(), events_tx);
             let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
             // Configured kinds not served yet (CRDs installed later) are picked up by
@@ -175,18 +175,18 @@ async fn follow_config_file(
         if !running.reloadable_differs(&new) {
             continue;
         }
-        key = match cluster_key(&new, &client, key.take()).await {
+        key = match key::for_config(&new, &client, key.take()).await {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(file = %path.display(), error = %crate::error_chain(&error), "configuration change not applied");
                 continue;
             }
         };
-        match redactor_with(key.as_deref(), &new) {
+        match new.redaction.redactor(key.as_deref()) {
             Ok(redactor) => {
                 tracing::info!(file = %path.display(), "configuration changed: applying kinds, namespaces, filters and redaction rules");
                 if reconfigure
-                    .send((selection(&new), Arc::new(redactor)))
+                    .send((Selection::of(&new), Arc::new(redactor)))
                     .await
                     .is_err()
                 {
@@ -238,55 +238,6 @@ async fn kube_config(access: &ClusterAccess) -> anyhow::Result<kube::Config> {
         }
         _ => kube::Config::incluster()
             .context("not running in a cluster (no service account); give --kubeconfig"),
-    }
-}
-
-fn selection(config: &AgentConfig) -> Selection {
-    Selection {
-        kinds: config.watch.effective_kinds(),
-        namespaces: config.watch.namespaces.clone(),
-        label_selector: config.watch.label_selector.clone(),
-        only_spinnaker_managed: config.watch.only_spinnaker_managed,
-    }
-}
-
-/// Whether the configuration watches Secrets, whose values need the HMAC key.
-fn watches_secrets(config: &AgentConfig) -> bool {
-    config
-        .effective_kinds()
-        .iter()
-        .any(|kind| kind == SECRET_KIND)
-}
-
-/// The cluster's HMAC key, when there is one to have: `known` (read before: the key does not
-/// change while the agent runs), else the key file's, else — only while Secrets are watched —
-/// the one kept in the cluster (see [`key`]). With no Secret watched and no key file the agent
-/// needs none, nor any right on Secrets.
-async fn cluster_key(
-    config: &AgentConfig,
-    client: &kube::Client,
-    known: Option<Vec<u8>>,
-) -> Result<Option<Vec<u8>>, key::Error> {
-    if known.is_some() {
-        return Ok(known);
-    }
-    if let Some(path) = &config.redaction.key_file {
-        return key::read_key_file(path).map(Some);
-    }
-    if !watches_secrets(config) {
-        return Ok(None);
-    }
-    key::from_secret(client, &key::agent_namespace())
-        .await
-        .map(Some)
-}
-
-/// The configuration's redactor, keyed when there is a key.
-fn redactor_with(key: Option<&[u8]>, config: &AgentConfig) -> Result<Redactor, redact::Error> {
-    let rules = config.redaction.rules.clone();
-    match key {
-        Some(key) => Redactor::new(key, rules),
-        None => Redactor::without_key(rules),
     }
 }
 

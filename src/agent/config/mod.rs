@@ -679,6 +679,16 @@ pub struct RedactionConfig {
     pub key_file: Option<PathBuf>,
 }
 
+impl RedactionConfig {
+    /// The redactor of these rules, keyed when there is a key (see [`super::key::for_config`]).
+    pub fn redactor(&self, key: Option<&[u8]>) -> Result<Redactor, redact::Error> {
+        match key {
+            Some(key) => Redactor::new(key, self.rules.clone()),
+            None => Redactor::without_key(self.rules.clone()),
+        }
+    }
+}
+
 impl AgentConfig {
     /// The kinds to watch: `kinds` minus `omitKinds`, in the configured order.
     pub fn effective_kinds(&self) -> Vec<String> {
