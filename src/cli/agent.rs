@@ -71,7 +71,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
                 Some(path) => key::read_key_file(path)?,
                 None => (0..MIN_KEY_BYTES).map(|_| rand::random::<u8>()).collect(),
             };
-            let redactor = Arc::new(Redactor::new(&key, config.redaction.rules.clone())?);
+            let redactor = Arc::new(config.redaction.redactor(Some(&key))?);
             let churn = Churn::new(rand::random(), *approx_objects);
             let scopes = simulated_scopes(&churn, &Selection::of(&config));
             identity.kinds = scopes.iter().map(|s| s.kind.clone()).collect();

@@ -166,6 +166,13 @@ pub enum Error {
     NeedsRestart { fields: Vec<&'static str> },
 }
 
+/// `outpost agent`'s flags as clap defines them: where messages read each setting's flag,
+/// variable and heading.
+fn agent_command() -> clap::Command {
+    use clap::Args as _;
+    AgentArgs::augment_args(clap::Command::new("agent"))
+}
+
 /// The heading in `--help` of the flags whose settings apply without a restart when the file
 /// changes: being under it is what makes a flag's setting reloadable.
 const RELOADABLE_HEADING: &str = "Reloaded from --config when it changes, without a restart";
@@ -173,8 +180,7 @@ const RELOADABLE_HEADING: &str = "Reloaded from --config when it changes, withou
 /// The settings that apply without a restart: the flags under [`RELOADABLE_HEADING`], in their
 /// order, and the file's redaction rules.
 pub fn reloadable_settings() -> Vec<String> {
-    use clap::Args as _;
-    let command = AgentArgs::augment_args(clap::Command::new("agent"));
+    let command = agent_command();
     let flags = command
         .get_arguments()
         .filter(|a| a.get_help_heading() == Some(RELOADABLE_HEADING))
@@ -186,8 +192,7 @@ pub fn reloadable_settings() -> Vec<String> {
 /// [`AgentArgs`]' own definition, where each flag's id is the setting's key in the file; `None`
 /// for a setting only the file holds.
 fn flag_and_env(field: &str) -> Option<(String, String)> {
-    use clap::Args as _;
-    let command = AgentArgs::augment_args(clap::Command::new("agent"));
+    let command = agent_command();
     let arg = command.get_arguments().find(|a| a.get_id() == field)?;
     let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
     Some((arg.get_long()?.to_string(), env.unwrap_or_default()))
@@ -215,10 +220,14 @@ fn where_set(field: &str) -> String {
 
 /// The flags of two conflicting settings: `--interval and --schedule`.
 fn where_set_both(first: &str, second: &str) -> String {
-    let flag = |f: &str| match flag_and_env(f) {
-        _ if f.starts_with("--") => f.to_string(),
-        Some((long, _)) => format!("--{long}"),
-        None => format!("`{f}:`"),
+    let flag = |f: &str| {
+        if f.starts_with("--") {
+            return f.to_string();
+        }
+        match flag_and_env(f) {
+            Some((long, _)) => format!("--{long}"),
+            None => format!("`{f}:`"),
+        }
     };
     format!("{} and {}", flag(first), flag(second))
 }
@@ -391,7 +400,8 @@ pub struct AgentArgs {
     /// Kinds to watch, `Kind` or `Kind.group` for custom resources [default: Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, Pod, Service, Ingress, NetworkPolicy, Namespace].
     #[arg(
         long,
-        env = "OUTPOST_KINDS", help_heading = RELOADABLE_HEADING,
+        env = "OUTPOST_KINDS",
+        help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "KIND,…"
     )]
@@ -400,7 +410,8 @@ pub struct AgentArgs {
     #[arg(
         id = "omitKinds",
         long = "omit-kinds",
-        env = "OUTPOST_OMIT_KINDS", help_heading = RELOADABLE_HEADING,
+        env = "OUTPOST_OMIT_KINDS",
+        help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "KIND,…"
     )]
@@ -408,7 +419,8 @@ pub struct AgentArgs {
     /// Watch only these namespaces [default: every namespace].
     #[arg(
         long,
-        env = "OUTPOST_NAMESPACES", help_heading = RELOADABLE_HEADING,
+        env = "OUTPOST_NAMESPACES",
+        help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "NS,…"
     )]
@@ -417,7 +429,8 @@ pub struct AgentArgs {
     #[arg(
         id = "omitNamespaces",
         long = "omit-namespaces",
-        env = "OUTPOST_OMIT_NAMESPACES", help_heading = RELOADABLE_HEADING,
+        env = "OUTPOST_OMIT_NAMESPACES",
+        help_heading = RELOADABLE_HEADING,
         value_delimiter = ',',
         value_name = "NS,…"
     )]
@@ -426,7 +439,8 @@ pub struct AgentArgs {
     #[arg(
         id = "labelSelector",
         long = "label-selector",
-        env = "OUTPOST_LABEL_SELECTOR", help_heading = RELOADABLE_HEADING,
+        env = "OUTPOST_LABEL_SELECTOR",
+        help_heading = RELOADABLE_HEADING,
         value_name = "SELECTOR"
     )]
     pub label_selector: Option<String>,
@@ -434,7 +448,8 @@ pub struct AgentArgs {
     #[arg(
         id = "onlySpinnakerManaged",
         long = "only-spinnaker-managed",
-        env = "OUTPOST_ONLY_SPINNAKER_MANAGED", help_heading = RELOADABLE_HEADING,
+        env = "OUTPOST_ONLY_SPINNAKER_MANAGED",
+        help_heading = RELOADABLE_HEADING,
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
