@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use outpost::agent::ship::Shipped;
+use outpost::agent::simulated::SimAgent;
 use outpost::format::ClusterName;
-use outpost::sim::{Churn, SimAgent};
+use outpost::sim::Churn;
 use outpost::store::Store;
 use serde_json::Value;
 
@@ -99,7 +100,7 @@ async fn main() {
             head_put_bytes += head_bytes(store.clone(), cluster.clone()).await;
         }
     }
-    let (relist_end, relist_end_gz) = relist_bytes(&agent.churn.objects());
+    let (relist_end, relist_end_gz) = relist_bytes(&agent.churn().objects());
     let per_hour = 3600.0 / seconds as f64;
     let agent_hour = (segment_bytes + head_put_bytes) as f64 * per_hour;
     let relists_per_hour = 3600.0 / 30.0;
@@ -109,7 +110,7 @@ async fn main() {
     println!(
         "Simulated cluster: {} objects at start, {} at end; {rate} change/s ({events} watch events in {seconds} s); ship interval {interval} s.",
         objects_at_start,
-        agent.churn.len()
+        agent.churn().len()
     );
     println!();
     println!("| | per hour |");

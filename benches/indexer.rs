@@ -31,13 +31,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use outpost::agent::ship::Shipped;
+use outpost::agent::simulated::SimAgent;
 use outpost::agent::state::State;
 use outpost::cache::{self, CacheOptions, Dialect, KubernetesKind, Resource};
 use outpost::format::{ClusterName, Record, SegmentReader, SegmentType};
 use outpost::indexer::apply::{AccountWriter, ApplyStats};
 use outpost::indexer::db::text;
 use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
-use outpost::sim::{Churn, SimAgent};
+use outpost::sim::Churn;
 use outpost::store::Store;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -293,9 +294,9 @@ impl SimCluster {
         let mut touched = BTreeSet::new();
         let mut events = 0;
         while touched.len() < objects {
-            for event in self.churn.step(1.0, 1.0) {
+            events += self.agent.step_while(1.0, 1.0, |event| {
                 if touched.len() >= objects {
-                    break;
+                    return false;
                 }
                 let o = event.object();
                 touched.insert((
@@ -309,9 +310,8 @@ impl SimCluster {
                         .unwrap_or_default()
                         .to_string(),
                 ));
-                events += 1;
-                self.event(event);
-            }
+                true
+            });
         }
         events
     }
@@ -1244,7 +1244,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
     let generated = t.elapsed();
     let t = Instant::now();
     let mut big = SimCluster::with_churn(&store, BIG, churn);
-    let objects = big.state.len();
+    let objects = big.state().len();
     let through_agent = t.elapsed();
     let t = Instant::now();
     let Shipped::Snapshot {
@@ -1480,7 +1480,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
             started,
             "checking every database's rows against the reference builder",
         );
-        let reference = expected_rows(&big.state, BIG);
+        let reference = expected_rows(big.state(), BIG);
         for (label, database) in &dbs {
             let expected: RowDigests = reference
                 .iter()
@@ -1527,7 +1527,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
                 1000 + i as u64,
                 config.fleet_objects,
             );
-            fleet_objects += sim.state.len();
+            fleet_objects += sim.state().len();
             assert!(matches!(sim.ship().await, Shipped::Snapshot { .. }));
             if i.is_multiple_of(10) {
                 changing.push(sim);
@@ -1573,10 +1573,8 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
         );
         let mut changed_records = 0;
         for sim in &mut changing {
-            while !sim.state.has_changes() {
-                for event in sim.churn.step(5.0, 1.0) {
-                    sim.event(event);
-                }
+            while !sim.state().has_changes() {
+                sim.step(5.0, 1.0);
             }
             let Shipped::Diff { records, .. } = sim.ship().await else {
                 panic!("{}: not a diff", sim.name)

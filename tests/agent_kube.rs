@@ -11,7 +11,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use outpost::agent::config::Namespaces;
 use outpost::agent::redact::Redactor;
-use outpost::agent::run::{Agent, Status};
+use outpost::agent::run::{Loop, Status};
 use outpost::agent::ship::{ShipOptions, Shipper};
 use outpost::agent::state::{Scope, State};
 use outpost::agent::watch::{self, Selection, Watches};
@@ -128,10 +128,9 @@ impl RunningAgent {
         let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
         let mut identity = Identity::new(cluster.clone(), chrono::Utc::now());
         identity.kinds = selection.kinds.clone();
-        let agent = Agent {
-            store: store.clone(),
-            cluster: cluster.clone(),
-            shipper: Shipper::new(
+        let agent = Loop::new(
+            store.clone(),
+            Shipper::new(
                 store.clone(),
                 cluster.clone(),
                 ShipOptions {
@@ -139,11 +138,10 @@ impl RunningAgent {
                     ..ShipOptions::default()
                 },
             ),
-            state: State::new(),
             identity,
-            trigger: outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
-            status: Arc::new(Mutex::new(Status::default())),
-        };
+            outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
+            Arc::new(Mutex::new(Status::default())),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(agent.run(events, scopes, async {
             let _ = stopped.await;
@@ -611,10 +609,9 @@ async fn agent_ships_what_happens_in_the_cluster() {
     let status = Arc::new(Mutex::new(Status::default()));
     let mut identity = Identity::new(cluster.clone(), chrono::Utc::now());
     identity.kinds = selection.kinds.clone();
-    let agent = Agent {
-        store: store.clone(),
-        cluster: cluster.clone(),
-        shipper: Shipper::new(
+    let agent = Loop::new(
+        store.clone(),
+        Shipper::new(
             store.clone(),
             cluster.clone(),
             ShipOptions {
@@ -622,11 +619,10 @@ async fn agent_ships_what_happens_in_the_cluster() {
                 ..ShipOptions::default()
             },
         ),
-        state: State::new(),
         identity,
-        trigger: outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
-        status: status.clone(),
-    };
+        outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
+        status.clone(),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(agent.run(events, scopes, async {
         let _ = stopped.await;

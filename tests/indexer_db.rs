@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
 use outpost::agent::ship::Shipped;
+use outpost::agent::simulated::SimAgent;
 use outpost::format::ClusterName;
 use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
-use outpost::sim::{Churn, SimAgent};
+use outpost::sim::Churn;
 use outpost::store::Store;
 
 #[macro_use]
@@ -195,7 +196,7 @@ async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
     assert!(matches!(a.ship().await, Shipped::Diff { .. }));
     assert!(matches!(b.ship().await, Shipped::Diff { .. }));
     // Flip one byte in the middle of a's new diff.
-    let head = a.agent.shipper.head().unwrap().clone();
+    let head = a.agent.shipper().head().unwrap().clone();
     let diff = head.diffs.last().unwrap();
     let key = store.layout().segment(
         a.name(),

@@ -2,6 +2,7 @@
 //! snapshots and diffs to the bucket as the one elected writer.
 
 pub mod api_error;
+mod build;
 pub mod compressed;
 pub mod config;
 pub mod health;
@@ -9,5 +10,8 @@ pub mod key;
 pub mod redact;
 pub mod run;
 pub mod ship;
+pub mod simulated;
 pub mod state;
 pub mod watch;
+
+pub use build::{Agent, Error, build};

@@ -48,20 +48,72 @@ pub struct Status {
 /// Shared, updated status.
 pub type SharedStatus = Arc<Mutex<Status>>;
 
-/// Everything the loop needs besides its source.
-pub struct Agent {
-    pub store: Store,
-    pub cluster: ClusterName,
-    pub shipper: Shipper,
-    pub state: State,
+/// The agent's loop and what it owns: the state, the shipper, the identity document, the status.
+pub struct Loop {
+    store: Store,
+    cluster: ClusterName,
+    shipper: Shipper,
+    state: State,
     /// The identity document, completed with the kinds as they turn out to be watchable.
-    pub identity: Identity,
+    identity: Identity,
     /// When the shipper runs.
-    pub trigger: Trigger,
-    pub status: SharedStatus,
+    trigger: Trigger,
+    status: SharedStatus,
+    /// Scopes whose initial list is not complete yet: no snapshot before they are.
+    pending: BTreeSet<Scope>,
+    /// Kinds that cannot be watched, with the reason (for identity.json and the status).
+    unavailable: BTreeMap<String, String>,
 }
 
-impl Agent {
+impl Loop {
+    /// A loop with nothing held yet, shipping `identity.cluster` through `shipper` when
+    /// `trigger` says.
+    pub fn new(
+        store: Store,
+        shipper: Shipper,
+        identity: Identity,
+        trigger: Trigger,
+        status: SharedStatus,
+    ) -> Self {
+        Self {
+            store,
+            cluster: identity.cluster.clone(),
+            shipper,
+            state: State::new(),
+            identity,
+            trigger,
+            status,
+            pending: BTreeSet::new(),
+            unavailable: BTreeMap::new(),
+        }
+    }
+
+    /// The cluster shipped.
+    pub fn cluster(&self) -> &ClusterName {
+        &self.cluster
+    }
+
+    /// The objects held.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The shipper: the chain as this agent last wrote it.
+    pub fn shipper(&self) -> &Shipper {
+        &self.shipper
+    }
+
+    /// The status the loop keeps up to date.
+    pub fn status(&self) -> SharedStatus {
+        self.status.clone()
+    }
+
+    /// The shipper's step at `now` over what is held, for a caller that keeps the clock (see
+    /// [`super::simulated::SimAgent`]); the loop itself ships through [`Loop::run`].
+    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<Shipped, super::ship::Error> {
+        self.shipper.tick(&mut self.state, now).await
+    }
+
     /// Runs until `shutdown` resolves or the source ends, then, if this agent is the writer,
     /// ships once more (a final diff) and releases the head so that a standby or a restarted
     /// agent takes over at once. `scopes` are the watches whose initial list must complete (or
@@ -72,8 +124,7 @@ impl Agent {
         scopes: BTreeSet<Scope>,
         shutdown: impl Future<Output = ()>,
     ) -> State {
-        let mut pending: BTreeSet<Scope> = scopes;
-        let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+        self.pending = scopes;
         let mut identity_written: Option<(BTreeMap<String, String>, Vec<String>)> = None;
         let mut next_ship = tokio::time::Instant::now();
         tokio::pin!(shutdown);
@@ -83,9 +134,9 @@ impl Agent {
                 () = &mut shutdown => break,
                 event = events.recv() => {
                     let Some(event) = event else { break };
-                    let was_listing = !pending.is_empty();
-                    self.apply(event, &mut pending, &mut unavailable);
-                    if was_listing && pending.is_empty() {
+                    let was_listing = !self.pending.is_empty();
+                    self.apply(event);
+                    if was_listing && self.pending.is_empty() {
                         // Every initial list is complete: the first snapshot goes out now,
                         // not at the next interval or scheduled time.
                         next_ship = tokio::time::Instant::now();
@@ -93,19 +144,19 @@ impl Agent {
                 }
                 () = tokio::time::sleep_until(next_ship) => {
                     next_ship = tokio::time::Instant::now() + self.trigger.delay(Utc::now());
-                    if !pending.is_empty() {
+                    if !self.pending.is_empty() {
                         continue;
                     }
-                    let identity_now = (unavailable.clone(), self.identity.kinds.clone());
+                    let identity_now = (self.unavailable.clone(), self.identity.kinds.clone());
                     if identity_written.as_ref() != Some(&identity_now) {
-                        self.write_identity(&unavailable).await;
+                        self.write_identity().await;
                         identity_written = Some(identity_now);
                     }
                     self.ship().await;
                 }
             }
         }
-        if pending.is_empty() && self.shipper.is_writer() {
+        if self.pending.is_empty() && self.shipper.is_writer() {
             self.ship().await;
             if let Err(error) = self.shipper.release(Utc::now()).await {
                 tracing::warn!(cluster = %self.cluster, error = %crate::error_chain(&error), "could not release the head; a standby takes over after the grace");
@@ -114,12 +165,9 @@ impl Agent {
         self.state
     }
 
-    fn apply(
-        &mut self,
-        event: SourceEvent,
-        pending: &mut BTreeSet<Scope>,
-        unavailable: &mut BTreeMap<String, String>,
-    ) {
+    /// Applies one event of the source to what is held.
+    pub fn apply(&mut self, event: SourceEvent) {
+        let (pending, unavailable) = (&mut self.pending, &mut self.unavailable);
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.watch_events += 1;
         match event {
@@ -272,7 +320,8 @@ impl Agent {
         }
     }
 
-    async fn write_identity(&mut self, unavailable: &BTreeMap<String, String>) {
+    async fn write_identity(&mut self) {
+        let unavailable = &self.unavailable;
         let mut identity = self.identity.clone();
         identity.updated_at = Utc::now();
         identity.forbidden_kinds = unavailable
@@ -393,10 +442,9 @@ mod tests {
             "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "resourceVersion": "1",
                 "labels": {"v": "1", "token": "planted"}}});
         let status = SharedStatus::default();
-        let agent = Agent {
-            store: store.clone(),
-            cluster: cluster.clone(),
-            shipper: Shipper::new(
+        let agent = Loop::new(
+            store.clone(),
+            Shipper::new(
                 store.clone(),
                 cluster.clone(),
                 ShipOptions {
@@ -404,11 +452,10 @@ mod tests {
                     ..ShipOptions::default()
                 },
             ),
-            state: State::new(),
-            identity: Identity::new(cluster.clone(), Utc::now()),
-            trigger: Trigger::Every(Duration::from_millis(20)),
-            status: status.clone(),
-        };
+            Identity::new(cluster.clone(), Utc::now()),
+            Trigger::Every(Duration::from_millis(20)),
+            status.clone(),
+        );
         let (events_tx, events) = mpsc::channel(16);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(agent.run(events, BTreeSet::from([scope.clone()]), async {

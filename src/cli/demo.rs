@@ -13,10 +13,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::agent::ship::Shipped;
+use crate::agent::simulated::SimAgent;
 use crate::format::{ClusterName, Identity};
 use crate::indexer::{Database, IndexOptions, Indexer, Outcome};
 use crate::settings::duration::parse_duration;
-use crate::sim::{Churn, SimAgent};
+use crate::sim::Churn;
 use crate::store::Store;
 
 /// Marks a directory as the demo's own, so a rerun may reset it.

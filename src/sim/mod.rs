@@ -14,14 +14,12 @@
 //! Everything is driven by one seeded RNG: the same seed and the same sequence of calls give byte-identical
 //! objects.
 
-pub mod agent;
 pub mod churn;
 mod objects;
 
 #[cfg(test)]
 mod golden;
 
-pub use agent::SimAgent;
 pub use churn::{Churn, ChurnEvent};
 pub use objects::ObjectFactory;
 

@@ -158,12 +158,14 @@ pub enum Error {
         second: &'static str,
         reason: &'static str,
     },
+    #[error("could not lay one level of settings over another: {0}")]
+    Layer(#[source] serde_yaml_ng::Error),
     #[error(
         "the change to {} needs a restart of the agent; it keeps running with the previous configuration (only {} apply without a restart)",
         .fields.join(", "),
         reloadable_settings().join(", ")
     )]
-    NeedsRestart { fields: Vec<&'static str> },
+    NeedsRestart { fields: Vec<String> },
 }
 
 /// `outpost agent`'s flags as clap defines them: where messages read each setting's flag,
@@ -241,156 +243,22 @@ fn invalid(field: &'static str, value: impl fmt::Display, reason: impl Into<Stri
 }
 
 // ---------------------------------------------------------------------------------------------
-// The file.
+// The settings.
 
-/// The YAML config file, as written: every field optional so that flags and defaults can fill
-/// the gaps. See the module documentation for the reference file and the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AgentFileConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bucket: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kinds: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub omit_kinds: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespaces: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub omit_namespaces: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_selector: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub only_spinnaker_managed: Option<bool>,
-    #[serde(
-        default,
-        with = "optional_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub interval: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<String>,
-    #[serde(
-        default,
-        with = "optional_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub heartbeat: Option<Duration>,
-    #[serde(
-        default,
-        with = "optional_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub takeover_grace: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_every_diffs: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot_when_diff_bytes_exceed: Option<f64>,
-    #[serde(
-        default,
-        with = "optional_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub snapshot_max_age: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zstd_level: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listen: Option<SocketAddr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redaction: Option<RedactionFileConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<AccountFileConfig>,
-}
-
-/// `redaction:` in the config file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RedactionFileConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules: Option<Vec<RemoveRule>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_file: Option<PathBuf>,
-}
-
-/// `account:` in the config file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AccountFileConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions: Option<BTreeMap<Permission, Vec<String>>>,
-}
-
-/// A Spinnaker account permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Permission {
-    READ,
-    WRITE,
-    EXECUTE,
-}
-
-impl Permission {
-    /// The name as Spinnaker writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::READ => "READ",
-            Permission::WRITE => "WRITE",
-            Permission::EXECUTE => "EXECUTE",
-        }
-    }
-}
-
-/// Reads and parses a config file. Errors name the file; parse errors also name the line, the
-/// column and the field (e.g. ``unknown field `kindz`, expected one of …``).
-pub fn load_file(path: &Path) -> Result<AgentFileConfig, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_file(&text).map_err(|source| Error::ParseFile {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Parses config file text; a file holding nothing but comments is an empty configuration.
-fn parse_file(text: &str) -> Result<AgentFileConfig, serde_yaml_ng::Error> {
-    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
-    if value.is_null() {
-        return Ok(AgentFileConfig::default());
-    }
-    // Parse the text again (not the value) so that errors keep their line and column.
-    serde_yaml_ng::from_str(text)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The flags.
-
-/// `outpost agent`'s flags. Each has an `OUTPOST_…` environment variable, and each but
-/// `--config`, `--decommission` and the `--sim` ones can also be set in the config file.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    about = "Watch this cluster and ship its state to a bucket",
-    long_about = "Watches the cluster's resources and writes compressed snapshots and diffs to object storage, for `outpost index` to load into Clouddriver's cache. Uses the pod's service account by default; --kubeconfig / --context otherwise. Serves /healthz, /readyz and /metrics.\n\nEvery flag has an OUTPOST_… environment variable and (but --config, --decommission and --sim…) a camelCase key in the YAML --config file; a flag beats its variable, which beats the file, which beats the default. Kinds, namespaces, the label selector, onlySpinnakerManaged and redaction rules are re-read from the file when it changes, without a restart.",
-    after_help = "Examples:\n  outpost agent --cluster prod-eu-1 --bucket s3://fleet-bucket/prod?region=eu-west-1\n  outpost agent --config /etc/outpost/agent.yaml\n  outpost agent --cluster dev --bucket file:///var/tmp/outpost --kubeconfig ~/.kube/config --context kind-dev --omit-kinds Pod\n  outpost agent --cluster sim-1 --bucket file:///var/tmp/outpost-demo --sim 10000 --sim-changes-per-second 5"
-)]
-pub struct AgentArgs {
+/// Every setting the config file can hold, defined once: the doc comment is its `--help`,
+/// `#[arg]` its flag and variable (the flag's id is the setting's key in the file), `#[serde]` its
+/// key. Every field is optional, so that the flags and the file are each an `AgentSettings` and
+/// one can be laid over the other ([`AgentSettings::over`]); [`resolve`] fills in the defaults
+/// and validates. See the module documentation for the reference file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentSettings {
     /// The cluster's name, a DNS-1123 label (required here or in the config file).
     #[arg(long, env = "OUTPOST_CLUSTER", value_name = "NAME")]
     pub cluster: Option<String>,
     /// The bucket URL: file://, s3://, gs:// or az:// (required here or in the config file).
     #[arg(long, env = "OUTPOST_BUCKET", value_name = "URL")]
     pub bucket: Option<String>,
-    /// A YAML config file, re-read when it changes [default: none].
-    #[arg(long, env = "OUTPOST_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Use this kubeconfig instead of in-cluster credentials [default: in-cluster].
     #[arg(long, env = "OUTPOST_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
@@ -459,15 +327,18 @@ pub struct AgentArgs {
     pub only_spinnaker_managed: Option<bool>,
     /// Ship a diff this often, e.g. 15s, 1m (at least 1s; not with --schedule) [default: 15s].
     #[arg(long, env = "OUTPOST_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
+    #[serde(with = "optional_duration")]
     pub interval: Option<Duration>,
     /// Ship a diff on this cron schedule instead, e.g. `*/5 * * * *` (5 fields, or 6 with seconds first).
     #[arg(long, env = "OUTPOST_SCHEDULE", value_name = "CRON")]
     pub schedule: Option<String>,
     /// When idle, refresh the head's heartbeat this often (at least the interval) [default: 5m, or the interval if longer].
     #[arg(long, env = "OUTPOST_HEARTBEAT", value_parser = parse_duration, value_name = "DURATION")]
+    #[serde(with = "optional_duration")]
     pub heartbeat: Option<Duration>,
     /// Take over from a writer silent this long (at least two heartbeats) [default: 15m, or 3 heartbeats if longer].
     #[arg(id = "takeoverGrace", long = "takeover-grace", env = "OUTPOST_TAKEOVER_GRACE", value_parser = parse_duration, value_name = "DURATION")]
+    #[serde(with = "optional_duration")]
     pub takeover_grace: Option<Duration>,
     /// Write a new snapshot after this many diffs [default: 240].
     #[arg(
@@ -487,6 +358,7 @@ pub struct AgentArgs {
     pub snapshot_when_diff_bytes_exceed: Option<f64>,
     /// Write a new snapshot when the last one is this old, even when idle; keep it well below the bucket's lifecycle expiry [default: 24h].
     #[arg(id = "snapshotMaxAge", long = "snapshot-max-age", env = "OUTPOST_SNAPSHOT_MAX_AGE", value_parser = parse_duration, value_name = "DURATION")]
+    #[serde(with = "optional_duration")]
     pub snapshot_max_age: Option<Duration>,
     /// zstd level, 1 (fastest) to 19 (smallest) [default: 3].
     #[arg(
@@ -500,6 +372,21 @@ pub struct AgentArgs {
     /// Address for /healthz, /readyz and /metrics [default: 0.0.0.0:9090].
     #[arg(long, env = "OUTPOST_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// `redaction:`.
+    #[command(flatten)]
+    pub redaction: RedactionSettings,
+    /// `account:`: the file only.
+    #[arg(skip)]
+    pub account: Option<AccountSettings>,
+}
+
+/// `redaction:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedactionSettings {
+    /// Removal rules: the file only.
+    #[arg(skip)]
+    pub rules: Option<Vec<RemoveRule>>,
     /// A file holding the HMAC key for Secret values, at least 32 bytes; needed only when Secrets are watched [default: none; the agent then keeps its key in Secret outpost-redaction-key of its namespace, creating it if it may].
     #[arg(
         id = "redaction.keyFile",
@@ -507,7 +394,197 @@ pub struct AgentArgs {
         env = "OUTPOST_REDACTION_KEY_FILE",
         value_name = "FILE"
     )]
-    pub redaction_key_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// `account:`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccountSettings {
+    pub name: Option<String>,
+    pub permissions: Option<BTreeMap<Permission, Vec<String>>>,
+}
+
+/// A Spinnaker account permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    READ,
+    WRITE,
+    EXECUTE,
+}
+
+impl Permission {
+    /// The name as Spinnaker writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::READ => "READ",
+            Permission::WRITE => "WRITE",
+            Permission::EXECUTE => "EXECUTE",
+        }
+    }
+}
+
+/// Pairs of settings that are one choice, with why only one may be given: decided at the highest
+/// level that gives either half, refused when one level gives both.
+const PAIRS: [(&str, &str, &str); 2] = [
+    (
+        "interval",
+        "schedule",
+        "ship either every interval or on a schedule; remove one",
+    ),
+    (
+        "namespaces",
+        "omitNamespaces",
+        "watch either only some namespaces or all but some; remove one",
+    ),
+];
+
+impl AgentSettings {
+    /// These settings laid over `lower`: each setting given here wins, a section (`redaction:`)
+    /// is merged setting by setting, and giving either half of a pair ([`PAIRS`]) here drops
+    /// both of `lower`'s. Each level is first checked not to give both halves of a pair.
+    pub fn over(&self, lower: &AgentSettings) -> Result<AgentSettings, Error> {
+        let upper = self.to_yaml()?;
+        let mut lower_value = lower.to_yaml()?;
+        check_pairs(&upper)?;
+        check_pairs(&lower_value)?;
+        if let Some(lower_map) = lower_value.as_mapping_mut() {
+            for (first, second, _) in PAIRS {
+                if is_given(&upper, first) || is_given(&upper, second) {
+                    lower_map.remove(first);
+                    lower_map.remove(second);
+                }
+            }
+        }
+        serde_yaml_ng::from_value(overlay(upper, lower_value)).map_err(Error::Layer)
+    }
+
+    /// The settings as the file would hold them; unset ones are null.
+    fn to_yaml(&self) -> Result<serde_yaml_ng::Value, Error> {
+        serde_yaml_ng::to_value(self).map_err(Error::Layer)
+    }
+
+    /// The settings whose values differ between `self` and `other`, in the file's order, by
+    /// their dotted keys (`zstdLevel`, `redaction.keyFile`).
+    pub fn differing(&self, other: &AgentSettings) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        differing_keys("", &self.to_yaml()?, &other.to_yaml()?, &mut keys);
+        Ok(keys)
+    }
+}
+
+fn is_given(settings: &serde_yaml_ng::Value, key: &str) -> bool {
+    settings.get(key).is_some_and(|v| !v.is_null())
+}
+
+/// Refuses a level that gives both halves of a pair.
+fn check_pairs(settings: &serde_yaml_ng::Value) -> Result<(), Error> {
+    for (first, second, reason) in PAIRS {
+        if is_given(settings, first) && is_given(settings, second) {
+            return Err(Error::Conflict {
+                first,
+                second,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `upper` over `lower`: mappings merge key by key, any other value given in `upper` replaces
+/// `lower`'s (a list of kinds is one setting), and null gives nothing.
+fn overlay(upper: serde_yaml_ng::Value, lower: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value;
+    match (upper, lower) {
+        (Value::Mapping(upper), Value::Mapping(mut lower)) => {
+            for (key, value) in upper {
+                let merged = match lower.remove(&key) {
+                    Some(below) => overlay(value, below),
+                    None => value,
+                };
+                lower.insert(key, merged);
+            }
+            Value::Mapping(lower)
+        }
+        (Value::Null, lower) => lower,
+        (upper, _) => upper,
+    }
+}
+
+/// Collects the dotted keys under `prefix` whose values differ, descending into sections.
+fn differing_keys(
+    prefix: &str,
+    old: &serde_yaml_ng::Value,
+    new: &serde_yaml_ng::Value,
+    keys: &mut Vec<String>,
+) {
+    use serde_yaml_ng::{Mapping, Value};
+    let empty = Mapping::new();
+    match (old, new) {
+        (Value::Mapping(_), _) | (_, Value::Mapping(_)) => {
+            let old = old.as_mapping().unwrap_or(&empty);
+            let new = new.as_mapping().unwrap_or(&empty);
+            let names = old
+                .keys()
+                .chain(new.keys().filter(|k| !old.contains_key(*k)));
+            for name in names {
+                let key = match name.as_str() {
+                    Some(name) if prefix.is_empty() => name.to_string(),
+                    Some(name) => format!("{prefix}.{name}"),
+                    None => continue,
+                };
+                let (old, new) = (
+                    old.get(name).unwrap_or(&Value::Null),
+                    new.get(name).unwrap_or(&Value::Null),
+                );
+                differing_keys(&key, old, new, keys);
+            }
+        }
+        (old, new) if old != new => keys.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+/// Reads and parses a config file. Errors name the file; parse errors also name the line, the
+/// column and the field (e.g. ``unknown field `kindz`, expected one of …``).
+pub fn load_file(path: &Path) -> Result<AgentSettings, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_file(&text).map_err(|source| Error::ParseFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses config file text; a file holding nothing but comments is an empty configuration.
+fn parse_file(text: &str) -> Result<AgentSettings, serde_yaml_ng::Error> {
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+    if value.is_null() {
+        return Ok(AgentSettings::default());
+    }
+    // Parse the text again (not the value) so that errors keep their line and column.
+    serde_yaml_ng::from_str(text)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The flags.
+
+/// `outpost agent`'s flags: the settings, and what chooses what a run does (`--config`,
+/// `--decommission`, `--sim`…), which the file cannot hold. Each has an `OUTPOST_…` variable.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+#[command(
+    about = "Watch this cluster and ship its state to a bucket",
+    long_about = "Watches the cluster's resources and writes compressed snapshots and diffs to object storage, for `outpost index` to load into Clouddriver's cache. Uses the pod's service account by default; --kubeconfig / --context otherwise. Serves /healthz, /readyz and /metrics.\n\nEvery flag has an OUTPOST_… environment variable and (but --config, --decommission and --sim…) a camelCase key in the YAML --config file; a flag beats its variable, which beats the file, which beats the default. Kinds, namespaces, the label selector, onlySpinnakerManaged and redaction rules are re-read from the file when it changes, without a restart.",
+    after_help = "Examples:\n  outpost agent --cluster prod-eu-1 --bucket s3://fleet-bucket/prod?region=eu-west-1\n  outpost agent --config /etc/outpost/agent.yaml\n  outpost agent --cluster dev --bucket file:///var/tmp/outpost --kubeconfig ~/.kube/config --context kind-dev --omit-kinds Pod\n  outpost agent --cluster sim-1 --bucket file:///var/tmp/outpost-demo --sim 10000 --sim-changes-per-second 5"
+)]
+pub struct AgentArgs {
+    /// A YAML config file, re-read when it changes [default: none].
+    #[arg(long, env = "OUTPOST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: AgentSettings,
     /// Mark the cluster decommissioned in the bucket (the indexer evicts it at once) and exit.
     #[arg(long, env = "OUTPOST_DECOMMISSION", value_parser = BoolishValueParser::new())]
     pub decommission: bool,
@@ -553,6 +630,11 @@ pub struct AgentConfig {
     pub decommission: bool,
     /// `--config`: the file to re-read when it changes, if any.
     pub config_file: Option<PathBuf>,
+    /// The settings as given, the flags laid over the file, before defaults: what
+    /// [`check_reload`] names changes by.
+    pub settings: AgentSettings,
+    /// The flags it was resolved with, which [`reload`] lays over the file again.
+    pub flags: AgentArgs,
 }
 
 /// How the agent reaches its cluster.
@@ -718,7 +800,7 @@ impl AgentConfig {
 
 mod resolve;
 
-pub use resolve::{check_reload, load, resolve};
+pub use resolve::{check_reload, load, reload, resolve};
 
 #[cfg(test)]
 mod tests;

@@ -10,42 +10,36 @@ pub fn load(args: &AgentArgs) -> Result<AgentConfig, Error> {
     resolve(args, file.as_ref())
 }
 
+/// Reads the running configuration's file again and resolves it with the same flags: the new
+/// configuration, if it differs from `running` only where [`check_reload`] allows.
+pub fn reload(running: &AgentConfig) -> Result<AgentConfig, Error> {
+    let new = load(&running.flags)?;
+    check_reload(running, &new)?;
+    Ok(new)
+}
+
 /// Checks that a configuration re-read after a file change differs from the running one only in
-/// settings that apply without a restart; otherwise names every setting that needs one.
+/// settings that apply without a restart; otherwise names every setting that needs one. A change
+/// that resolves to the same configuration (a default written out) needs nothing.
 pub fn check_reload(old: &AgentConfig, new: &AgentConfig) -> Result<(), Error> {
-    let changed = [
-        ("cluster", old.cluster != new.cluster),
-        ("bucket", old.bucket != new.bucket),
-        ("kubeconfig/context", old.access != new.access),
-        ("interval/schedule", old.shipping != new.shipping),
-        ("heartbeat", old.heartbeat != new.heartbeat),
-        ("takeoverGrace", old.takeover_grace != new.takeover_grace),
-        (
-            "snapshotEveryDiffs",
-            old.snapshot.every_diffs != new.snapshot.every_diffs,
-        ),
-        (
-            "snapshotWhenDiffBytesExceed",
-            old.snapshot.when_diff_bytes_exceed != new.snapshot.when_diff_bytes_exceed,
-        ),
-        (
-            "snapshotMaxAge",
-            old.snapshot.max_age != new.snapshot.max_age,
-        ),
-        ("zstdLevel", old.zstd_level != new.zstd_level),
-        ("listen", old.listen != new.listen),
-        (
-            "redaction.keyFile",
-            old.redaction.key_file != new.redaction.key_file,
-        ),
-        ("account", old.account != new.account),
-        ("--decommission", old.decommission != new.decommission),
-        ("--config", old.config_file != new.config_file),
-    ];
-    let fields: Vec<&'static str> = changed
+    let unchanged = AgentConfig {
+        watch: old.watch.clone(),
+        redaction: RedactionConfig {
+            rules: old.redaction.rules.clone(),
+            ..new.redaction.clone()
+        },
+        settings: old.settings.clone(),
+        ..new.clone()
+    };
+    if unchanged == *old {
+        return Ok(());
+    }
+    let reloadable = reloadable_settings();
+    let fields: Vec<String> = old
+        .settings
+        .differing(&new.settings)?
         .into_iter()
-        .filter(|(_, differs)| *differs)
-        .map(|(field, _)| field)
+        .filter(|key| !reloadable.contains(key))
         .collect();
     if fields.is_empty() {
         Ok(())
@@ -56,27 +50,28 @@ pub fn check_reload(old: &AgentConfig, new: &AgentConfig) -> Result<(), Error> {
 
 /// Resolves flags (and their variables) over the file over the defaults, and validates the
 /// result: nothing is built from a configuration that fails here.
-pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<AgentConfig, Error> {
-    let empty = AgentFileConfig::default();
-    let file = file.unwrap_or(&empty);
+pub fn resolve(args: &AgentArgs, file: Option<&AgentSettings>) -> Result<AgentConfig, Error> {
+    let settings = args
+        .settings
+        .over(file.unwrap_or(&AgentSettings::default()))?;
+    let s = &settings;
 
-    let cluster = pick(&args.cluster, &file.cluster).ok_or(Error::Missing { field: "cluster" })?;
+    let cluster = s
+        .cluster
+        .clone()
+        .ok_or(Error::Missing { field: "cluster" })?;
     let cluster =
         ClusterName::new(&cluster).map_err(|e| invalid("cluster", &cluster, format_reason(e)))?;
-    let bucket = pick(&args.bucket, &file.bucket).ok_or(Error::Missing { field: "bucket" })?;
+    let bucket = s.bucket.clone().ok_or(Error::Missing { field: "bucket" })?;
     let bucket =
         BucketLocation::parse(&bucket).map_err(|e| invalid("bucket", &bucket, store_reason(e)))?;
 
-    let access = resolve_access(args, file)?;
-    let watch = resolve_watch(args, file)?;
+    let access = resolve_access(args, s)?;
+    let watch = resolve_watch(s)?;
 
-    let shipping = match one_of(
-        ("interval", args.interval, file.interval),
-        ("schedule", args.schedule.clone(), file.schedule.clone()),
-        "ship either every interval or on a schedule; remove one",
-    )? {
-        Either::Neither => ShipTrigger::Interval(DEFAULT_INTERVAL),
-        Either::First(interval) => {
+    let shipping = match (s.interval, &s.schedule) {
+        (None, None) => ShipTrigger::Interval(DEFAULT_INTERVAL),
+        (Some(interval), _) => {
             if interval < MIN_INTERVAL {
                 return Err(invalid(
                     "interval",
@@ -86,12 +81,12 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
             }
             ShipTrigger::Interval(interval)
         }
-        Either::Second(schedule) => ShipTrigger::Schedule(
-            Schedule::parse(&schedule).map_err(|reason| invalid("schedule", &schedule, reason))?,
+        (None, Some(schedule)) => ShipTrigger::Schedule(
+            Schedule::parse(schedule).map_err(|reason| invalid("schedule", schedule, reason))?,
         ),
     };
 
-    let heartbeat = match pick(&args.heartbeat, &file.heartbeat) {
+    let heartbeat = match s.heartbeat {
         Some(heartbeat) => {
             if heartbeat < MIN_INTERVAL {
                 return Err(invalid(
@@ -120,7 +115,7 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         },
     };
 
-    let takeover_grace = match pick(&args.takeover_grace, &file.takeover_grace) {
+    let takeover_grace = match s.takeover_grace {
         Some(grace) => {
             if grace < heartbeat * 2 {
                 return Err(invalid(
@@ -138,7 +133,8 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         None => DEFAULT_TAKEOVER_GRACE.max(heartbeat * 3),
     };
 
-    let every_diffs = pick(&args.snapshot_every_diffs, &file.snapshot_every_diffs)
+    let every_diffs = s
+        .snapshot_every_diffs
         .unwrap_or(DEFAULT_SNAPSHOT_EVERY_DIFFS);
     if every_diffs < 1 {
         return Err(invalid(
@@ -147,11 +143,9 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
             "must be at least 1",
         ));
     }
-    let ratio = pick(
-        &args.snapshot_when_diff_bytes_exceed,
-        &file.snapshot_when_diff_bytes_exceed,
-    )
-    .unwrap_or(DEFAULT_SNAPSHOT_WHEN_DIFF_BYTES_EXCEED);
+    let ratio = s
+        .snapshot_when_diff_bytes_exceed
+        .unwrap_or(DEFAULT_SNAPSHOT_WHEN_DIFF_BYTES_EXCEED);
     if !(ratio.is_finite() && ratio > 0.0) {
         return Err(invalid(
             "snapshotWhenDiffBytesExceed",
@@ -160,7 +154,8 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         ));
     }
 
-    let max_age = pick(&args.snapshot_max_age, &file.snapshot_max_age)
+    let max_age = s
+        .snapshot_max_age
         .unwrap_or(DEFAULT_SNAPSHOT_MAX_AGE.max(heartbeat));
     if max_age < heartbeat {
         return Err(invalid(
@@ -173,7 +168,7 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         ));
     }
 
-    let zstd_level = pick(&args.zstd_level, &file.zstd_level).unwrap_or(DEFAULT_ZSTD_LEVEL);
+    let zstd_level = s.zstd_level.unwrap_or(DEFAULT_ZSTD_LEVEL);
     if !(1..=19).contains(&zstd_level) {
         return Err(invalid(
             "zstdLevel",
@@ -182,22 +177,21 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         ));
     }
 
-    let listen = match pick(&args.listen, &file.listen) {
+    let listen = match s.listen {
         Some(listen) => listen,
         None => DEFAULT_LISTEN
             .parse()
             .map_err(|_| invalid("listen", DEFAULT_LISTEN, "the default does not parse"))?,
     };
 
-    let redaction_file = file.redaction.clone().unwrap_or_default();
-    let rules = redaction_file.rules.unwrap_or_default();
+    let rules = s.redaction.rules.clone().unwrap_or_default();
     check_rules(&rules)?;
-    let key_file = pick(&args.redaction_key_file, &redaction_file.key_file);
+    let key_file = s.redaction.key_file.clone();
     if key_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
         return Err(invalid("redaction.keyFile", "", "the path is empty"));
     }
 
-    let account = resolve_account(file.account.as_ref(), &cluster)?;
+    let account = resolve_account(s.account.as_ref(), &cluster)?;
 
     Ok(AgentConfig {
         cluster,
@@ -218,43 +212,9 @@ pub fn resolve(args: &AgentArgs, file: Option<&AgentFileConfig>) -> Result<Agent
         account,
         decommission: args.decommission,
         config_file: args.config.clone(),
+        settings,
+        flags: args.clone(),
     })
-}
-
-fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>) -> Option<T> {
-    flag.clone().or_else(|| file.clone())
-}
-
-enum Either<A, B> {
-    Neither,
-    First(A),
-    Second(B),
-}
-
-/// Two settings that are one choice: decided at the highest level (flags, then file) that gives
-/// either; both at the same level are refused.
-fn one_of<A, B>(
-    first: (&'static str, Option<A>, Option<A>),
-    second: (&'static str, Option<B>, Option<B>),
-    reason: &'static str,
-) -> Result<Either<A, B>, Error> {
-    let (first_name, first_flag, first_file) = first;
-    let (second_name, second_flag, second_file) = second;
-    for (a, b) in [(first_flag, second_flag), (first_file, second_file)] {
-        match (a, b) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Conflict {
-                    first: first_name,
-                    second: second_name,
-                    reason,
-                });
-            }
-            (Some(a), None) => return Ok(Either::First(a)),
-            (None, Some(b)) => return Ok(Either::Second(b)),
-            (None, None) => {}
-        }
-    }
-    Ok(Either::Neither)
 }
 
 /// The reason part of a name error, without repeating the value.
@@ -273,9 +233,9 @@ fn store_reason(error: store::Error) -> String {
     }
 }
 
-fn resolve_access(args: &AgentArgs, file: &AgentFileConfig) -> Result<ClusterAccess, Error> {
-    let kubeconfig = pick(&args.kubeconfig, &file.kubeconfig);
-    let context = pick(&args.context, &file.context);
+fn resolve_access(args: &AgentArgs, s: &AgentSettings) -> Result<ClusterAccess, Error> {
+    let kubeconfig = s.kubeconfig.clone();
+    let context = s.context.clone();
     if let Some(path) = &kubeconfig
         && path.as_os_str().is_empty()
     {
@@ -328,8 +288,8 @@ fn resolve_access(args: &AgentArgs, file: &AgentFileConfig) -> Result<ClusterAcc
     }
 }
 
-fn resolve_watch(args: &AgentArgs, file: &AgentFileConfig) -> Result<WatchSelection, Error> {
-    let configured = pick(&args.kinds, &file.kinds);
+fn resolve_watch(s: &AgentSettings) -> Result<WatchSelection, Error> {
+    let configured = s.kinds.clone();
     let explicit = configured.is_some();
     let kinds = match configured {
         Some(list) => {
@@ -345,10 +305,7 @@ fn resolve_watch(args: &AgentArgs, file: &AgentFileConfig) -> Result<WatchSelect
         }
         None => DEFAULT_KINDS.iter().map(|k| k.to_string()).collect(),
     };
-    let omit_kinds = checked_kinds(
-        "omitKinds",
-        pick(&args.omit_kinds, &file.omit_kinds).unwrap_or_default(),
-    )?;
+    let omit_kinds = checked_kinds("omitKinds", s.omit_kinds.clone().unwrap_or_default())?;
     if explicit && let Some(both) = omit_kinds.iter().find(|k| kinds.contains(k)) {
         return Err(invalid(
             "omitKinds",
@@ -371,31 +328,19 @@ fn resolve_watch(args: &AgentArgs, file: &AgentFileConfig) -> Result<WatchSelect
         ));
     }
 
-    let namespaces = match one_of(
-        (
-            "namespaces",
-            args.namespaces.clone(),
-            file.namespaces.clone(),
-        ),
-        (
-            "omitNamespaces",
-            args.omit_namespaces.clone(),
-            file.omit_namespaces.clone(),
-        ),
-        "watch either only some namespaces or all but some; remove one",
-    )? {
-        Either::Neither => Namespaces::All,
-        Either::First(list) => Namespaces::Only(checked_namespaces("namespaces", list)?),
-        Either::Second(list) => Namespaces::Except(checked_namespaces("omitNamespaces", list)?),
+    // `over` leaves at most one half of the pair.
+    let namespaces = match (&s.namespaces, &s.omit_namespaces) {
+        (None, None) => Namespaces::All,
+        (Some(list), _) => Namespaces::Only(checked_namespaces("namespaces", list)?),
+        (None, Some(list)) => Namespaces::Except(checked_namespaces("omitNamespaces", list)?),
     };
 
-    let label_selector = match pick(&args.label_selector, &file.label_selector) {
-        Some(selector) => LabelSelector::parse(&selector)
-            .map_err(|reason| invalid("labelSelector", &selector, reason))?,
+    let label_selector = match &s.label_selector {
+        Some(selector) => LabelSelector::parse(selector)
+            .map_err(|reason| invalid("labelSelector", selector, reason))?,
         None => None,
     };
-    let only_spinnaker_managed =
-        pick(&args.only_spinnaker_managed, &file.only_spinnaker_managed).unwrap_or(false);
+    let only_spinnaker_managed = s.only_spinnaker_managed.unwrap_or(false);
 
     Ok(WatchSelection {
         namespaces,
@@ -420,7 +365,7 @@ fn checked_kinds(field: &'static str, list: Vec<String>) -> Result<Vec<String>, 
 
 /// Checks each namespace name (a DNS-1123 label, the same rule as cluster names) and drops
 /// duplicates.
-fn checked_namespaces(field: &'static str, list: Vec<String>) -> Result<Vec<String>, Error> {
+fn checked_namespaces(field: &'static str, list: &[String]) -> Result<Vec<String>, Error> {
     if list.is_empty() {
         return Err(invalid(
             field,
@@ -497,7 +442,7 @@ fn check_rules(rules: &[RemoveRule]) -> Result<(), Error> {
 }
 
 fn resolve_account(
-    account: Option<&AccountFileConfig>,
+    account: Option<&AccountSettings>,
     cluster: &ClusterName,
 ) -> Result<AccountRequest, Error> {
     let account = account.cloned().unwrap_or_default();

@@ -19,7 +19,7 @@ fn args(flags: &[&str]) -> AgentArgs {
     Cli::try_parse_from(argv).unwrap().args
 }
 
-fn yaml(text: &str) -> AgentFileConfig {
+fn yaml(text: &str) -> AgentSettings {
     parse_file(text).unwrap()
 }
 
@@ -247,12 +247,16 @@ fn flags_beat_the_file_which_beats_defaults() {
     assert_eq!(config.redaction.key_file, Some(PathBuf::from("/flag.key")));
     assert!(
         args(&["--only-spinnaker-managed"])
+            .settings
             .only_spinnaker_managed
             .unwrap()
     );
     assert!(args(&["--decommission"]).decommission);
     assert_eq!(
-        args(&["--kinds", "A", "--kinds", "B,C"]).kinds.unwrap(),
+        args(&["--kinds", "A", "--kinds", "B,C"])
+            .settings
+            .kinds
+            .unwrap(),
         ["A", "B", "C"]
     );
 }
@@ -645,7 +649,7 @@ fn unknown_fields_are_refused_with_their_line() {
     );
 
     std::fs::write(&path, "# nothing set yet\n").unwrap();
-    assert_eq!(load_file(&path).unwrap(), AgentFileConfig::default());
+    assert_eq!(load_file(&path).unwrap(), AgentSettings::default());
 }
 
 #[test]
@@ -753,7 +757,7 @@ fn the_reference_file_documents_every_setting() {
     }
     // Every field, without `..`: a new setting stops this test compiling until it is added to
     // `every` above, and so to the check of the reference file.
-    let AgentFileConfig {
+    let AgentSettings {
         cluster: _,
         bucket: _,
         kubeconfig: _,
@@ -773,7 +777,10 @@ fn the_reference_file_documents_every_setting() {
         snapshot_max_age: _,
         zstd_level: _,
         listen: _,
-        redaction: _,
+        redaction: RedactionSettings {
+            rules: _,
+            key_file: _,
+        },
         account: _,
     } = every;
 }
@@ -801,4 +808,57 @@ fn namespaces_select_watch_and_omit_consistently() {
             );
         }
     }
+}
+
+#[test]
+fn a_level_laid_over_another_wins_setting_by_setting() {
+    let file = yaml(
+        "kinds: [Pod]\nschedule: '@hourly'\nnamespaces: [a]\nzstdLevel: 9\n\
+         redaction: {rules: [{id: env, kind: Pod, pointer: /spec/containers/0/env}], keyFile: /f}\n",
+    );
+    let flags = args(&[
+        "--kinds",
+        "Service",
+        "--interval",
+        "1m",
+        "--redaction-key-file",
+        "/k",
+    ]);
+    let merged = flags.settings.over(&file).unwrap();
+    // A flag replaces the file's setting whole (a list too); the others stay.
+    assert_eq!(merged.kinds, Some(vec!["Service".to_string()]));
+    assert_eq!(merged.zstd_level, Some(9));
+    assert_eq!(merged.namespaces, Some(vec!["a".to_string()]));
+    // A section merges setting by setting.
+    assert_eq!(merged.redaction.key_file, Some(PathBuf::from("/k")));
+    assert_eq!(merged.redaction.rules.as_ref().map(Vec::len), Some(1));
+    // Half of a pair given above drops both halves below.
+    assert_eq!(merged.interval, Some(Duration::from_secs(60)));
+    assert_eq!(merged.schedule, None);
+    // Nothing over the file is the file; the file over nothing is the file.
+    assert_eq!(AgentSettings::default().over(&file).unwrap(), file);
+    assert_eq!(file.over(&AgentSettings::default()).unwrap(), file);
+    // What differs, by dotted key, in the file's order.
+    assert_eq!(
+        file.differing(&merged).unwrap(),
+        ["kinds", "interval", "schedule", "redaction.keyFile"]
+    );
+    assert!(merged.differing(&merged).unwrap().is_empty());
+}
+
+#[test]
+fn a_default_written_out_in_a_reloaded_file_needs_no_restart() {
+    let old = resolve(&base(), None).unwrap();
+    let new = resolve(&base(), Some(&yaml("interval: 15s\nzstdLevel: 3\n"))).unwrap();
+    check_reload(&old, &new).unwrap();
+    let new = resolve(
+        &base(),
+        Some(&yaml("redaction: {keyFile: /k}\naccount: {name: other}\n")),
+    )
+    .unwrap();
+    let e = check_reload(&old, &new).unwrap_err().to_string();
+    assert!(
+        e.starts_with("the change to redaction.keyFile, account.name needs a restart"),
+        "{e}"
+    );
 }
