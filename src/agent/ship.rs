@@ -143,6 +143,15 @@ pub struct Shipper {
     retired: Option<Epoch>,
 }
 
+/// A segment about to be written: where it goes in the chain and its writer, header written.
+struct NextSegment {
+    epoch: Epoch,
+    seq: u64,
+    key: store::Key,
+    writer: SegmentWriter<Vec<u8>>,
+    json: JsonReader,
+}
+
 impl Shipper {
     pub fn new(store: Store, cluster: ClusterName, options: ShipOptions) -> Self {
         Self {
@@ -261,27 +270,17 @@ impl Shipper {
         now: DateTime<Utc>,
         takeover: bool,
     ) -> Result<Shipped, Error> {
-        let (epoch, seq, prev) = self.next_position();
         let counts = Counts {
             put: state.len() as u64,
             delete: 0,
         };
-        let window_from = self.head().map_or(now, |h| h.updated_at);
-        let header = self.header(
-            SegmentType::Snapshot,
-            &epoch,
+        let NextSegment {
+            epoch,
             seq,
-            prev,
-            now,
-            window_from,
-            counts,
-        );
-        let key = self
-            .store
-            .layout()
-            .segment(&self.cluster, &epoch, seq, SegmentType::Snapshot);
-        let mut writer = self.writer(&key, &header)?;
-        let mut json = self.json_reader()?;
+            key,
+            mut writer,
+            mut json,
+        } = self.next_segment(SegmentType::Snapshot, counts, now)?;
         for entry in state.entries() {
             self.write_put(&mut writer, &mut json, entry)?;
         }
@@ -320,7 +319,6 @@ impl Shipper {
     }
 
     async fn ship_diff(&mut self, state: &mut State, now: DateTime<Utc>) -> Result<Shipped, Error> {
-        let (epoch, seq, prev) = self.next_position();
         let mut counts = Counts::default();
         for change in state.changes() {
             match change {
@@ -328,22 +326,13 @@ impl Shipper {
                 Change::Delete(_) => counts.delete += 1,
             }
         }
-        let window_from = self.head().map_or(now, |h| h.updated_at);
-        let header = self.header(
-            SegmentType::Diff,
-            &epoch,
+        let NextSegment {
+            epoch,
             seq,
-            prev,
-            now,
-            window_from,
-            counts,
-        );
-        let key = self
-            .store
-            .layout()
-            .segment(&self.cluster, &epoch, seq, SegmentType::Diff);
-        let mut writer = self.writer(&key, &header)?;
-        let mut json = self.json_reader()?;
+            key,
+            mut writer,
+            mut json,
+        } = self.next_segment(SegmentType::Diff, counts, now)?;
         for change in state.changes() {
             match change {
                 Change::Put(entry) => self.write_put(&mut writer, &mut json, entry)?,
@@ -412,18 +401,17 @@ impl Shipper {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn header(
+    /// The next segment of the chain, of `segment_type` with `counts` records, written at
+    /// `now`: its position after the tip, its key, and a writer that has its header.
+    fn next_segment(
         &self,
         segment_type: SegmentType,
-        epoch: &Epoch,
-        seq: u64,
-        prev: Option<String>,
-        now: DateTime<Utc>,
-        window_from: DateTime<Utc>,
         counts: Counts,
-    ) -> SegmentHeader {
-        SegmentHeader::new(
+        now: DateTime<Utc>,
+    ) -> Result<NextSegment, Error> {
+        let (epoch, seq, prev) = self.next_position();
+        let window_from = self.head().map_or(now, |h| h.updated_at);
+        let header = SegmentHeader::new(
             segment_type,
             self.cluster.clone(),
             epoch.clone(),
@@ -436,19 +424,24 @@ impl Shipper {
             },
             counts,
             self.options.redaction.clone(),
-        )
-    }
-
-    fn writer(
-        &self,
-        key: &store::Key,
-        header: &SegmentHeader,
-    ) -> Result<SegmentWriter<Vec<u8>>, Error> {
+        );
+        let key = self
+            .store
+            .layout()
+            .segment(&self.cluster, &epoch, seq, segment_type);
         let options = EncodeOptions {
             level: self.options.zstd_level,
         };
-        SegmentWriter::new(&key.to_string(), Vec::new(), header, &options)
-            .map_err(|e| self.encode_error(e))
+        let writer = SegmentWriter::new(&key.to_string(), Vec::new(), &header, &options)
+            .map_err(|e| self.encode_error(e))?;
+        let json = self.json_reader()?;
+        Ok(NextSegment {
+            epoch,
+            seq,
+            key,
+            writer,
+            json,
+        })
     }
 
     fn json_reader(&self) -> Result<JsonReader, Error> {
