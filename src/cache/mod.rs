@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod body;
+pub mod definition;
 pub mod keys;
 pub mod kinds;
 pub mod moniker;
