@@ -979,6 +979,7 @@ fn outpost_schema(dialect: Dialect) -> Vec<String> {
   origin {short} NOT NULL
 ){engine}"
         ),
+        super::registration::schema(dialect),
     ]
 }
 

@@ -10,6 +10,7 @@ pub mod graph;
 pub mod lambda;
 pub mod lifecycle;
 pub mod policy;
+pub mod registration;
 pub mod run;
 
 use std::collections::BTreeSet;

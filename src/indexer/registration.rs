@@ -1,0 +1,366 @@
+//! Clouddriver's account storage as Outpost writes it: the `accounts` row of each account a
+//! cluster was granted, its `accounts_history` rows as Clouddriver itself writes them, and
+//! Outpost's own record of the rows it owns (`outpost_registrations`), so that an account Outpost
+//! did not create (a static account, one made through `/credentials`) is never overwritten or
+//! deleted. Every function runs inside the cluster's transaction, after the account's lock.
+//!
+//! Clouddriver creates `accounts` and `accounts_history` with Liquibase; creating them here
+//! would make its migration fail, so in PostgreSQL and MySQL they are only looked for
+//! ([`storage_present`]). SQLite, which Clouddriver does not use, gets equivalent tables
+//! ([`ensure_sqlite_storage`]) so that the demo shows registration too.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use super::db::{Database, Error, opt_text, text};
+use crate::cache::Dialect;
+use crate::cache::definition::{ACCOUNT_TYPE, same_definition};
+
+/// `last_modified_by` of the rows Outpost writes.
+pub const MODIFIED_BY: &str = "outpost";
+
+/// What a registration did, or why it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// The row was written (created or changed).
+    Registered,
+    /// The stored definition is already this one: nothing written, nothing for Clouddriver to
+    /// rebuild.
+    Unchanged,
+    /// An `accounts` row of that name exists that Outpost did not create: left alone.
+    Conflict(String),
+    /// Clouddriver's tables are not there (it has not started yet, or account storage is off).
+    Pending(String),
+    /// The row Outpost owned is gone.
+    Removed,
+}
+
+impl Registration {
+    /// The state as `outpost status` shows it.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Registration::Registered | Registration::Unchanged => "registered",
+            Registration::Conflict(_) => "conflict",
+            Registration::Pending(_) => "pending",
+            Registration::Removed => "removed",
+        }
+    }
+}
+
+/// Outpost's record of the accounts it registered, and of the clusters whose account could not
+/// be (created by the `outpost_*` migration). One row per account and cluster: at most one
+/// cluster's is `registered` (the owner), since a cluster registers only an account it owns or
+/// nobody has.
+pub fn schema(dialect: Dialect) -> String {
+    let (short, long, engine) = match dialect {
+        Dialect::MySql => (
+            "VARCHAR(255)",
+            "LONGTEXT",
+            " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        ),
+        _ => ("TEXT", "TEXT", ""),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS outpost_registrations (
+  account {short} NOT NULL,
+  cluster {short} NOT NULL,
+  state {short} NOT NULL,
+  reason {long} NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (account, cluster)
+){engine}"
+    )
+}
+
+/// Whether Clouddriver's account storage tables exist.
+pub async fn storage_present(database: &Database, conn: &mut AnyConnection) -> Result<bool, Error> {
+    Ok(database.table_exists(conn, "accounts").await?
+        && database.table_exists(conn, "accounts_history").await?)
+}
+
+/// Creates SQLite equivalents of Clouddriver's tables (the demo's database).
+pub async fn ensure_sqlite_storage(
+    database: &Database,
+    conn: &mut AnyConnection,
+) -> Result<(), Error> {
+    if database.dialect() != Dialect::Sqlite {
+        return Ok(());
+    }
+    for sql in [
+        "CREATE TABLE IF NOT EXISTS accounts (id TEXT NOT NULL PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL, created_at BIGINT NOT NULL, last_modified_at BIGINT NOT NULL, last_modified_by TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS accounts_history (id TEXT NOT NULL, type TEXT NULL, body TEXT NULL, last_modified_at BIGINT NOT NULL, version INT NOT NULL, is_deleted BOOLEAN NOT NULL DEFAULT FALSE, PRIMARY KEY (id, version))",
+    ] {
+        sqlx::query(sql)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| database.query_error("creating the demo's account storage tables", e))?;
+    }
+    Ok(())
+}
+
+/// The body column as text, and a bound text as the body column's type.
+fn body_sql(dialect: Dialect) -> (&'static str, &'static str) {
+    match dialect {
+        Dialect::Postgres => ("CAST(body AS TEXT)", "CAST(? AS JSONB)"),
+        Dialect::MySql => ("CAST(body AS CHAR)", "?"),
+        Dialect::Sqlite => ("body", "?"),
+    }
+}
+
+/// Who holds `account` in Outpost's record: the cluster, or `None` when Outpost did not
+/// register it.
+async fn owner(
+    database: &Database,
+    conn: &mut AnyConnection,
+    account: &str,
+) -> Result<Option<String>, Error> {
+    let row = sqlx::query(&database.sql(
+        "SELECT cluster FROM outpost_registrations WHERE account = ? AND state = 'registered'",
+    ))
+    .bind(account)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(format!("reading the registration of {account}"), e))?;
+    row.map(|row| text(&row, "cluster"))
+        .transpose()
+        .map_err(|e| database.query_error(format!("reading the registration of {account}"), e))
+}
+
+/// Records what happened to `cluster`'s registration of `account`.
+async fn record(
+    database: &Database,
+    conn: &mut AnyConnection,
+    account: &str,
+    cluster: &str,
+    registration: &Registration,
+    now_ms: i64,
+) -> Result<(), Error> {
+    let what = format!("cluster {cluster}: recording the registration of {account}");
+    sqlx::query(
+        &database.sql("DELETE FROM outpost_registrations WHERE account = ? AND cluster = ?"),
+    )
+    .bind(account)
+    .bind(cluster)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what.clone(), e))?;
+    if *registration == Registration::Removed {
+        return Ok(());
+    }
+    let reason = match registration {
+        Registration::Conflict(reason) | Registration::Pending(reason) => Some(reason.as_str()),
+        _ => None,
+    };
+    sqlx::query(&database.sql(
+        "INSERT INTO outpost_registrations (account, cluster, state, reason, updated_at) VALUES (?, ?, ?, ?, ?)",
+    ))
+    .bind(account)
+    .bind(cluster)
+    .bind(registration.state())
+    .bind(reason)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what, e))?;
+    Ok(())
+}
+
+/// Appends `account`'s next `accounts_history` row: its body, or a tombstone (`body` NULL).
+async fn history(
+    database: &Database,
+    conn: &mut AnyConnection,
+    account: &str,
+    body: Option<&str>,
+    now_ms: i64,
+) -> Result<(), Error> {
+    let what = format!("writing the account history of {account}");
+    let version: i64 = sqlx::query_scalar(
+        &database.sql("SELECT COALESCE(MAX(version), 0) + 1 FROM accounts_history WHERE id = ?"),
+    )
+    .bind(account)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what.clone(), e))?;
+    let (_, bind_body) = body_sql(database.dialect());
+    let sql = match body {
+        Some(_) => format!(
+            "INSERT INTO accounts_history (id, type, body, last_modified_at, version, is_deleted) VALUES (?, ?, {bind_body}, ?, ?, FALSE)"
+        ),
+        None => "INSERT INTO accounts_history (id, type, body, last_modified_at, version, is_deleted) VALUES (?, NULL, NULL, ?, ?, TRUE)".to_string(),
+    };
+    let sql = database.sql(&sql);
+    let query = sqlx::query(&sql).bind(account);
+    let query = match body {
+        Some(body) => query.bind(ACCOUNT_TYPE).bind(body),
+        None => query,
+    };
+    query
+        .bind(now_ms)
+        .bind(version as i32)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| database.query_error(what, e))?;
+    Ok(())
+}
+
+/// Writes `definition` (from [`crate::cache::definition::AccountTemplate::definition`]) as the
+/// `accounts` row of its account, for `cluster`: created when there is none, changed only when
+/// its parsed body differs, never when Outpost does not own the row there.
+pub async fn register(
+    database: &Database,
+    conn: &mut AnyConnection,
+    cluster: &str,
+    definition: &Value,
+    now_ms: i64,
+) -> Result<Registration, Error> {
+    let Some(account) = definition["name"].as_str() else {
+        return Ok(Registration::Conflict(
+            "the definition has no name".to_string(),
+        ));
+    };
+    let outcome = register_row(database, conn, cluster, account, definition, now_ms).await?;
+    if outcome != Registration::Unchanged {
+        record(database, conn, account, cluster, &outcome, now_ms).await?;
+    }
+    Ok(outcome)
+}
+
+async fn register_row(
+    database: &Database,
+    conn: &mut AnyConnection,
+    cluster: &str,
+    account: &str,
+    definition: &Value,
+    now_ms: i64,
+) -> Result<Registration, Error> {
+    if !storage_present(database, conn).await? {
+        return Ok(Registration::Pending(
+            "Clouddriver's accounts and accounts_history tables are missing: Clouddriver has not started on this database yet, or its account storage is off (account.storage.enabled and account.storage.kubernetes.enabled)".to_string(),
+        ));
+    }
+    let what = format!("cluster {cluster}: registering account {account}");
+    let (read_body, bind_body) = body_sql(database.dialect());
+    let stored = sqlx::query(&database.sql(&format!(
+        "SELECT {read_body} AS body, last_modified_by FROM accounts WHERE id = ?"
+    )))
+    .bind(account)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what.clone(), e))?;
+    let owner = owner(database, conn, account).await?;
+    let body = definition.to_string();
+    match stored {
+        Some(row) => {
+            let stored_body =
+                opt_text(&row, "body").map_err(|e| database.query_error(what.clone(), e))?;
+            if owner.as_deref() != Some(cluster) {
+                let by = opt_text(&row, "last_modified_by")
+                    .map_err(|e| database.query_error(what.clone(), e))?
+                    .unwrap_or_default();
+                return Ok(Registration::Conflict(match owner {
+                    Some(other) => format!("account {account} is registered for cluster {other}"),
+                    None => format!(
+                        "an account {account} that Outpost did not create exists (last modified by {by:?}): it is left alone; rename the account or remove that one"
+                    ),
+                }));
+            }
+            if stored_body.is_some_and(|stored| same_definition(&stored, definition)) {
+                return Ok(Registration::Unchanged);
+            }
+            sqlx::query(&database.sql(&format!(
+                "UPDATE accounts SET body = {bind_body}, last_modified_at = ?, last_modified_by = ? WHERE id = ?"
+            )))
+            .bind(&body)
+            .bind(now_ms)
+            .bind(MODIFIED_BY)
+            .bind(account)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| database.query_error(what, e))?;
+        }
+        None => {
+            sqlx::query(&database.sql(&format!(
+                "INSERT INTO accounts (id, type, body, created_at, last_modified_at, last_modified_by) VALUES (?, ?, {bind_body}, ?, ?, ?)"
+            )))
+            .bind(account)
+            .bind(ACCOUNT_TYPE)
+            .bind(&body)
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(MODIFIED_BY)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| database.query_error(what, e))?;
+        }
+    }
+    history(database, conn, account, Some(&body), now_ms).await?;
+    Ok(Registration::Registered)
+}
+
+/// Deletes `account`'s row if Outpost registered it for `cluster` (after the account's cache
+/// rows: an account without rows is harmless, rows without an account are listed but cannot be
+/// opened), with a tombstone in its history. A row Outpost does not own stays.
+pub async fn unregister(
+    database: &Database,
+    conn: &mut AnyConnection,
+    cluster: &str,
+    account: &str,
+    now_ms: i64,
+) -> Result<Registration, Error> {
+    if owner(database, conn, account).await?.as_deref() != Some(cluster) {
+        return Ok(Registration::Unchanged);
+    }
+    if storage_present(database, conn).await? {
+        let what = format!("cluster {cluster}: removing account {account}");
+        let deleted = sqlx::query(&database.sql("DELETE FROM accounts WHERE id = ?"))
+            .bind(account)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| database.query_error(what, e))?;
+        if deleted.rows_affected() > 0 {
+            history(database, conn, account, None, now_ms).await?;
+        }
+    }
+    record(
+        database,
+        conn,
+        account,
+        cluster,
+        &Registration::Removed,
+        now_ms,
+    )
+    .await?;
+    Ok(Registration::Removed)
+}
+
+/// One account's registration as recorded: (account, cluster, state, reason).
+pub type Recorded = (String, String, String, Option<String>);
+
+/// Every registration recorded, by account (for `outpost status`).
+pub async fn recorded(database: &Database) -> Result<Vec<Recorded>, Error> {
+    let what = "reading the account registrations";
+    let mut conn = database.connection(what).await?;
+    if !database
+        .table_exists(&mut conn, "outpost_registrations")
+        .await?
+    {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT account, cluster, state, reason FROM outpost_registrations ORDER BY account",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what, e))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                text(row, "account")?,
+                text(row, "cluster")?,
+                text(row, "state")?,
+                opt_text(row, "reason")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(|e| database.query_error(what, e))
+}
