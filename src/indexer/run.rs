@@ -16,8 +16,8 @@ use futures::{FutureExt, StreamExt};
 
 use crate::cache::{self, KubernetesKind};
 use crate::format::{
-    self, ClusterName, Head, Identity, Record, SegmentReader, SegmentType, verify_head,
-    verify_segment,
+    self, ClusterName, Head, Identity, ListedSegment, ListedSegmentReader, Record, SegmentReader,
+    SegmentType, StoredBytes,
 };
 use crate::store::{self, Fetched, Store, Version};
 
@@ -321,10 +321,9 @@ impl Indexer {
                 (head, version)
             }
         };
-        verify_head(&head_key.to_string(), &head, |t, seq| {
-            layout.segment(cluster, &head.epoch, seq, t).relative
-        })
-        .map_err(|e| Error::format(name, e))?;
+        layout
+            .verify_head(cluster, &head)
+            .map_err(|e| Error::format(name, e))?;
         if head.cluster.as_str() != name {
             return Err(Error::Mismatch {
                 cluster: name.to_string(),
@@ -406,16 +405,16 @@ impl Indexer {
         if let Some(fault) = &fault {
             tracing::warn!(cluster = %name, key = %head_key, fault = %fault, "chain fault");
         }
-        let wanted: Vec<(usize, &format::SegmentRef)> = match plan.first() {
-            Some(first) => head.segments().enumerate().skip(first).collect(),
+        let wanted: Vec<ListedSegment<'_>> = match plan.first() {
+            Some(first) => head.segments().skip(first).collect(),
             None => Vec::new(),
         };
         let snapshot = matches!(plan, format::Plan::Reload(_));
 
         // Fetch and verify everything before applying anything.
         let mut fetched = Vec::new();
-        for (index, segment) in &wanted {
-            fetched.push(self.fetch_verified(cluster, &head, *index, segment).await?);
+        for listed in &wanted {
+            fetched.push(self.fetch_verified(cluster, &head, listed).await?);
         }
         let mut types: BTreeSet<String> = fetched
             .iter()
@@ -721,75 +720,62 @@ impl Indexer {
         })
     }
 
-    /// Downloads one segment and checks it completely (size, sha256, header, chain link, every
-    /// record) before anything is applied; notes the cache types its records touch.
+    /// Downloads one segment into a temporary file, checking its size and sha256 as it streams,
+    /// then decodes the copy, checking its header and every record, before anything is applied;
+    /// notes the cache types its records touch.
     async fn fetch_verified(
         &self,
         cluster: &ClusterName,
         head: &Head,
-        index: usize,
-        segment: &format::SegmentRef,
+        listed: &ListedSegment<'_>,
     ) -> Result<Fetched_, Error> {
         let name = cluster.as_str();
-        let segment_type = SegmentType::at(index);
-        let key = self
-            .store
-            .layout()
-            .segment(cluster, &head.epoch, segment.seq, segment_type);
+        let key = self.store.layout().listed(cluster, head, listed);
         let label = key.to_string();
-        let (stored, size) = self
+        let stored = self
             .store
-            .open_stream(&key)
+            .open_listed(cluster, head, listed)
             .await
-            .map_err(|e| Error::store(name, e))?;
-        let mismatch = |length: u64, sha256: Option<String>| {
-            Error::format(
-                name,
-                format::Error::BrokenChain {
-                    object: label.clone(),
-                    reason: format!(
-                        "its stored bytes are {length} bytes with sha256 {}, but head.json lists {} bytes with sha256 {} (not decoded)",
-                        sha256.as_deref().unwrap_or("(not read)"),
-                        segment.bytes,
-                        segment.sha256
-                    ),
-                },
-            )
-        };
-        // Check 14 on the size the store reports, before any byte is read.
-        if size != segment.bytes {
-            return Err(mismatch(size, None));
-        }
-        // Checks 14 and 15 on the stored bytes first: hashing costs one pass over them, where
-        // decoding a frame that is not the listed one could cost up to the expansion limit.
-        let listed = segment.bytes;
+            .map_err(|e| match e {
+                store::Error::Verify(e) => Error::format(name, e),
+                e => Error::store(name, e),
+            })?;
         let copy_label = label.clone();
-        let (file, length, sha256) = tokio::task::spawn_blocking(move || {
-            copy_hashed(stored, listed).map_err(|e| format!("reading {copy_label}: {e}"))
-        })
-        .await
-        .map_err(|e| Error::Task {
-            cluster: name.to_string(),
-            reason: e.to_string(),
-        })?
-        .map_err(|reason| Error::Task {
-            cluster: name.to_string(),
-            reason,
-        })?;
-        if length != segment.bytes || sha256 != segment.sha256 {
-            return Err(mismatch(length, Some(sha256)));
-        }
+        let file = tokio::task::spawn_blocking(move || copy_verified(stored, &copy_label))
+            .await
+            .map_err(|e| Error::Task {
+                cluster: name.to_string(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| match e {
+                CopyFailure::Read(reason) => Error::Task {
+                    cluster: name.to_string(),
+                    reason,
+                },
+                CopyFailure::Verify(e) => Error::format(name, e),
+            })?;
         let check = file.reopen().map_err(|e| Error::Task {
             cluster: name.to_string(),
             reason: format!("reopening the copy of {label}: {e}"),
         })?;
         let limits = self.options.limits.clone();
         let head = head.clone();
+        let index = listed.index;
         let max_puts = self.options.quotas.objects;
-        let (summary, types) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let types = tokio::task::spawn_blocking(move || -> Result<_, Error> {
             let format_error = |e| Error::format(head.cluster.as_str(), e);
-            let mut reader = SegmentReader::new(&label, std::io::BufReader::new(check), &limits)
-                .map_err(format_error)?;
+            let listed = head.segments().nth(index).ok_or_else(|| Error::Task {
+                cluster: head.cluster.to_string(),
+                reason: format!("{label}: the chain has no segment #{index}"),
+            })?;
+            let mut reader = ListedSegmentReader::new(
+                &label,
+                &head,
+                &listed,
+                std::io::BufReader::new(check),
+                &limits,
+            )
+            .map_err(format_error)?;
             super::Quotas::check(
                 head.cluster.as_str(),
                 "the puts a segment's header announces",
@@ -808,22 +794,20 @@ impl Indexer {
                         .to_string(),
                 );
             }
-            let summary = reader.finish().map_err(format_error)?;
-            verify_segment(&head, index, &summary).map_err(format_error)?;
-            Ok((summary, types))
+            reader.finish().map_err(format_error)?;
+            Ok(types)
         })
         .await
         .map_err(|e| Error::Task {
             cluster: name.to_string(),
             reason: e.to_string(),
         })??;
-        let _ = summary;
         Ok(Fetched_ {
             cluster: name.to_string(),
             key: key.to_string(),
             file,
-            stored_bytes: length,
-            segment_type,
+            stored_bytes: listed.bytes,
+            segment_type: listed.segment_type,
             types,
         })
     }
@@ -921,30 +905,29 @@ impl Fetched_ {
     }
 }
 
-/// Copies at most `listed + 1` stored bytes into a temporary file, hashing them: the file, how
-/// many bytes there were (more than `listed` means the object is longer) and their sha256.
-fn copy_hashed(
-    stored: impl std::io::Read,
-    listed: u64,
-) -> std::io::Result<(tempfile::NamedTempFile, u64, String)> {
-    use sha2::Digest;
-    use std::io::{Read, Write};
-    let mut file = tempfile::NamedTempFile::new()?;
-    let mut stored = stored.take(listed.saturating_add(1));
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 256 << 10];
-    let mut length = 0u64;
-    loop {
-        let n = stored.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n])?;
-        length += n as u64;
-    }
-    file.flush()?;
-    Ok((file, length, hex::encode(hasher.finalize())))
+/// Why a segment's copy failed.
+enum CopyFailure {
+    /// Reading the store or writing the temporary file failed.
+    Read(String),
+    /// The bytes are not the listed ones.
+    Verify(format::Error),
+}
+
+/// Copies a listed segment's stored bytes into a temporary file, and checks they were the
+/// listed ones.
+fn copy_verified(
+    mut stored: StoredBytes<impl std::io::Read>,
+    label: &str,
+) -> Result<tempfile::NamedTempFile, CopyFailure> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| CopyFailure::Read(format!("reading {label}: {e}"));
+    let mut file = tempfile::NamedTempFile::new().map_err(failed)?;
+    let mut writer = std::io::BufWriter::with_capacity(256 << 10, &mut file);
+    std::io::copy(&mut stored, &mut writer).map_err(failed)?;
+    writer.flush().map_err(failed)?;
+    drop(writer);
+    stored.finish().map_err(CopyFailure::Verify)?;
+    Ok(file)
 }
 
 /// One pass of a snapshot load on a blocking thread: decodes the records and sends them on as
