@@ -19,11 +19,11 @@ use crate::format::{
     self, ClusterName, Head, Identity, ListedSegment, ListedSegmentReader, Record, SegmentReader,
     SegmentType, StoredBytes,
 };
-use crate::store::{self, Fetched, Store, Version};
+use crate::store::{self, Fetched, Store};
 
 use super::accounts;
 use super::apply::{AccountWriter, ApplyStats, ObjectBatch, RowBatch, RowMaker};
-use super::checkpoint::{self, ClusterRecord, ClusterState};
+use super::checkpoint::{self, Applied, ClusterRecord, ClusterState, HeadSeen};
 use super::db::Database;
 use super::lifecycle::{check_heartbeat, state_for};
 use super::{Error, IndexOptions};
@@ -101,18 +101,6 @@ struct Fetched_ {
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
-}
-
-fn version_text(version: &Version) -> String {
-    serde_json::json!({"e_tag": version.e_tag, "version": version.version}).to_string()
-}
-
-fn version_of(text: &str) -> Option<Version> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    Some(Version {
-        e_tag: value["e_tag"].as_str().map(str::to_string),
-        version: value["version"].as_str().map(str::to_string),
-    })
 }
 
 /// How many times a cluster is indexed when its transaction keeps losing conflicts.
@@ -234,7 +222,7 @@ impl Indexer {
         };
         let fault = crate::error_chain(error);
         if !matches!(record.state, ClusterState::Evicted | ClusterState::Refused) {
-            let state = state_for(ms(now), record.heartbeat_at, false, &self.options.graces);
+            let state = state_for(ms(now), record.heartbeat_at(), false, &self.options.graces);
             if state == ClusterState::Evicted {
                 let reason = format!(
                     "silent past the eviction grace ({:?}): nothing applied since, its chain is faulty: {fault}",
@@ -289,10 +277,7 @@ impl Indexer {
         }
 
         let head_key = layout.head(cluster);
-        let known = record
-            .as_ref()
-            .and_then(|r| r.head_version.as_deref())
-            .and_then(version_of);
+        let known = record.as_ref().and_then(|r| r.head_version.clone());
         let (head, version) = match self
             .store
             .get_if_changed(&head_key, known.as_ref())
@@ -391,7 +376,7 @@ impl Indexer {
         } else {
             format::chain::Account::Changed
         };
-        let plan = format::plan(&head, record.checkpoint().as_ref(), same_account);
+        let plan = format::plan(&head, record.checkpoint(), same_account);
         let fault = plan.fault();
         if let format::Plan::Rewound { .. } = plan {
             return Err(Error::format(
@@ -440,10 +425,7 @@ impl Indexer {
         // Apply and move the checkpoint in one transaction.
         let mut tx = self.database.begin_cluster(name).await?;
         let current = checkpoint::load(&self.database, tx.conn(), name).await?;
-        let expected = record.checkpoint();
-        if current.as_ref().map(ClusterRecord::checkpoint) != Some(expected.clone())
-            && !(current.is_none() && expected.is_none())
-        {
+        if current.as_ref().and_then(ClusterRecord::checkpoint) != record.checkpoint() {
             tx.rollback().await?;
             return Ok(Outcome::Raced);
         }
@@ -524,23 +506,28 @@ impl Indexer {
 
         record.account = account;
         record.state = state;
-        record.epoch = Some(head.epoch.to_string());
-        record.seq = Some(head.seq as i64);
-        record.snapshot_seq = Some(head.snapshot.seq as i64);
-        record.sha256 = Some(head.tip().sha256.clone());
-        record.head_version = Some(version_text(&version));
-        record.head_epoch = Some(head.epoch.to_string());
-        record.head_seq = Some(head.seq as i64);
-        record.heartbeat_at = Some(ms(head.heartbeat_at));
-        record.head_updated_at = Some(ms(head.updated_at));
+        record.applied = Some(Applied {
+            checkpoint: format::Checkpoint {
+                epoch: head.epoch.clone(),
+                seq: head.seq,
+                sha256: Some(head.tip().sha256.clone()),
+            },
+            snapshot_seq: Some(head.snapshot.seq),
+        });
+        record.head_version = Some(version);
+        record.head = Some(HeadSeen {
+            epoch: head.epoch.clone(),
+            seq: head.seq,
+            heartbeat_at: ms(head.heartbeat_at),
+            updated_at: ms(head.updated_at),
+        });
         if !fetched.is_empty() {
             record.applied_at = Some(ms(now));
             record.lag_ms = Some((ms(now) - ms(head.updated_at)).max(0));
         }
         record.objects = super::db::count_to_i64(head.objects);
-        record.kinds = serde_json::to_string(&head.kinds).ok();
+        record.kinds = Some(head.kinds.clone());
         if let Some(identity) = &identity {
-            record.identity = serde_json::to_string(identity).ok();
             record.kube_system_uid = identity
                 .kube_system_uid
                 .clone()
@@ -549,10 +536,11 @@ impl Indexer {
                 .ca_fingerprint
                 .clone()
                 .or(record.ca_fingerprint.take());
-            record.forbidden_kinds = serde_json::to_string(&identity.forbidden_kinds).ok();
-            record.permissions = serde_json::to_string(&identity.account.permissions).ok();
+            record.forbidden_kinds = Some(identity.forbidden_kinds.clone());
+            record.permissions = Some(identity.account.permissions.clone());
+            record.identity = Some(identity.clone());
         }
-        record.policy_grant = serde_json::to_string(&grant).ok();
+        record.policy_grant = Some(grant);
         // A fault recovered from stays visible in `outpost status` until the chain moves on.
         record.error = fault.clone();
         record.updated_at = ms(now);
@@ -639,7 +627,7 @@ impl Indexer {
                 state: record.state,
             });
         }
-        let state = state_for(ms(now), record.heartbeat_at, false, &self.options.graces);
+        let state = state_for(ms(now), record.heartbeat_at(), false, &self.options.graces);
         if state == ClusterState::Evicted {
             let reason = format!(
                 "silent past the eviction grace ({:?})",
@@ -704,10 +692,7 @@ impl Indexer {
             0
         };
         record.state = ClusterState::Evicted;
-        record.epoch = None;
-        record.seq = None;
-        record.snapshot_seq = None;
-        record.sha256 = None;
+        record.applied = None;
         record.head_version = None;
         record.objects = 0;
         record.error = Some(reason.clone());
