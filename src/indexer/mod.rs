@@ -11,6 +11,7 @@ pub mod lambda;
 pub mod lifecycle;
 pub mod policy;
 pub mod run;
+pub mod run_loop;
 
 use std::collections::BTreeSet;
 
