@@ -5,10 +5,13 @@
 pub mod accounts;
 pub mod apply;
 pub mod checkpoint;
+mod cluster;
 pub mod db;
+mod fetch;
 pub mod graph;
 pub mod lambda;
 pub mod lifecycle;
+mod load;
 pub mod policy;
 pub mod run;
 pub mod run_loop;
