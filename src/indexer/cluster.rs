@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::format::{self, ClusterName, Head, Identity, Plan};
+use crate::format::{self, ClusterName, Head, Identity, Plan, SegmentType};
 use crate::store::{self, Version};
 
 use super::accounts;
@@ -42,13 +42,6 @@ struct Planned {
     fault: Option<String>,
 }
 
-impl Planned {
-    /// Whether the account is loaded anew from the snapshot.
-    fn reloads(&self) -> bool {
-        matches!(self.plan, Plan::Reload(_))
-    }
-}
-
 /// Why the cluster's transaction applies nothing after all.
 enum Declined {
     /// Another indexer moved the checkpoint meanwhile.
@@ -57,9 +50,21 @@ enum Declined {
     AccountTaken(String),
 }
 
-/// The verified segments a plan names, in chain order, ready to apply.
+/// The verified segments a plan names, ready to apply: the snapshot when the plan reloads the
+/// account, then the diffs in chain order.
 struct Fetched {
-    segments: Vec<FetchedSegment>,
+    snapshot: Option<FetchedSegment>,
+    diffs: Vec<FetchedSegment>,
+}
+
+impl Fetched {
+    fn len(&self) -> usize {
+        usize::from(self.snapshot.is_some()) + self.diffs.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &FetchedSegment> {
+        self.snapshot.iter().chain(&self.diffs)
+    }
 }
 
 impl Indexer {
@@ -250,13 +255,20 @@ impl Indexer {
     async fn fetch(&self, cluster: &ClusterName, planned: &Planned) -> Result<Fetched, Error> {
         let name = cluster.as_str();
         let head = &planned.head;
-        let mut segments = Vec::new();
+        let mut fetched = Fetched {
+            snapshot: None,
+            diffs: Vec::new(),
+        };
         if let Some(first) = planned.plan.first() {
             for listed in head.segments().skip(first) {
-                segments.push(self.fetch_verified(cluster, head, &listed).await?);
+                let segment = self.fetch_verified(cluster, head, &listed).await?;
+                match listed.segment_type {
+                    SegmentType::Snapshot => fetched.snapshot = Some(segment),
+                    SegmentType::Diff => fetched.diffs.push(segment),
+                }
             }
         }
-        let mut types: std::collections::BTreeSet<String> = segments
+        let mut types: std::collections::BTreeSet<String> = fetched
             .iter()
             .flat_map(|f| f.types.iter().cloned())
             .collect();
@@ -276,7 +288,7 @@ impl Indexer {
                 self.options.max_new_cache_types,
             )
             .await?;
-        Ok(Fetched { segments })
+        Ok(fetched)
     }
 
     /// Inside the cluster's transaction: checks that no other run moved the checkpoint, takes
@@ -348,16 +360,11 @@ impl Indexer {
             &self.options.cache,
             ms(now),
         );
-        let mut segments = fetched.segments.iter();
-        if planned.reloads() {
+        if let Some(snapshot) = &fetched.snapshot {
             let previous = writer.cached_types().await?;
-            writer.begin_snapshot().await?;
-            if let Some(snapshot) = segments.next() {
-                self.load_snapshot(&mut writer, snapshot).await?;
-            }
-            writer.finish_snapshot(&previous).await?;
+            self.load_snapshot(&mut writer, snapshot, &previous).await?;
         }
-        for diff in segments {
+        for diff in &fetched.diffs {
             self.apply_diff(&mut writer, diff).await?;
         }
         Ok(Ok(writer.stats().clone()))
@@ -373,8 +380,8 @@ impl Indexer {
         stats: ApplyStats,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Error> {
-        let snapshot = planned.reloads();
-        let segments = fetched.segments.len();
+        let snapshot = fetched.snapshot.is_some();
+        let segments = fetched.len();
         let state = planned.state;
         let fault = planned.fault.clone();
         let record = applied_record(planned, segments > 0, ms(now));

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::cache::KubernetesKind;
 use crate::format::{
-    self, ClusterName, Head, ListedSegment, ListedSegmentReader, Record, SegmentType, StoredBytes,
+    self, ClusterName, Head, ListedSegment, ListedSegmentReader, Record, StoredBytes,
 };
 use crate::store;
 
@@ -22,7 +22,6 @@ pub(super) struct FetchedSegment {
     file: tempfile::NamedTempFile,
     /// Its stored size.
     pub(super) stored_bytes: u64,
-    pub(super) segment_type: SegmentType,
     /// The cache types its records touch.
     pub(super) types: BTreeSet<String>,
 }
@@ -115,7 +114,6 @@ impl Indexer {
             key: key.to_string(),
             file,
             stored_bytes: listed.bytes,
-            segment_type: listed.segment_type,
             types,
         })
     }

@@ -2,21 +2,25 @@
 //! the next batch prepared on a blocking thread while the database writes the previous one, and
 //! a diff record by record.
 
-use crate::format::{SegmentReader, SegmentType};
+use std::collections::BTreeSet;
 
-use super::apply::{AccountWriter, ObjectBatch, RowBatch, RowMaker};
+use crate::format::{Record, SegmentReader};
+
+use super::apply::{AccountWriter, ApplyError, SnapshotLoad};
 use super::fetch::FetchedSegment;
 use super::{Error, Indexer};
 
 impl Indexer {
-    /// Loads a snapshot in the writer's two passes over its records (see
-    /// [`AccountWriter::begin_snapshot`]). In each pass a blocking thread decodes the records
-    /// and prepares the next batches ([`RowMaker`]) while this task writes the previous one, so
-    /// the indexer's CPU work and the database's overlap. Progress counts both passes.
+    /// Replaces the account's rows by a snapshot, in the writer's two passes over its records
+    /// ([`SnapshotLoad`], then [`SnapshotRows`](super::apply::SnapshotRows)); `previous_types`
+    /// are the cache types the account had before. In each pass a blocking thread decodes the
+    /// records and prepares the next batches while this task writes the previous one, so the
+    /// indexer's CPU work and the database's overlap. Progress counts both passes.
     pub(super) async fn load_snapshot(
         &self,
         writer: &mut AccountWriter<'_>,
         segment: &FetchedSegment,
+        previous_types: &BTreeSet<String>,
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
         let _turn = if segment.stored_bytes >= self.options.large_snapshot_bytes {
@@ -36,37 +40,46 @@ impl Indexer {
             None
         };
         let mut progress = SnapshotProgress::new(&cluster, &self.options.progress);
-        for pass in [SnapshotPass::Objects, SnapshotPass::Rows] {
-            let (batches, mut prepared) = tokio::sync::mpsc::channel(2);
-            let producer = {
-                let key = segment.key.clone();
-                let copy = segment.reopen()?;
-                let limits = self.options.limits.clone();
-                let maker = writer.row_maker();
-                let cluster = cluster.clone();
-                tokio::task::spawn_blocking(move || {
-                    prepare_batches(pass, &key, copy, &limits, &maker, &cluster, &batches)
-                })
-            };
-            while let Some(batch) = prepared.recv().await {
-                progress.total = 2 * batch.total;
-                progress.report();
-                progress.done += batch.records;
-                match batch.prepared {
-                    Prepared::Objects(objects) => writer.store_objects(objects).await?,
-                    Prepared::Rows(rows) => writer.store_rows(rows).await?,
-                }
-            }
-            producer.await.map_err(|e| Error::Task {
-                cluster: cluster.clone(),
-                reason: e.to_string(),
-            })??;
-            if pass == SnapshotPass::Objects {
-                writer.link_snapshot().await?;
-            }
+
+        let mut load: SnapshotLoad<'_, '_> = writer.begin_snapshot().await?;
+        let maker = load.object_maker();
+        let (mut prepared, producer) =
+            self.prepare(segment, move |records| maker.objects(records))?;
+        while let Some(batch) = prepared.recv().await {
+            progress.step(batch.records, batch.total);
+            load.store_objects(batch.prepared).await?;
         }
+        joined(&cluster, producer).await?;
+
+        let mut rows = load.link().await?;
+        let maker = rows.row_maker();
+        let (mut prepared, producer) = self.prepare(segment, move |records| maker.rows(records))?;
+        while let Some(batch) = prepared.recv().await {
+            progress.step(batch.records, batch.total);
+            rows.store_rows(batch.prepared).await?;
+        }
+        joined(&cluster, producer).await?;
+        rows.finish(previous_types).await?;
         progress.finish();
         Ok(())
+    }
+
+    /// Starts decoding `segment` on a blocking thread, sending on its records as batches that
+    /// `prepare` made ready to write.
+    fn prepare<T: Send + 'static>(
+        &self,
+        segment: &FetchedSegment,
+        prepare: impl Fn(Vec<Record>) -> Result<T, ApplyError> + Send + 'static,
+    ) -> Result<Prepared<T>, Error> {
+        let (batches, prepared) = tokio::sync::mpsc::channel(2);
+        let key = segment.key.clone();
+        let copy = segment.reopen()?;
+        let limits = self.options.limits.clone();
+        let cluster = segment.cluster.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            prepare_batches(&key, copy, &limits, &prepare, &cluster, &batches)
+        });
+        Ok((prepared, producer))
     }
 
     /// Applies a diff's records, then rewrites the rows they touched.
@@ -76,30 +89,46 @@ impl Indexer {
         segment: &FetchedSegment,
     ) -> Result<(), Error> {
         let cluster = segment.cluster.clone();
-        debug_assert_eq!(segment.segment_type, SegmentType::Diff);
         let mut reader = SegmentReader::new(&segment.key, segment.reopen()?, &self.options.limits)
             .map_err(|e| Error::format(&cluster, e))?;
+        let mut diff = writer.diff();
         while let Some(record) = reader
             .next_record()
             .map_err(|e| Error::format(&cluster, e))?
         {
-            writer.apply(record).await?;
+            diff.apply(record).await?;
         }
-        writer.finish_diff().await?;
+        diff.finish().await?;
         Ok(())
     }
 }
 
+/// The batches of one pass as they are prepared, and the thread preparing them.
+type Prepared<T> = (
+    tokio::sync::mpsc::Receiver<PreparedBatch<T>>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+);
+
+/// The end of a pass's preparing thread: its error, if it failed.
+async fn joined(
+    cluster: &str,
+    producer: tokio::task::JoinHandle<Result<(), Error>>,
+) -> Result<(), Error> {
+    producer.await.map_err(|e| Error::Task {
+        cluster: cluster.to_string(),
+        reason: e.to_string(),
+    })?
+}
+
 /// One pass of a snapshot load on a blocking thread: decodes the records and sends them on as
 /// prepared batches, until the segment ends or the receiver is gone.
-fn prepare_batches(
-    pass: SnapshotPass,
+fn prepare_batches<T>(
     key: &str,
     bytes: impl std::io::Read,
     limits: &crate::format::DecodeLimits,
-    maker: &RowMaker,
+    prepare: &impl Fn(Vec<Record>) -> Result<T, ApplyError>,
     cluster: &str,
-    batches: &tokio::sync::mpsc::Sender<PreparedBatch>,
+    batches: &tokio::sync::mpsc::Sender<PreparedBatch<T>>,
 ) -> Result<(), Error> {
     let mut reader =
         SegmentReader::new(key, bytes, limits).map_err(|e| Error::format(cluster, e))?;
@@ -118,15 +147,10 @@ fn prepare_batches(
         if records.is_empty() {
             return Ok(());
         }
-        let count = records.len() as u64;
-        let prepared = match pass {
-            SnapshotPass::Objects => Prepared::Objects(maker.objects(records)?),
-            SnapshotPass::Rows => Prepared::Rows(maker.rows(records)?),
-        };
         let batch = PreparedBatch {
-            records: count,
+            records: records.len() as u64,
             total,
-            prepared,
+            prepared: prepare(records)?,
         };
         if batches.blocking_send(batch).is_err() {
             // The writer stopped (its error is reported there).
@@ -136,26 +160,12 @@ fn prepare_batches(
 }
 
 /// A batch of a snapshot, prepared off the async task.
-struct PreparedBatch {
+struct PreparedBatch<T> {
     /// Records in this batch.
     records: u64,
     /// Records in the snapshot.
     total: u64,
-    prepared: Prepared,
-}
-
-enum Prepared {
-    Objects(ObjectBatch),
-    Rows(RowBatch),
-}
-
-/// The two passes of a snapshot load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SnapshotPass {
-    /// Objects and links.
-    Objects,
-    /// Cache rows.
-    Rows,
+    prepared: T,
 }
 
 /// Reports a large snapshot's progress: to the hook when there is one, else as a log line every
@@ -181,6 +191,13 @@ impl<'a> SnapshotProgress<'a> {
 
     fn large(&self) -> bool {
         self.total >= 2 * super::PROGRESS_FROM_RECORDS
+    }
+
+    /// Notes a batch of `records` about to be written, of `total` records in the snapshot.
+    fn step(&mut self, records: u64, total: u64) {
+        self.total = 2 * total;
+        self.report();
+        self.done += records;
     }
 
     fn report(&mut self) {
