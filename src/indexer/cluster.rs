@@ -597,3 +597,99 @@ fn applied_record(planned: Planned, applied_segments: bool, now_ms: i64) -> Clus
     record.updated_at = now_ms;
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::format::{Epoch, SegmentRef};
+
+    fn planned(identity: Option<Identity>, fault: Option<String>) -> Planned {
+        let cluster = ClusterName::new("eu-1").unwrap();
+        let epoch = Epoch::from_parts(1_700_000_000_000, 7).unwrap();
+        let at = |seq: u64| SegmentRef {
+            seq,
+            key: format!("k/{seq}"),
+            sha256: format!("{seq:x}").repeat(64)[..64].to_string(),
+            bytes: 10,
+        };
+        let updated = Utc.timestamp_millis_opt(1_800_000_000_000).unwrap();
+        let mut head = Head::new(
+            cluster,
+            epoch,
+            at(3),
+            updated,
+            12,
+            BTreeMap::from([("Pod".to_string(), 12)]),
+        );
+        head.push_diff(at(4), updated, 12, BTreeMap::new()).unwrap();
+        let mut record = ClusterRecord::new("eu-1", "old-account", 0);
+        record.kube_system_uid = Some("pinned-uid".into());
+        record.error = Some("an earlier fault".into());
+        Planned {
+            record,
+            head,
+            version: Version {
+                e_tag: Some("etag".into()),
+                version: None,
+            },
+            identity,
+            grant: Grant {
+                account: "eu-1".into(),
+                by: "own name".into(),
+            },
+            state: ClusterState::Stale,
+            plan: Plan::Resume { from: 1 },
+            fault,
+        }
+    }
+
+    #[test]
+    fn the_applied_record_holds_the_head_tip_as_its_checkpoint() {
+        let record = applied_record(planned(None, None), true, 1_800_000_060_000);
+        let applied = record.applied.as_ref().unwrap();
+        assert_eq!(applied.checkpoint.seq, 4);
+        assert_eq!(
+            applied.checkpoint.sha256.as_deref(),
+            Some(&"4".repeat(64)[..])
+        );
+        assert_eq!(applied.snapshot_seq, Some(3));
+        let head = record.head.as_ref().unwrap();
+        assert_eq!((head.seq, head.updated_at), (4, 1_800_000_000_000));
+        assert_eq!(record.account, "eu-1");
+        assert_eq!(record.state, ClusterState::Stale);
+        assert_eq!(record.lag_ms, Some(60_000));
+        assert_eq!(record.applied_at, Some(1_800_000_060_000));
+        assert_eq!(record.error, None, "a success clears the last fault");
+        assert_eq!(record.objects, 12);
+        assert_eq!(record.head_version.unwrap().e_tag.as_deref(), Some("etag"));
+        assert_eq!(record.kube_system_uid.as_deref(), Some("pinned-uid"));
+    }
+
+    #[test]
+    fn a_head_with_nothing_new_moves_the_checkpoint_but_not_the_applied_time() {
+        let record = applied_record(planned(None, None), false, 1_800_000_060_000);
+        assert_eq!(record.applied_at, None);
+        assert_eq!(record.lag_ms, None);
+        assert_eq!(record.checkpoint().map(|c| c.seq), Some(4));
+    }
+
+    #[test]
+    fn the_identity_pins_what_it_names_and_a_recovered_fault_stays_visible() {
+        let mut identity = Identity::new(ClusterName::new("eu-1").unwrap(), Utc::now());
+        identity.ca_fingerprint = Some("ca".into());
+        let fault = Some("rewritten chain".to_string());
+        let record = applied_record(planned(Some(identity.clone()), fault.clone()), true, 0);
+        assert_eq!(record.ca_fingerprint.as_deref(), Some("ca"));
+        assert_eq!(
+            record.kube_system_uid.as_deref(),
+            Some("pinned-uid"),
+            "an identity without a UID keeps the pinned one"
+        );
+        assert_eq!(record.identity, Some(identity));
+        assert_eq!(record.error, fault);
+    }
+}
