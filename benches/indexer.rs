@@ -994,31 +994,31 @@ async fn snapshot_phases(
     );
     let clock = Clock::start(procs);
     let previous = writer.cached_types().await.expect("types");
-    writer.begin_snapshot().await.expect("begins the snapshot");
+    let mut load = writer.begin_snapshot().await.expect("begins the snapshot");
     for batch in batches(&bytes, &options) {
-        writer.load_batch(batch).await.expect("loads a batch");
+        load.load_batch(batch).await.expect("loads a batch");
     }
     phases.push((
         "pass 1: objects → outpost_resources, graph in memory (load_batch)",
         clock.stop(),
     ));
     let clock = Clock::start(procs);
-    writer.link_snapshot().await.expect("links the snapshot");
+    let mut second = load.link().await.expect("links the snapshot");
     phases.push((
         "partners matched, every link → outpost_links (link_snapshot)",
         clock.stop(),
     ));
     let clock = Clock::start(procs);
     for batch in batches(&bytes, &options) {
-        writer.write_batch(batch).await.expect("writes a batch");
+        second.write_batch(batch).await.expect("writes a batch");
     }
     phases.push((
         "pass 2: every object's cats row computed and written (write_batch)",
         clock.stop(),
     ));
     let clock = Clock::start(procs);
-    writer
-        .finish_snapshot(&previous)
+    second
+        .finish(&previous)
         .await
         .expect("finishes the snapshot");
     let rows = writer.stats().rows_written;

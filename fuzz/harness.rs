@@ -10,8 +10,7 @@ use std::io::Read;
 
 use outpost::format::chain::Account;
 use outpost::format::{
-    DecodeLimits, Epoch, Head, Plan, SegmentReader, SegmentSummary, SegmentType, plan, verify_head,
-    verify_segment,
+    DecodeLimits, Epoch, Head, Plan, SegmentReader, SegmentSummary, plan, verify_segment,
 };
 use outpost::store::Layout;
 
@@ -88,9 +87,7 @@ pub fn head(bytes: &[u8], checkpoint: Option<Checkpoint>) -> Reached {
     let Ok(layout) = Layout::new("") else {
         return Reached::Unverified;
     };
-    let cluster = head.cluster.clone();
-    let key_of = |t: SegmentType, seq: u64| layout.segment(&cluster, &head.epoch, seq, t).relative;
-    if verify_head("head.json", &head, key_of).is_err() {
+    if layout.verify_head(&head.cluster, &head).is_err() {
         return Reached::Unverified;
     }
 
@@ -107,7 +104,7 @@ pub fn head(bytes: &[u8], checkpoint: Option<Checkpoint>) -> Reached {
         sha256: c.same_sha256.map(|same| {
             let listed = head.segments().find(|s| s.seq == c.seq);
             match (same, listed) {
-                (true, Some(listed)) => listed.sha256.clone(),
+                (true, Some(listed)) => listed.sha256.to_string(),
                 _ => "0".repeat(64),
             }
         }),
@@ -121,9 +118,8 @@ pub fn head(bytes: &[u8], checkpoint: Option<Checkpoint>) -> Reached {
     let wanted: Vec<(usize, u64)> = match plan.first() {
         Some(first) => head
             .segments()
-            .enumerate()
             .skip(first)
-            .map(|(index, s)| (index, s.seq))
+            .map(|s| (s.index, s.seq))
             .collect(),
         None => Vec::new(),
     };
@@ -183,21 +179,16 @@ pub enum Reached {
 /// The summary a faithful segment `index` of `head` would have.
 fn summary_of(head: &Head, index: usize) -> Option<SegmentSummary> {
     let segment = head.segments().nth(index)?;
-    let previous = index.checked_sub(1).and_then(|i| head.segments().nth(i));
     let window = outpost::format::segment::Window {
         from: head.updated_at,
         to: head.updated_at,
     };
     let header = outpost::format::SegmentHeader::new(
-        if index == 0 {
-            SegmentType::Snapshot
-        } else {
-            SegmentType::Diff
-        },
+        segment.segment_type,
         head.cluster.clone(),
         head.epoch.clone(),
         segment.seq,
-        previous.map(|p| p.sha256.clone()),
+        segment.prev_sha256.map(str::to_string),
         head.updated_at,
         window,
         outpost::format::segment::Counts::default(),
@@ -205,7 +196,7 @@ fn summary_of(head: &Head, index: usize) -> Option<SegmentSummary> {
     );
     Some(SegmentSummary {
         header,
-        sha256: segment.sha256.clone(),
+        sha256: segment.sha256.to_string(),
         bytes: segment.bytes,
         decompressed_bytes: 0,
     })

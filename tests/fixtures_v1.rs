@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use outpost::format::codec::{decode_all, encode_all};
-use outpost::format::{
-    DecodeLimits, EncodeOptions, Head, Record, SegmentType, verify_head, verify_segment,
-};
+use outpost::format::{DecodeLimits, EncodeOptions, Record};
 use outpost::store::Store;
 
 fn fixtures() -> PathBuf {
@@ -36,24 +34,11 @@ async fn fixtures_decode_to_the_expected_state() {
     let expected = expected();
     assert_eq!(clusters, expected.keys().cloned().collect::<Vec<_>>());
     for cluster in store.list_clusters().await.unwrap() {
-        let head_key = store.layout().head(&cluster);
-        let (bytes, _) = store.get(&head_key).await.unwrap();
-        let head = Head::from_json(&head_key.to_string(), &bytes).unwrap();
-        verify_head("head", &head, |t, seq| {
-            store
-                .layout()
-                .segment(&cluster, &head.epoch, seq, t)
-                .relative
-        })
-        .unwrap();
+        let head = store.read_head(&cluster).await.unwrap().unwrap();
         let mut state = BTreeMap::new();
-        for (index, segment) in head.segments().enumerate() {
-            let t = SegmentType::at(index);
-            let key = store
-                .layout()
-                .segment(&cluster, &head.epoch, segment.seq, t);
+        for listed in head.segments() {
             let mut stream = store
-                .read_segment(&key, &DecodeLimits::default())
+                .read_listed(&cluster, &head, &listed, &DecodeLimits::default())
                 .await
                 .unwrap();
             while let Some(record) = stream.next().await {
@@ -67,7 +52,7 @@ async fn fixtures_decode_to_the_expected_state() {
                     Record::Delete { .. } => state.remove(&name),
                 };
             }
-            verify_segment(&head, index, &stream.finish().await.unwrap()).unwrap();
+            stream.finish().await.unwrap();
         }
         assert_eq!(state, expected[cluster.as_str()], "cluster {cluster}");
         assert_eq!(head.objects as usize, state.len());

@@ -1047,7 +1047,7 @@ async fn a_head_going_backwards_is_a_fault(kind: &str) {
             .contains("went backwards"),
         "{record:?}"
     );
-    assert_eq!(record.seq, Some(3));
+    assert_eq!(record.checkpoint().map(|c| c.seq), Some(3));
     database.close().await;
     db.drop_database().await;
 }

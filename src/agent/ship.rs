@@ -569,8 +569,8 @@ mod tests {
     use super::*;
     use crate::agent::compressed::CompressedJson;
     use crate::agent::state::Scope;
+    use crate::format::DecodeLimits;
     use crate::format::segment::{ObjectRef, Record};
-    use crate::format::{DecodeLimits, verify_head, verify_segment};
     use chrono::Duration;
 
     fn cluster() -> ClusterName {
@@ -622,18 +622,11 @@ mod tests {
     /// Reads the chain the head names, verifies it, and returns name → resourceVersion.
     async fn replay(store: &Store) -> (Head, BTreeMap<String, String>) {
         let c = cluster();
-        let (bytes, _) = store.get(&store.layout().head(&c)).await.unwrap();
-        let head = Head::from_json("head", &bytes).unwrap();
-        verify_head("head", &head, |t, seq| {
-            store.layout().segment(&c, &head.epoch, seq, t).relative
-        })
-        .unwrap();
+        let head = store.read_head(&c).await.unwrap().unwrap();
         let mut objects = BTreeMap::new();
-        for (i, segment) in head.segments().enumerate() {
-            let t = SegmentType::at(i);
-            let key = store.layout().segment(&c, &head.epoch, segment.seq, t);
+        for listed in head.segments() {
             let mut stream = store
-                .read_segment(&key, &DecodeLimits::default())
+                .read_listed(&c, &head, &listed, &DecodeLimits::default())
                 .await
                 .unwrap();
             while let Some(record) = stream.next().await {
@@ -646,7 +639,7 @@ mod tests {
                     Record::Delete { target } => objects.remove(&target.name),
                 };
             }
-            verify_segment(&head, i, &stream.finish().await.unwrap()).unwrap();
+            stream.finish().await.unwrap();
         }
         (head, objects)
     }

@@ -1,6 +1,5 @@
 //! `outpost index`: load a bucket's clusters into Clouddriver's SQL cache, once or in a loop.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -280,46 +279,10 @@ pub async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     };
-    // The loop: one run per tick; a failing run is logged and counted, and the loop goes on.
-    let mut failures_in_a_row = 0u32;
-    let mut terminate = shutdown_signal();
-    loop {
-        let started = tokio::time::Instant::now();
-        match indexer.run_once(only.as_deref()).await {
-            Ok(report) => {
-                let failed: BTreeSet<&str> = report.failures().map(|(c, _)| c).collect();
-                tracing::info!(
-                    clusters = report.clusters.len(),
-                    failed = failed.len(),
-                    "index run done"
-                );
-                failures_in_a_row = 0;
-            }
-            Err(e) => {
-                failures_in_a_row += 1;
-                tracing::error!(error = %crate::error_chain(&e), failures_in_a_row, "index run failed");
-            }
-        }
-        // Back off (up to 5 min) while whole runs fail; otherwise follow the trigger.
-        let mut delay = trigger.delay(chrono::Utc::now());
-        if failures_in_a_row > 0 {
-            let backoff =
-                Duration::from_secs(5u64 << failures_in_a_row.min(6)).min(Duration::from_secs(300));
-            delay = delay.max(backoff);
-        }
-        let wake = match trigger {
-            Trigger::Every(_) => started + delay,
-            Trigger::Cron(_) => tokio::time::Instant::now() + delay,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = &mut terminate => {
-                tracing::info!("stopping: signal received");
-                indexer.database.close().await;
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-    }
+    indexer
+        .run_every(&trigger, only.as_deref(), shutdown_signal())
+        .await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

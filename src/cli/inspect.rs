@@ -10,8 +10,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::format::{
-    self, ClusterName, DecodeLimits, Decommissioned, Head, Identity, SegmentSummary, SegmentType,
-    verify_head, verify_segment,
+    self, ClusterName, DecodeLimits, Decommissioned, Head, Identity, ListedSegment, SegmentSummary,
 };
 use crate::store::{self, Fetched, Store};
 
@@ -165,23 +164,21 @@ async fn inspect_cluster(store: &Store, cluster: &ClusterName) -> anyhow::Result
             head.cluster
         ));
     }
-    let key_of = |t: SegmentType, seq: u64| layout.segment(cluster, &head.epoch, seq, t).relative;
-    if let Err(e) = verify_head(&head_key.to_string(), &head, key_of) {
+    if let Err(e) = layout.verify_head(cluster, &head) {
         report.faults.push(e.to_string());
         return Ok(finish(report));
     }
-    for (index, segment) in head.segments().enumerate() {
-        let segment_type = SegmentType::at(index);
-        let key = layout.segment(cluster, &head.epoch, segment.seq, segment_type);
+    for listed in head.segments() {
+        let key = layout.listed(cluster, &head, &listed);
         let mut line = SegmentReport {
-            seq: segment.seq,
-            segment_type: segment_type.as_str(),
+            seq: listed.seq,
+            segment_type: listed.segment_type.as_str(),
             key: key.to_string(),
-            bytes: segment.bytes,
+            bytes: listed.bytes,
             records: 0,
             fault: None,
         };
-        match read_and_check(store, &key, &head, index).await {
+        match read_and_check(store, cluster, &head, &listed).await {
             Ok((summary, records)) => {
                 line.records = records;
                 report.bytes += summary.bytes;
@@ -206,15 +203,15 @@ fn finish(mut report: ClusterReport) -> ClusterReport {
     report
 }
 
-/// Decodes a whole segment and checks it against the head; the error is the fault's text.
+/// Decodes a whole listed segment, checking it against the head; the error is the fault's text.
 async fn read_and_check(
     store: &Store,
-    key: &store::Key,
+    cluster: &ClusterName,
     head: &Head,
-    index: usize,
+    listed: &ListedSegment<'_>,
 ) -> Result<(SegmentSummary, u64), String> {
     let mut stream = store
-        .read_segment(key, &DecodeLimits::default())
+        .read_listed(cluster, head, listed, &DecodeLimits::default())
         .await
         .map_err(|e| e.to_string())?;
     let mut records = 0;
@@ -223,7 +220,6 @@ async fn read_and_check(
         records += 1;
     }
     let summary = stream.finish().await.map_err(|e| e.to_string())?;
-    verify_segment(head, index, &summary).map_err(|e| e.to_string())?;
     Ok((summary, records))
 }
 

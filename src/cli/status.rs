@@ -53,33 +53,30 @@ pub struct ClusterStatus {
     pub error: Option<String>,
 }
 
-fn position(epoch: &Option<String>, seq: Option<i64>) -> Option<String> {
-    Some(format!("{}/{}", epoch.as_deref()?, count_from_i64(seq?)))
-}
-
 fn status_of(record: &ClusterRecord, head: Option<&Head>) -> ClusterStatus {
-    let forbidden: Vec<ForbiddenKind> = record
-        .forbidden_kinds
-        .as_deref()
-        .and_then(|f| serde_json::from_str(f).ok())
-        .unwrap_or_default();
+    let forbidden: &[ForbiddenKind] = record.forbidden_kinds.as_deref().unwrap_or_default();
     ClusterStatus {
         cluster: record.cluster.clone(),
         account: record.account.clone(),
         state: record.state.to_string(),
-        applied: position(&record.epoch, record.seq),
+        applied: record
+            .checkpoint()
+            .map(|applied| format!("{}/{}", applied.epoch, applied.seq)),
         head: match head {
             Some(head) => Some(format!("{}/{}", head.epoch, head.seq)),
-            None => position(&record.head_epoch, record.head_seq),
+            None => record
+                .head
+                .as_ref()
+                .map(|seen| format!("{}/{}", seen.epoch, seen.seq)),
         },
         objects: count_from_i64(record.objects),
         lag_seconds: record.lag_ms.map(|ms| ms as f64 / 1000.0),
         last_heartbeat: head.map(|h| h.heartbeat_at).or_else(|| {
             record
-                .heartbeat_at
+                .heartbeat_at()
                 .and_then(DateTime::from_timestamp_millis)
         }),
-        forbidden_kinds: forbidden.into_iter().map(|f| f.kind).collect(),
+        forbidden_kinds: forbidden.iter().map(|f| f.kind.clone()).collect(),
         error: record.error.clone(),
     }
 }
@@ -275,7 +272,10 @@ mod tests {
     fn names_and_errors_from_buckets_cannot_drive_the_terminal() {
         let mut record = ClusterRecord::new("eu-1\x1b]0;owned\x07", "acct\x1b[2J", 0);
         record.error = Some("bad head\x1b[31m\r\nfake: line\u{202e}".into());
-        record.forbidden_kinds = Some(r#"[{"kind": "Secret\u001b[1m", "reason": "x"}]"#.into());
+        record.forbidden_kinds = Some(vec![ForbiddenKind {
+            kind: "Secret\u{1b}[1m".into(),
+            reason: "x".into(),
+        }]);
         let out = table(&record);
         assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
         assert!(!out.contains('\u{202e}'), "{out:?}");
@@ -307,8 +307,14 @@ mod tests {
         );
         record.objects = crate::indexer::db::count_to_i64(42);
         assert_eq!(status_of(&record, None).objects, 42);
-        record.seq = Some(-1);
-        record.epoch = Some("1763899200000-0a1b2c3d".into());
+        record.applied = Some(crate::indexer::checkpoint::Applied {
+            checkpoint: crate::format::Checkpoint {
+                epoch: crate::format::Epoch::new("1763899200000-0a1b2c3d").unwrap(),
+                seq: count_from_i64(-1),
+                sha256: None,
+            },
+            snapshot_seq: None,
+        });
         assert_eq!(
             status_of(&record, None).applied.as_deref(),
             Some("1763899200000-0a1b2c3d/18446744073709551615")

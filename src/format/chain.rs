@@ -1,12 +1,16 @@
-//! Verification of a cluster's chain: `head.json` against the segments it names, and each
-//! segment against the one before it (sizes, sha256, `prev_sha256`, header vs key), and the
-//! choice of the segments a reader applies from its checkpoint (FORMAT §8.2).
+//! A cluster's chain as a reader sees it: which segments to read from a checkpoint (FORMAT
+//! §8.2), `head.json` checked against the layout, and each listed segment checked against its
+//! listing while its bytes stream (size, sha256, header, `prev_sha256`).
+
+use std::io::Read;
+
+use sha2::Digest;
 
 use super::Error;
-use super::codec::{SegmentSummary, is_sha256_hex};
-use super::documents::Head;
+use super::codec::{DecodeLimits, SegmentReader, SegmentSummary, is_sha256_hex};
+use super::documents::{Head, ListedSegment};
 use super::names::Epoch;
-use super::segment::SegmentType;
+use super::segment::{Record, SegmentHeader, SegmentType};
 
 /// What a reader last applied of a cluster's chain: one value, so that it is set whole or not
 /// at all.
@@ -104,7 +108,7 @@ pub fn plan(head: &Head, checkpoint: Option<&Checkpoint>, account: Account) -> P
     let Some(position) = head.segments().position(|s| s.seq == checkpoint.seq) else {
         return Plan::Reload(Reload::BeforeSnapshot);
     };
-    let listed = head.segments().nth(position).map(|s| s.sha256.as_str());
+    let listed = head.segments().nth(position).map(|s| s.sha256);
     if let (Some(applied), Some(listed)) = (checkpoint.sha256.as_deref(), listed)
         && applied != listed
     {
@@ -140,23 +144,23 @@ pub fn verify_head(
     if expected_seq == 0 {
         return Err(broken("the snapshot's seq must be at least 1".into()));
     }
-    for (index, segment) in head.segments().enumerate() {
-        let segment_type = SegmentType::at(index);
+    for segment in head.segments() {
         if segment.seq != expected_seq {
             return Err(broken(format!(
-                "{} #{index} has seq {} where {expected_seq} was expected (a gap or reordering)",
-                segment_type.as_str(),
+                "{} #{} has seq {} where {expected_seq} was expected (a gap or reordering)",
+                segment.segment_type.as_str(),
+                segment.index,
                 segment.seq
             )));
         }
-        let expected_key = key_of(segment_type, segment.seq);
+        let expected_key = key_of(segment.segment_type, segment.seq);
         if segment.key != expected_key {
             return Err(broken(format!(
                 "seq {} names key {:?} but the layout puts it at {expected_key:?}",
                 segment.seq, segment.key
             )));
         }
-        if !is_sha256_hex(&segment.sha256) {
+        if !is_sha256_hex(segment.sha256) {
             return Err(broken(format!(
                 "seq {} has a malformed sha256 {:?}",
                 segment.seq, segment.sha256
@@ -175,57 +179,221 @@ pub fn verify_head(
 }
 
 /// Checks the `index`-th segment of `head`'s chain (0 is the snapshot) once it has been read
-/// completely: its stored size and sha256 match the head, its header names the same cluster,
-/// epoch, seq and type as the head, and its `prev_sha256` is the previous segment's sha256.
+/// completely: its stored size and sha256 match the head ([`Expected::check_read`]), and its
+/// header matches the listing ([`check_header`]).
 pub fn verify_segment(head: &Head, index: usize, summary: &SegmentSummary) -> Result<(), Error> {
-    let Some(expected) = head.segments().nth(index) else {
+    let Some(listed) = head.segments().nth(index) else {
         return Err(Error::BrokenChain {
             object: format!("{}/head.json", head.cluster),
             reason: format!("the chain has no segment #{index}"),
         });
     };
+    Expected::of(listed.key, &listed).check_read(summary.bytes, &summary.sha256)?;
+    check_header(listed.key, head, &listed, &summary.header)
+}
+
+/// Checks a segment's header (read from `object`) against its listing in `head`: the same
+/// cluster, epoch, seq and type, and a `prev_sha256` that is the previous segment's sha256.
+pub fn check_header(
+    object: &str,
+    head: &Head,
+    listed: &ListedSegment<'_>,
+    header: &SegmentHeader,
+) -> Result<(), Error> {
     let broken = |reason: String| Error::BrokenChain {
-        object: expected.key.clone(),
+        object: object.to_string(),
         reason,
     };
-    if summary.bytes != expected.bytes {
-        return Err(broken(format!(
-            "is {} bytes long but head.json says {}",
-            summary.bytes, expected.bytes
-        )));
-    }
-    if summary.sha256 != expected.sha256 {
-        return Err(broken(format!(
-            "has sha256 {} but head.json says {}",
-            summary.sha256, expected.sha256
-        )));
-    }
-    let header = &summary.header;
-    let expected_type = SegmentType::at(index);
-    if header.cluster != head.cluster || header.epoch != head.epoch || header.seq != expected.seq {
+    if header.cluster != head.cluster || header.epoch != head.epoch || header.seq != listed.seq {
         return Err(broken(format!(
             "its header says cluster {} epoch {} seq {}, but it is listed as cluster {} epoch {} seq {}",
-            header.cluster, header.epoch, header.seq, head.cluster, head.epoch, expected.seq
+            header.cluster, header.epoch, header.seq, head.cluster, head.epoch, listed.seq
         )));
     }
-    if header.segment_type != expected_type {
+    if header.segment_type != listed.segment_type {
         return Err(broken(format!(
             "its header says {} but it is listed as a {}",
             header.segment_type.as_str(),
-            expected_type.as_str()
+            listed.segment_type.as_str()
         )));
     }
-    if index > 0 {
-        let previous = head.segments().nth(index - 1).map(|p| p.sha256.as_str());
-        if header.prev_sha256.as_deref() != previous {
-            return Err(broken(format!(
-                "its prev_sha256 is {} but the previous segment's sha256 is {}",
-                header.prev_sha256.as_deref().unwrap_or("null"),
-                previous.unwrap_or("missing")
-            )));
-        }
+    if let Some(previous) = listed.prev_sha256
+        && header.prev_sha256.as_deref() != Some(previous)
+    {
+        return Err(broken(format!(
+            "its prev_sha256 is {} but the previous segment's sha256 is {previous}",
+            header.prev_sha256.as_deref().unwrap_or("null"),
+        )));
     }
     Ok(())
+}
+
+/// What the stored bytes of a listed segment must be, owned, so that a check can run on
+/// another thread than the one holding the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The label of the object in errors (its key).
+    pub object: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Expected {
+    /// What `listed` promises, read from `object`.
+    pub fn of(object: &str, listed: &ListedSegment<'_>) -> Self {
+        Self {
+            object: object.to_string(),
+            bytes: listed.bytes,
+            sha256: listed.sha256.to_string(),
+        }
+    }
+
+    /// Checks 14 on the size a store reports before any byte is read.
+    pub fn check_reported_size(&self, size: u64) -> Result<(), Error> {
+        if size == self.bytes {
+            Ok(())
+        } else {
+            Err(self.mismatch(size, None))
+        }
+    }
+
+    /// Checks 14 and 15 on what a decoder read: the stored size and sha256 are the listed ones.
+    pub fn check_read(&self, bytes: u64, sha256: &str) -> Result<(), Error> {
+        let broken = |reason: String| Error::BrokenChain {
+            object: self.object.clone(),
+            reason,
+        };
+        if bytes != self.bytes {
+            return Err(broken(format!(
+                "is {bytes} bytes long but head.json says {}",
+                self.bytes
+            )));
+        }
+        if sha256 != self.sha256 {
+            return Err(broken(format!(
+                "has sha256 {sha256} but head.json says {}",
+                self.sha256
+            )));
+        }
+        Ok(())
+    }
+
+    fn mismatch(&self, length: u64, sha256: Option<&str>) -> Error {
+        Error::BrokenChain {
+            object: self.object.clone(),
+            reason: format!(
+                "its stored bytes are {length} bytes with sha256 {}, but head.json lists {} bytes with sha256 {} (not decoded)",
+                sha256.unwrap_or("(not read)"),
+                self.bytes,
+                self.sha256
+            ),
+        }
+    }
+}
+
+/// The stored bytes of a listed segment as they stream, hashed and counted, and never more than
+/// one byte past the listed size (enough to tell that the object is longer). Reading them all
+/// and then [`StoredBytes::finish`] checks 14 and 15 before anything is decoded: hashing costs
+/// one pass over them, where decoding a frame that is not the listed one could cost up to the
+/// expansion limit.
+pub struct StoredBytes<R> {
+    expected: Expected,
+    inner: std::io::Take<R>,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> StoredBytes<R> {
+    pub fn new(expected: Expected, inner: R) -> Self {
+        let inner = inner.take(expected.bytes.saturating_add(1));
+        Self {
+            expected,
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Checks that the bytes read were the listed ones, in size and sha256.
+    pub fn finish(self) -> Result<(), Error> {
+        let sha256 = hex::encode(self.hasher.finalize());
+        if self.bytes == self.expected.bytes && sha256 == self.expected.sha256 {
+            Ok(())
+        } else {
+            Err(self.expected.mismatch(self.bytes, Some(&sha256)))
+        }
+    }
+}
+
+impl<R: Read> Read for StoredBytes<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Decodes a listed segment from its stored bytes and checks it against the listing as it
+/// streams: the header before any record is returned, then, once the last record is read, the
+/// counts, the size and the sha256. At most one byte past the listed size is read, so a segment
+/// may be of any size the format's limits allow and is never held whole.
+pub struct ListedSegmentReader<R: Read> {
+    reader: SegmentReader<std::io::Take<R>>,
+    expected: Expected,
+    listed_type: SegmentType,
+}
+
+impl<R: Read> ListedSegmentReader<R> {
+    /// Starts decoding the `listed` segment of `head` from `stored`, read from `object`, and
+    /// checks its header.
+    pub fn new(
+        object: &str,
+        head: &Head,
+        listed: &ListedSegment<'_>,
+        stored: R,
+        limits: &DecodeLimits,
+    ) -> Result<Self, Error> {
+        let stored = stored.take(listed.bytes.saturating_add(1));
+        let reader = SegmentReader::new(object, stored, limits)?;
+        check_header(object, head, listed, reader.header())?;
+        Ok(Self {
+            reader,
+            expected: Expected::of(object, listed),
+            listed_type: listed.segment_type,
+        })
+    }
+
+    /// The segment's header, checked against the listing.
+    pub fn header(&self) -> &SegmentHeader {
+        self.reader.header()
+    }
+
+    /// Whether the head lists it as the snapshot or as a diff.
+    pub fn segment_type(&self) -> SegmentType {
+        self.listed_type
+    }
+
+    /// The next record, or `None` once the segment has been read completely and checked
+    /// (call [`finish`](Self::finish) for its summary).
+    pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
+        self.reader.next_record()
+    }
+
+    /// Reads whatever records remain and checks the stored size and sha256 against the listing.
+    pub fn finish(self) -> Result<SegmentSummary, Error> {
+        let summary = self.reader.finish()?;
+        self.expected.check_read(summary.bytes, &summary.sha256)?;
+        Ok(summary)
+    }
+}
+
+impl<R: Read> Iterator for ListedSegmentReader<R> {
+    type Item = Result<Record, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record().transpose()
+    }
 }
 
 #[cfg(test)]
@@ -442,6 +610,12 @@ mod tests {
 
     /// A head with a snapshot and `diffs` empty diffs, and the summaries of its segments.
     fn chain(diffs: u64) -> (Head, Vec<SegmentSummary>) {
+        let (head, segments) = chain_with_bytes(diffs);
+        (head, segments.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// [`chain`] with each segment's stored bytes.
+    fn chain_with_bytes(diffs: u64) -> (Head, Vec<(Vec<u8>, SegmentSummary)>) {
         let cluster = ClusterName::new("c").unwrap();
         let epoch = Epoch::from_parts(1_700_000_000_000, 7).unwrap();
         let now = Utc::now();
@@ -465,7 +639,8 @@ mod tests {
                 Counts::default(),
                 vec![],
             );
-            let (_, summary) = encode_all("x", &header, &[], &EncodeOptions::default()).unwrap();
+            let (bytes, summary) =
+                encode_all("x", &header, &[], &EncodeOptions::default()).unwrap();
             prev = Some(summary.sha256.clone());
             refs.push(SegmentRef {
                 seq,
@@ -473,7 +648,7 @@ mod tests {
                 sha256: summary.sha256.clone(),
                 bytes: summary.bytes,
             });
-            summaries.push(summary);
+            summaries.push((bytes, summary));
         }
         let mut head = Head::new(cluster, epoch, refs.remove(0), now, 0, BTreeMap::new());
         head.seq = diffs + 1;
@@ -553,5 +728,116 @@ mod tests {
         typed.header.segment_type = SegmentType::Snapshot;
         assert!(verify_segment(&head, 1, &typed).is_err());
         assert!(verify_segment(&head, 9, &summaries[0]).is_err());
+    }
+
+    #[test]
+    fn entry_zero_is_the_snapshot_and_each_diff_names_the_one_before() {
+        let (head, _) = chain(2);
+        let listed: Vec<ListedSegment<'_>> = head.segments().collect();
+        assert_eq!(
+            listed.iter().map(|s| s.segment_type).collect::<Vec<_>>(),
+            [SegmentType::Snapshot, SegmentType::Diff, SegmentType::Diff]
+        );
+        assert_eq!(
+            listed.iter().map(|s| s.index).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(listed[0].prev_sha256, None);
+        assert_eq!(listed[1].prev_sha256, Some(head.snapshot.sha256.as_str()));
+        assert_eq!(listed[2].prev_sha256, Some(head.diffs[0].sha256.as_str()));
+        assert_eq!(listed[2].key, head.diffs[1].key);
+        assert_eq!(listed[2].bytes, head.diffs[1].bytes);
+    }
+
+    #[test]
+    fn a_listed_segment_reads_whole_and_verified() {
+        let (head, segments) = chain_with_bytes(2);
+        for (listed, (bytes, summary)) in head.segments().zip(&segments) {
+            let reader = ListedSegmentReader::new(
+                listed.key,
+                &head,
+                &listed,
+                bytes.as_slice(),
+                &DecodeLimits::default(),
+            )
+            .unwrap();
+            assert_eq!(reader.segment_type(), listed.segment_type);
+            assert_eq!(&reader.finish().unwrap(), summary);
+        }
+    }
+
+    #[test]
+    fn a_listed_segment_of_another_place_in_the_chain_fails_at_its_header() {
+        let (head, segments) = chain_with_bytes(2);
+        let second = head.segments().nth(2).unwrap();
+        // Diff 1's bytes where diff 2 is listed: its seq and link are not diff 2's.
+        let err = ListedSegmentReader::new(
+            second.key,
+            &head,
+            &second,
+            segments[1].0.as_slice(),
+            &DecodeLimits::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains(second.key) && err.contains("header"), "{err}");
+    }
+
+    #[test]
+    fn a_listed_segment_with_other_bytes_fails_when_it_ends() {
+        let (mut head, segments) = chain_with_bytes(1);
+        head.diffs[0].sha256 = "0".repeat(64);
+        let listed = head.segments().nth(1).unwrap();
+        let reader = ListedSegmentReader::new(
+            listed.key,
+            &head,
+            &listed,
+            segments[1].0.as_slice(),
+            &DecodeLimits::default(),
+        )
+        .unwrap();
+        let err = reader.finish().unwrap_err().to_string();
+        assert!(err.contains("sha256") && err.contains(listed.key), "{err}");
+    }
+
+    #[test]
+    fn stored_bytes_pass_only_as_listed_and_are_read_one_byte_past_the_listing_at_most() {
+        let (head, segments) = chain_with_bytes(0);
+        let listed = head.segments().next().unwrap();
+        let bytes = &segments[0].0;
+        let read = |stored: Vec<u8>| {
+            let mut stored = StoredBytes::new(Expected::of("k", &listed), stored.as_slice());
+            let mut copy = Vec::new();
+            std::io::copy(&mut stored, &mut copy).unwrap();
+            (copy.len(), stored.finish())
+        };
+        let (length, verdict) = read(bytes.clone());
+        assert_eq!(length, bytes.len());
+        verdict.unwrap();
+
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0; 4096]);
+        let (length, verdict) = read(longer);
+        assert_eq!(
+            length,
+            bytes.len() + 1,
+            "one byte past the listing tells it is longer"
+        );
+        let err = verdict.unwrap_err().to_string();
+        assert!(err.contains("not decoded"), "{err}");
+
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert!(read(changed).1.is_err());
+
+        let expected = Expected::of("k", &listed);
+        expected.check_reported_size(listed.bytes).unwrap();
+        let err = expected
+            .check_reported_size(listed.bytes + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(not read)"), "{err}");
     }
 }

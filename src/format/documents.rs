@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::names::{ClusterName, Epoch};
-use super::segment::AgentInfo;
+use super::segment::{AgentInfo, SegmentType};
 use super::{Error, FORMAT_VERSION, parse_versioned};
 
 /// The `format` string of `head.json`.
@@ -32,6 +32,24 @@ pub struct SegmentRef {
     pub sha256: String,
     /// Size of the stored bytes.
     pub bytes: u64,
+}
+
+/// A segment as a head lists it, with its place in the chain ([`Head::segments`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedSegment<'a> {
+    /// Its position in the chain.
+    pub index: usize,
+    pub segment_type: SegmentType,
+    pub seq: u64,
+    /// Its key relative to the bucket prefix, as listed.
+    pub key: &'a str,
+    /// The sha256 its stored bytes must have.
+    pub sha256: &'a str,
+    /// The size its stored bytes must have.
+    pub bytes: u64,
+    /// The sha256 its header must name as `prev_sha256`: the previous segment's (`None` for the
+    /// snapshot, whose link is not checked).
+    pub prev_sha256: Option<&'a str>,
 }
 
 /// `head.json`: the only mutable object of a cluster, the head of its segment chain.
@@ -146,8 +164,30 @@ impl Head {
         self.kinds = kinds;
     }
 
-    /// The segments of the chain in order: the snapshot, then the diffs.
-    pub fn segments(&self) -> impl Iterator<Item = &SegmentRef> {
+    /// The chain in order, each segment with its place in it: entry 0 is the snapshot, the
+    /// rest are the diffs after it, each linked to the one before (FORMAT §4.3). Every reader
+    /// learns a segment's type and link from here.
+    pub fn segments(&self) -> impl Iterator<Item = ListedSegment<'_>> {
+        let previous = std::iter::once(None).chain(self.segments_in_order().map(Some));
+        self.segments_in_order()
+            .zip(previous)
+            .enumerate()
+            .map(|(index, (segment, previous))| ListedSegment {
+                index,
+                segment_type: if index == 0 {
+                    SegmentType::Snapshot
+                } else {
+                    SegmentType::Diff
+                },
+                seq: segment.seq,
+                key: &segment.key,
+                sha256: &segment.sha256,
+                bytes: segment.bytes,
+                prev_sha256: previous.map(|p: &SegmentRef| p.sha256.as_str()),
+            })
+    }
+
+    fn segments_in_order(&self) -> impl Iterator<Item = &SegmentRef> {
         std::iter::once(&self.snapshot).chain(self.diffs.iter())
     }
 

@@ -20,16 +20,6 @@ pub enum SegmentType {
 }
 
 impl SegmentType {
-    /// The type of the segment at `position` in a head's list (`Head::segments`): entry 0 is
-    /// the snapshot, the rest are diffs (docs/FORMAT.md §4.3).
-    pub fn at(position: usize) -> Self {
-        if position == 0 {
-            Self::Snapshot
-        } else {
-            Self::Diff
-        }
-    }
-
     /// The word used in keys and headers: `snapshot` or `diff`.
     pub fn as_str(self) -> &'static str {
         match self {

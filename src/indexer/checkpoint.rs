@@ -1,14 +1,20 @@
-//! A cluster's row in `outpost_clusters`: the checkpoint (epoch and seq applied, head version),
+//! A cluster's row in `outpost_clusters`: what its rows hold of its chain, the head last applied,
 //! its lifecycle state, identity and counts — everything the stateless indexer knows about it.
+//! This module is the only one that maps the row to SQL.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use sqlx::{AnyConnection, Row};
 
 use crate::cache::Dialect;
+use crate::format::documents::ForbiddenKind;
+use crate::format::{Checkpoint, Epoch, Identity};
+use crate::store::Version;
 
-use super::db::{Database, Error, opt_text, placeholders, text};
+use super::db::{Database, Error, count_from_i64, count_to_i64, opt_text, placeholders, text};
+use super::policy::Grant;
 
 /// Where a cluster is in its lifecycle (see [`super::lifecycle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,6 +62,26 @@ impl FromStr for ClusterState {
     }
 }
 
+/// What a cluster's rows hold of its chain: set whole by the transaction that applies
+/// segments, cleared whole by the one that removes the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The epoch, seq and sha256 of the last segment applied.
+    pub checkpoint: Checkpoint,
+    /// The seq of the snapshot the rows were loaded from (`None` only in a row that lacks it).
+    pub snapshot_seq: Option<u64>,
+}
+
+/// The head last applied, as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadSeen {
+    pub epoch: Epoch,
+    pub seq: u64,
+    /// Its `heartbeat_at` and `updated_at`.
+    pub heartbeat_at: i64,
+    pub updated_at: i64,
+}
+
 /// One `outpost_clusters` row. Times are Unix milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterRecord {
@@ -63,52 +89,44 @@ pub struct ClusterRecord {
     /// The Spinnaker account its rows belong to.
     pub account: String,
     pub state: ClusterState,
-    /// The checkpoint: the last epoch and seq whose records are committed, and the seq of the
-    /// snapshot they started from.
-    pub epoch: Option<String>,
-    pub seq: Option<i64>,
-    pub snapshot_seq: Option<i64>,
-    /// The sha256 of the stored bytes of segment `seq` (NULL in rows written before it was
-    /// kept: such a checkpoint is trusted once, see [`crate::format::Checkpoint`]).
-    pub sha256: Option<String>,
+    /// What its rows hold; `None` before the first load and once they are removed.
+    pub applied: Option<Applied>,
     /// The version (ETag) of the `head.json` last applied, for conditional GETs.
-    pub head_version: Option<String>,
-    /// The head as last read (may be ahead of the checkpoint when applying failed).
-    pub head_epoch: Option<String>,
-    pub head_seq: Option<i64>,
-    pub heartbeat_at: Option<i64>,
-    pub head_updated_at: Option<i64>,
+    pub head_version: Option<Version>,
+    /// The head last applied; kept when the rows are removed, so that a silent cluster ages by
+    /// its last heartbeat.
+    pub head: Option<HeadSeen>,
     /// When the checkpoint last moved, and how far behind the head's last change it was then.
     pub applied_at: Option<i64>,
     pub lag_ms: Option<i64>,
     pub objects: i64,
-    /// JSON: objects per kind, as the head says.
-    pub kinds: Option<String>,
-    /// JSON: the cluster's identity.json as last read.
-    pub identity: Option<String>,
+    /// Objects per kind, as the head says.
+    pub kinds: Option<BTreeMap<String, u64>>,
+    /// The cluster's identity.json as last read.
+    pub identity: Option<Identity>,
     /// The pinned identity: a cluster presenting another kube-system UID or CA is refused.
     pub kube_system_uid: Option<String>,
     pub ca_fingerprint: Option<String>,
-    /// JSON: kinds the agent could not read.
-    pub forbidden_kinds: Option<String>,
-    /// JSON: permissions the cluster asks for its account.
-    pub permissions: Option<String>,
-    /// JSON: what the claim policy granted (for the account registration step).
-    pub policy_grant: Option<String>,
+    /// Kinds the agent could not read.
+    pub forbidden_kinds: Option<Vec<ForbiddenKind>>,
+    /// Permissions the cluster asks for its account.
+    pub permissions: Option<BTreeMap<String, Vec<String>>>,
+    /// What the claim policy granted (for the account registration step).
+    pub policy_grant: Option<Grant>,
     /// The last error indexing this cluster, cleared by the next success.
     pub error: Option<String>,
     pub updated_at: i64,
 }
 
 impl ClusterRecord {
-    /// The checkpoint as the segment choice reads it: whole, or none when the epoch or seq is
-    /// missing or not valid (then the state is reloaded).
-    pub fn checkpoint(&self) -> Option<crate::format::Checkpoint> {
-        Some(crate::format::Checkpoint {
-            epoch: crate::format::Epoch::new(self.epoch.as_deref()?).ok()?,
-            seq: super::db::count_from_i64(self.seq?),
-            sha256: self.sha256.clone(),
-        })
+    /// The checkpoint as the segment choice reads it.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.applied.as_ref().map(|applied| &applied.checkpoint)
+    }
+
+    /// The last heartbeat applied, if any.
+    pub fn heartbeat_at(&self) -> Option<i64> {
+        self.head.as_ref().map(|head| head.heartbeat_at)
     }
 
     /// A cluster seen for the first time.
@@ -117,15 +135,9 @@ impl ClusterRecord {
             cluster: cluster.to_string(),
             account: account.to_string(),
             state: ClusterState::Active,
-            epoch: None,
-            seq: None,
-            snapshot_seq: None,
-            sha256: None,
+            applied: None,
             head_version: None,
-            head_epoch: None,
-            head_seq: None,
-            heartbeat_at: None,
-            head_updated_at: None,
+            head: None,
             applied_at: None,
             lag_ms: None,
             objects: 0,
@@ -147,6 +159,42 @@ const COLUMNS: &str = "cluster, account, state, epoch, seq, snapshot_seq, sha256
 fn from_row(database: &Database, row: &sqlx::any::AnyRow) -> Result<ClusterRecord, Error> {
     let get = |e: sqlx::Error| database.query_error("reading outpost_clusters", e);
     let state: String = text(row, "state").map_err(get)?;
+    let epoch = |column| -> Result<Option<Epoch>, Error> {
+        Ok(opt_text(row, column)
+            .map_err(get)?
+            .and_then(|text| Epoch::new(&text).ok()))
+    };
+    let count = |column| -> Result<Option<u64>, Error> {
+        let stored: Option<i64> = row.try_get(column).map_err(get)?;
+        Ok(stored.map(count_from_i64))
+    };
+    let applied = match (epoch("epoch")?, count("seq")?) {
+        (Some(epoch), Some(seq)) => Some(Applied {
+            checkpoint: Checkpoint {
+                epoch,
+                seq,
+                sha256: opt_text(row, "sha256").map_err(get)?,
+            },
+            snapshot_seq: count("snapshot_seq")?,
+        }),
+        _ => None,
+    };
+    let heartbeat_at: Option<i64> = row.try_get("heartbeat_at").map_err(get)?;
+    let head_updated_at: Option<i64> = row.try_get("head_updated_at").map_err(get)?;
+    let head = match (
+        epoch("head_epoch")?,
+        count("head_seq")?,
+        heartbeat_at,
+        head_updated_at,
+    ) {
+        (Some(epoch), Some(seq), Some(heartbeat_at), Some(updated_at)) => Some(HeadSeen {
+            epoch,
+            seq,
+            heartbeat_at,
+            updated_at,
+        }),
+        _ => None,
+    };
     Ok(ClusterRecord {
         cluster: text(row, "cluster").map_err(get)?,
         account: text(row, "account").map_err(get)?,
@@ -155,27 +203,48 @@ fn from_row(database: &Database, row: &sqlx::any::AnyRow) -> Result<ClusterRecor
             what: "reading outpost_clusters".into(),
             source: sqlx::Error::Decode(reason.into()),
         })?,
-        epoch: opt_text(row, "epoch").map_err(get)?,
-        seq: row.try_get("seq").map_err(get)?,
-        snapshot_seq: row.try_get("snapshot_seq").map_err(get)?,
-        sha256: opt_text(row, "sha256").map_err(get)?,
-        head_version: opt_text(row, "head_version").map_err(get)?,
-        head_epoch: opt_text(row, "head_epoch").map_err(get)?,
-        head_seq: row.try_get("head_seq").map_err(get)?,
-        heartbeat_at: row.try_get("heartbeat_at").map_err(get)?,
-        head_updated_at: row.try_get("head_updated_at").map_err(get)?,
+        applied,
+        head_version: opt_text(row, "head_version")
+            .map_err(get)?
+            .as_deref()
+            .and_then(version_of),
+        head,
         applied_at: row.try_get("applied_at").map_err(get)?,
         lag_ms: row.try_get("lag_ms").map_err(get)?,
         objects: row.try_get("objects").map_err(get)?,
-        kinds: opt_text(row, "kinds").map_err(get)?,
-        identity: opt_text(row, "identity").map_err(get)?,
+        kinds: json_of(opt_text(row, "kinds").map_err(get)?),
+        identity: json_of(opt_text(row, "identity").map_err(get)?),
         kube_system_uid: opt_text(row, "kube_system_uid").map_err(get)?,
         ca_fingerprint: opt_text(row, "ca_fingerprint").map_err(get)?,
-        forbidden_kinds: opt_text(row, "forbidden_kinds").map_err(get)?,
-        permissions: opt_text(row, "permissions").map_err(get)?,
-        policy_grant: opt_text(row, "policy_grant").map_err(get)?,
+        forbidden_kinds: json_of(opt_text(row, "forbidden_kinds").map_err(get)?),
+        permissions: json_of(opt_text(row, "permissions").map_err(get)?),
+        policy_grant: json_of(opt_text(row, "policy_grant").map_err(get)?),
         error: opt_text(row, "error").map_err(get)?,
         updated_at: row.try_get("updated_at").map_err(get)?,
+    })
+}
+
+/// A JSON column's value; text that is not the expected JSON reads as absent (the next
+/// successful run writes it anew).
+fn json_of<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+    serde_json::from_str(&text?).ok()
+}
+
+/// A value as its JSON column holds it.
+fn json_text<T: serde::Serialize>(value: Option<&T>) -> Option<String> {
+    serde_json::to_string(value?).ok()
+}
+
+/// The `head_version` column: the store's opaque version as JSON.
+fn version_text(version: &Version) -> String {
+    serde_json::json!({"e_tag": version.e_tag, "version": version.version}).to_string()
+}
+
+fn version_of(text: &str) -> Option<Version> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(Version {
+        e_tag: value["e_tag"].as_str().map(str::to_string),
+        version: value["version"].as_str().map(str::to_string),
     })
 }
 
@@ -229,29 +298,31 @@ pub async fn save(
         database.dialect(),
         &format!("INSERT INTO outpost_clusters ({COLUMNS}) VALUES ({values}) {upsert}"),
     );
+    let applied = record.applied.as_ref();
+    let head = record.head.as_ref();
     sqlx::query(&sql)
         .bind(&record.cluster)
         .bind(&record.account)
         .bind(record.state.as_str())
-        .bind(&record.epoch)
-        .bind(record.seq)
-        .bind(record.snapshot_seq)
-        .bind(&record.sha256)
-        .bind(&record.head_version)
-        .bind(&record.head_epoch)
-        .bind(record.head_seq)
-        .bind(record.heartbeat_at)
-        .bind(record.head_updated_at)
+        .bind(applied.map(|a| a.checkpoint.epoch.to_string()))
+        .bind(applied.map(|a| count_to_i64(a.checkpoint.seq)))
+        .bind(applied.and_then(|a| a.snapshot_seq).map(count_to_i64))
+        .bind(applied.and_then(|a| a.checkpoint.sha256.clone()))
+        .bind(record.head_version.as_ref().map(version_text))
+        .bind(head.map(|h| h.epoch.to_string()))
+        .bind(head.map(|h| count_to_i64(h.seq)))
+        .bind(head.map(|h| h.heartbeat_at))
+        .bind(head.map(|h| h.updated_at))
         .bind(record.applied_at)
         .bind(record.lag_ms)
         .bind(record.objects)
-        .bind(&record.kinds)
-        .bind(&record.identity)
+        .bind(json_text(record.kinds.as_ref()))
+        .bind(json_text(record.identity.as_ref()))
         .bind(&record.kube_system_uid)
         .bind(&record.ca_fingerprint)
-        .bind(&record.forbidden_kinds)
-        .bind(&record.permissions)
-        .bind(&record.policy_grant)
+        .bind(json_text(record.forbidden_kinds.as_ref()))
+        .bind(json_text(record.permissions.as_ref()))
+        .bind(json_text(record.policy_grant.as_ref()))
         .bind(&record.error)
         .bind(record.updated_at)
         .execute(&mut *conn)

@@ -5,13 +5,17 @@
 pub mod accounts;
 pub mod apply;
 pub mod checkpoint;
+mod cluster;
 pub mod db;
+mod fetch;
 pub mod graph;
 pub mod lambda;
 pub mod lifecycle;
+mod load;
 pub mod policy;
 pub mod registration;
 pub mod run;
+pub mod run_loop;
 
 use std::collections::BTreeSet;
 

@@ -56,7 +56,7 @@ pub enum ClaimPolicy {
 }
 
 /// What a cluster was granted (kept in `outpost_clusters.policy_grant`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     /// The account its rows are written to.
     pub account: String,

@@ -8,6 +8,7 @@
 //! [`Error`] that callers act on (already exists, conflict, not found, unsupported, transient).
 
 pub mod aws;
+mod chain;
 pub mod folder;
 pub mod layout;
 pub mod location;
@@ -25,6 +26,7 @@ use object_store::{
 };
 
 use crate::format::ClusterName;
+pub use chain::ListedStream;
 pub use folder::Folder;
 pub use layout::{Key, Layout};
 pub use location::{Backend, BucketLocation};
@@ -85,6 +87,9 @@ pub enum Error {
         #[source]
         source: crate::format::Error,
     },
+    /// A document or a segment is not what the head promises (the message names the key).
+    #[error(transparent)]
+    Verify(crate::format::Error),
     #[error("{key}: is {size} bytes, more than the {limit} bytes a document may have")]
     TooLarge { key: String, size: u64, limit: u64 },
     #[error("{key}: the reading task failed: {reason}")]

@@ -26,9 +26,7 @@ pub fn server_url(var: &str) -> Option<String> {
 
 use std::collections::BTreeMap;
 
-use outpost::format::{
-    ClusterName, DecodeLimits, Head, Record, SegmentType, verify_head, verify_segment,
-};
+use outpost::format::{ClusterName, DecodeLimits, Head, Record};
 use outpost::store::Store;
 
 /// An object as the bucket says it is: its resourceVersion and redacted JSON.
@@ -39,21 +37,11 @@ pub type Replayed = BTreeMap<(String, String, String), (String, serde_json::Valu
 /// (resourceVersion, object). `None` while there is no head.
 #[allow(dead_code)]
 pub async fn replay(store: &Store, cluster: &ClusterName) -> Option<(Head, Replayed)> {
-    let (bytes, _) = store.get(&store.layout().head(cluster)).await.ok()?;
-    let head = Head::from_json("head.json", &bytes).expect("a valid head");
-    verify_head("head.json", &head, |t, seq| {
-        store
-            .layout()
-            .segment(cluster, &head.epoch, seq, t)
-            .relative
-    })
-    .expect("a verified head");
+    let head = store.read_head(cluster).await.expect("a verified head")?;
     let mut objects = BTreeMap::new();
-    for (index, segment) in head.segments().enumerate() {
-        let t = SegmentType::at(index);
-        let key = store.layout().segment(cluster, &head.epoch, segment.seq, t);
+    for listed in head.segments() {
         let mut stream = store
-            .read_segment(&key, &DecodeLimits::default())
+            .read_listed(cluster, &head, &listed, &DecodeLimits::default())
             .await
             .expect("a readable segment");
         while let Some(record) = stream.next().await {
@@ -74,12 +62,7 @@ pub async fn replay(store: &Store, cluster: &ClusterName) -> Option<(Head, Repla
                 }
             }
         }
-        verify_segment(
-            &head,
-            index,
-            &stream.finish().await.expect("a complete segment"),
-        )
-        .expect("a verified link");
+        stream.finish().await.expect("a verified segment");
     }
     Some((head, objects))
 }

@@ -2,16 +2,21 @@
 //! `outpost_*` tables, Clouddriver's per-type `cats_v1_*` tables, and the per-cluster lock under
 //! which a cluster's rows and checkpoint commit in one transaction.
 
+mod schema;
+mod transaction;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{AnyPool, Executor};
 
 use crate::cache::{self, Dialect};
+
+use schema::{ADDED_COLUMNS, cats_ddl, create_like, outpost_indexes, outpost_schema};
+pub use transaction::ClusterTransaction;
+use transaction::{MIGRATION_LOCK, lock_key, lock_name};
 
 /// What went wrong talking to the database; every variant names the database (without password)
 /// and what was being done.
@@ -394,7 +399,7 @@ impl Database {
         if self.pool.execute(probe.as_str()).await.is_ok() {
             return Ok(());
         }
-        let column_type = self::column_type(self.dialect, column_type);
+        let column_type = schema::column_type(self.dialect, column_type);
         let alter = format!("ALTER TABLE {table} ADD COLUMN {column} {column_type} NULL");
         match self.pool.execute(alter.as_str()).await {
             Ok(_) => Ok(()),
@@ -606,205 +611,9 @@ impl Database {
         Ok(exists)
     }
 
-    /// Begins the transaction in which one cluster's rows and checkpoint commit, holding the
-    /// cluster's lock until it ends: a PostgreSQL advisory transaction lock, a MySQL named lock
-    /// (released by [`ClusterTransaction::commit`], or by the server when the connection drops),
-    /// or SQLite's write lock (`BEGIN IMMEDIATE`).
-    pub async fn begin_cluster(&self, cluster: &str) -> Result<ClusterTransaction, Error> {
-        let what = format!("locking cluster {cluster}");
-        let mut conn = self.connection(what.clone()).await?;
-        let lock_name = lock_name(cluster);
-        let timeout = LOCK_TIMEOUT.as_secs();
-        match self.dialect {
-            Dialect::MySql => {
-                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-                    .bind(&lock_name)
-                    .bind(timeout as i64)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(|e| self.query_error(what.clone(), e))?;
-                if got != Some(1) {
-                    return Err(Error::LockTimeout {
-                        url: self.display_url.clone(),
-                        cluster: cluster.to_string(),
-                        seconds: timeout,
-                    });
-                }
-            }
-            Dialect::Sqlite => {
-                conn.execute(format!("PRAGMA busy_timeout = {}", timeout * 1000).as_str())
-                    .await
-                    .map_err(|e| self.query_error(what.clone(), e))?;
-            }
-            Dialect::Postgres => {
-                conn.execute(format!("SET lock_timeout = '{timeout}s'").as_str())
-                    .await
-                    .map_err(|e| self.query_error(what.clone(), e))?;
-            }
-        }
-        let begin: &[&str] = match self.dialect {
-            Dialect::Sqlite => &["BEGIN IMMEDIATE"],
-            // READ COMMITTED: InnoDB then locks the rows a statement touches, not the gaps
-            // between them, so clusters indexed at once (each its own account's rows) do not
-            // deadlock on each other's index ranges. Every row a cluster's transaction reads
-            // is its own, under its cluster lock.
-            Dialect::MySql if self.read_committed => {
-                &["SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "BEGIN"]
-            }
-            Dialect::MySql | Dialect::Postgres => &["BEGIN"],
-        };
-        let mut tx = ClusterTransaction {
-            database: self.clone(),
-            cluster: cluster.to_string(),
-            lock_names: vec![lock_name],
-            conn,
-            // Set before BEGIN: if anything below fails, the drop closes the connection, which
-            // also frees a MySQL named lock already taken.
-            open: true,
-        };
-        for statement in begin {
-            tx.execute_raw(statement, &what).await?;
-        }
-        if self.dialect == Dialect::Postgres {
-            let key = lock_key(cluster);
-            tx.execute_raw(&format!("SELECT pg_advisory_xact_lock({key})"), &what)
-                .await?;
-        }
-        Ok(tx)
-    }
-
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-}
-
-/// One cluster's transaction, holding its lock. Dropped without [`commit`](Self::commit), it
-/// rolls back: the connection is closed rather than returned to the pool, which ends the
-/// transaction and releases the lock on the server.
-pub struct ClusterTransaction {
-    database: Database,
-    cluster: String,
-    /// MySQL: the named locks held (the cluster's, then its accounts'), released at the end.
-    lock_names: Vec<String>,
-    conn: PoolConnection<Any>,
-    open: bool,
-}
-
-impl std::fmt::Debug for ClusterTransaction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterTransaction")
-            .field("cluster", &self.cluster)
-            .field("open", &self.open)
-            .finish()
-    }
-}
-
-impl ClusterTransaction {
-    /// The connection, for queries inside the transaction.
-    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.conn
-    }
-
-    /// The database this transaction runs on.
-    pub fn database(&self) -> &Database {
-        &self.database
-    }
-
-    async fn execute_raw(&mut self, sql: &str, what: &str) -> Result<(), Error> {
-        let database = self.database.clone();
-        self.conn()
-            .execute(sql)
-            .await
-            .map(|_| ())
-            .map_err(|e| database.query_error(what.to_string(), e))
-    }
-
-    /// Commits and releases the lock.
-    pub async fn commit(mut self) -> Result<(), Error> {
-        let what = format!("committing cluster {}", self.cluster);
-        // On failure `open` stays set: the drop closes the connection.
-        self.execute_raw("COMMIT", &what).await?;
-        self.open = false;
-        self.release().await;
-        Ok(())
-    }
-
-    /// Rolls back and releases the lock.
-    pub async fn rollback(mut self) -> Result<(), Error> {
-        let what = format!("rolling back cluster {}", self.cluster);
-        self.execute_raw("ROLLBACK", &what).await?;
-        self.open = false;
-        self.release().await;
-        Ok(())
-    }
-
-    /// Takes the locks of `accounts` too, for the rest of the transaction, so that one account
-    /// is claimed by at most one cluster at any moment (the cluster's own lock only keeps its
-    /// runs apart). Locks are taken in name order, so two clusters locking the same accounts
-    /// cannot deadlock; always after the cluster's lock.
-    pub async fn lock_accounts(&mut self, accounts: &[&str]) -> Result<(), Error> {
-        let mut accounts: Vec<&str> = accounts.to_vec();
-        accounts.sort_unstable();
-        accounts.dedup();
-        let timeout = LOCK_TIMEOUT.as_secs();
-        for account in accounts {
-            let what = format!("cluster {}: locking account {account}", self.cluster);
-            let name = format!("account:{account}");
-            match self.database.dialect {
-                Dialect::MySql => {
-                    let lock = lock_name(&name);
-                    let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-                        .bind(&lock)
-                        .bind(timeout as i64)
-                        .fetch_one(&mut *self.conn)
-                        .await
-                        .map_err(|e| self.database.query_error(what.clone(), e))?;
-                    if got != Some(1) {
-                        return Err(Error::LockTimeout {
-                            url: self.database.display_url.clone(),
-                            cluster: format!("{} (account {account})", self.cluster),
-                            seconds: timeout,
-                        });
-                    }
-                    self.lock_names.push(lock);
-                }
-                Dialect::Postgres => {
-                    let key = lock_key(&name);
-                    self.execute_raw(&format!("SELECT pg_advisory_xact_lock({key})"), &what)
-                        .await?;
-                }
-                // The transaction holds SQLite's one write lock already.
-                Dialect::Sqlite => {}
-            }
-        }
-        Ok(())
-    }
-
-    async fn release(&mut self) {
-        if self.database.dialect == Dialect::MySql {
-            for lock in std::mem::take(&mut self.lock_names) {
-                let released = sqlx::query("SELECT RELEASE_LOCK(?)")
-                    .bind(&lock)
-                    .execute(&mut *self.conn)
-                    .await;
-                if released.is_err() {
-                    // The server releases it when the connection closes.
-                    self.conn.close_on_drop();
-                }
-            }
-        }
-    }
-}
-
-impl Drop for ClusterTransaction {
-    fn drop(&mut self) {
-        if self.open {
-            // Dropped mid-transaction (an error or a cancelled run): closing the connection
-            // rolls the transaction back and frees the lock on the server; it is never handed
-            // to anyone else in an unknown state.
-            self.conn.close_on_drop();
-        }
     }
 }
 
@@ -838,25 +647,6 @@ pub fn opt_text(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>,
     }
 }
 
-/// The lock the schema migration takes: a name no cluster can have (a space), through the same
-/// naming as the clusters' locks.
-const MIGRATION_LOCK: &str = "schema migration";
-
-/// The MySQL lock name of a cluster, or of an account as `account:<name>` (no cluster name has a
-/// `:`), ≤ 64 characters whatever the name.
-fn lock_name(cluster: &str) -> String {
-    let digest = Sha256::digest(format!("outpost:{cluster}").as_bytes());
-    format!("outpost:{}", &hex::encode(digest)[..40])
-}
-
-/// The PostgreSQL advisory lock key of a cluster, or of an account as `account:<name>`.
-fn lock_key(cluster: &str) -> i64 {
-    let digest = Sha256::digest(format!("outpost:{cluster}").as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
-}
-
 /// A count or seq from a bucket (u64) as the BIGINT column holding it: saturated at `i64::MAX`,
 /// which [`count_from_i64`] and `outpost status` read as "at least", never wrapped negative.
 pub fn count_to_i64(count: u64) -> i64 {
@@ -888,246 +678,6 @@ pub fn placeholders(dialect: Dialect, sql: &str) -> String {
     out
 }
 
-fn column_type(dialect: Dialect, mysql: &str) -> String {
-    match dialect {
-        Dialect::MySql => mysql.to_string(),
-        _ => "TEXT".to_string(),
-    }
-}
-
-/// Columns added to `outpost_*` tables after their first release, added to older databases by
-/// the migration: (table, column, type). Each is nullable; NULL is what an older row means.
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [
-    // The sha256 of the last applied segment, which lets a reader see a rewritten chain.
-    ("outpost_clusters", "sha256", "VARCHAR(255)"),
-];
-
-/// The `outpost_*` tables.
-fn outpost_schema(dialect: Dialect) -> Vec<String> {
-    let engine = if dialect == Dialect::MySql {
-        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
-    } else {
-        ""
-    };
-    let key = column_type(dialect, "VARCHAR(352)");
-    let short = column_type(dialect, "VARCHAR(255)");
-    let long = column_type(dialect, "LONGTEXT");
-    vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS outpost_clusters (
-  cluster {short} NOT NULL PRIMARY KEY,
-  account {short} NOT NULL,
-  state {short} NOT NULL,
-  epoch {short} NULL,
-  seq BIGINT NULL,
-  snapshot_seq BIGINT NULL,
-  head_version {short} NULL,
-  head_epoch {short} NULL,
-  head_seq BIGINT NULL,
-  heartbeat_at BIGINT NULL,
-  head_updated_at BIGINT NULL,
-  applied_at BIGINT NULL,
-  lag_ms BIGINT NULL,
-  objects BIGINT NOT NULL,
-  kinds {long} NULL,
-  identity {long} NULL,
-  kube_system_uid {short} NULL,
-  ca_fingerprint {short} NULL,
-  forbidden_kinds {long} NULL,
-  permissions {long} NULL,
-  policy_grant {long} NULL,
-  error {long} NULL,
-  updated_at BIGINT NOT NULL
-){engine}"
-        ),
-        // Which cluster holds each account: the primary key is what makes an account one
-        // cluster's at any moment; a row goes when its cluster is evicted or moves.
-        format!(
-            "CREATE TABLE IF NOT EXISTS outpost_accounts (
-  account {short} NOT NULL PRIMARY KEY,
-  cluster {short} NOT NULL,
-  claimed_at BIGINT NOT NULL
-){engine}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS outpost_resources (
-  account {short} NOT NULL,
-  cache_id {key} NOT NULL,
-  cache_type {short} NOT NULL,
-  cluster {short} NOT NULL,
-  api_version {short} NOT NULL,
-  kind {short} NOT NULL,
-  namespace {short} NOT NULL,
-  name {short} NOT NULL,
-  uid {short} NOT NULL,
-  resource_version {short} NOT NULL,
-  listed INTEGER NOT NULL,
-  cached INTEGER NOT NULL,
-  selector {long} NULL,
-  template_labels {long} NULL,
-  service_refs {long} NULL,
-  object {long} NOT NULL,
-  PRIMARY KEY (account, cache_id)
-){engine}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS outpost_links (
-  account {short} NOT NULL,
-  declarer_id {key} NOT NULL,
-  a_id {key} NOT NULL,
-  b_id {key} NOT NULL,
-  origin {short} NOT NULL
-){engine}"
-        ),
-        super::registration::schema(dialect),
-    ]
-}
-
-fn outpost_indexes(dialect: Dialect) -> Vec<String> {
-    let (if_not_exists, prefix) = match dialect {
-        Dialect::MySql => ("", ""),
-        _ => ("IF NOT EXISTS ", ""),
-    };
-    [
-        (
-            "outpost_resources_ns_idx",
-            "outpost_resources",
-            "account, namespace, cache_type",
-        ),
-        (
-            "outpost_links_declarer_idx",
-            "outpost_links",
-            "account, declarer_id",
-        ),
-        ("outpost_links_a_idx", "outpost_links", "account, a_id"),
-        ("outpost_links_b_idx", "outpost_links", "account, b_id"),
-    ]
-    .iter()
-    .map(|(name, table, columns)| {
-        format!("CREATE INDEX {if_not_exists}{prefix}{name} ON {table} ({columns})")
-    })
-    .collect()
-}
-
-/// `CREATE TABLE ... LIKE` Clouddriver's template (contract §2.1, `SqlUtil.createTableLike`).
-fn create_like(dialect: Dialect, table: &str, rel: bool) -> String {
-    let template = if rel {
-        "cats_v1_rel_template"
-    } else {
-        "cats_v1_resource_template"
-    };
-    match dialect {
-        Dialect::MySql => format!("CREATE TABLE IF NOT EXISTS {table} LIKE {template}"),
-        Dialect::Postgres => {
-            format!("CREATE TABLE IF NOT EXISTS {table} (LIKE {template} INCLUDING ALL)")
-        }
-        // SQLite has no LIKE: its templates (if any) came from us, never from Clouddriver.
-        Dialect::Sqlite => cats_ddl(dialect, table, rel).remove(0),
-    }
-}
-
-/// DDL equivalent to Clouddriver's templates (contract §2.3, §2.4) for one per-type table.
-/// Index names carry the table's name: on PostgreSQL and SQLite they share one namespace.
-fn cats_ddl(dialect: Dialect, table: &str, rel: bool) -> Vec<String> {
-    let index = |suffix: &str| -> String {
-        // Index names must stay within the identifier limit too.
-        let name = format!("{table}_{suffix}");
-        if name.len() <= 63 {
-            name
-        } else {
-            let digest = Sha256::digest(name.as_bytes());
-            format!(
-                "{}_{}",
-                &table[..table.len().min(40)],
-                &hex::encode(digest)[..16]
-            )
-        }
-    };
-    match (dialect, rel) {
-        (Dialect::MySql, false) => vec![format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-  id VARCHAR(352) NOT NULL,
-  agent VARCHAR(127) NOT NULL,
-  application VARCHAR(255) NULL,
-  body_hash CHAR(64) NOT NULL,
-  body LONGTEXT NOT NULL,
-  last_updated BIGINT NOT NULL,
-  PRIMARY KEY (id, agent),
-  KEY agent_body_hash_idx (agent, body_hash),
-  KEY resource_last_updated_idx (last_updated),
-  KEY application_idx (application)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
-        )],
-        (Dialect::MySql, true) => vec![format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-  uuid CHAR(26) NOT NULL PRIMARY KEY,
-  id VARCHAR(352) NOT NULL,
-  rel_id VARCHAR(352) NOT NULL,
-  rel_agent VARCHAR(127) NOT NULL,
-  rel_type VARCHAR(64) NULL,
-  last_updated BIGINT NULL,
-  KEY id_idx (id),
-  KEY rel_agent_idx (rel_agent),
-  KEY rel_type_idx (rel_type),
-  KEY rel_ids_type_idx (id, rel_type, rel_id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
-        )],
-        (_, false) => vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
-  id TEXT NOT NULL,
-  agent TEXT NOT NULL,
-  body_hash VARCHAR(64) NOT NULL,
-  body TEXT NOT NULL,
-  last_updated BIGINT NOT NULL,
-  application TEXT NULL,
-  PRIMARY KEY (id, agent)
-)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (agent, body_hash)",
-                index("agent_body_hash_idx")
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (last_updated)",
-                index("last_updated_idx")
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (application)",
-                index("application_idx")
-            ),
-        ],
-        (_, true) => vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
-  uuid VARCHAR(26) NOT NULL PRIMARY KEY,
-  id TEXT NOT NULL,
-  rel_id TEXT NOT NULL,
-  rel_agent TEXT NOT NULL,
-  rel_type TEXT NULL,
-  last_updated BIGINT NULL
-)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (id)",
-                index("id_idx")
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (rel_agent)",
-                index("rel_agent_idx")
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (rel_type)",
-                index("rel_type_idx")
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {table} (id, rel_type, rel_id)",
-                index("rel_ids_type_idx")
-            ),
-        ],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1155,24 +705,5 @@ mod tests {
         assert!(e.contains("unsupported scheme \"oracle\""), "{e}");
         let e = parse_url("not a url").unwrap_err().to_string();
         assert!(e.contains("invalid database URL"), "{e}");
-    }
-
-    #[test]
-    fn lock_names_fit_mysql_and_differ_per_cluster() {
-        let long = "c".repeat(63);
-        assert!(lock_name(&long).len() <= 64);
-        assert_ne!(lock_name("a"), lock_name("b"));
-        assert_ne!(lock_key("a"), lock_key("b"));
-    }
-
-    #[test]
-    fn index_names_stay_within_postgres_limits() {
-        let table = format!("cats_v1_{}", "x".repeat(55));
-        for statement in cats_ddl(Dialect::Postgres, &table, true) {
-            if let Some(rest) = statement.strip_prefix("CREATE INDEX IF NOT EXISTS ") {
-                let name = rest.split(' ').next().unwrap();
-                assert!(name.len() <= 63, "{name}");
-            }
-        }
     }
 }
