@@ -7,7 +7,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 
 use crate::sim::ClusterShape;
-use crate::sim::json::{text, timestamp_of, ts};
+use crate::sim::json::{creation_time, ts};
 use crate::sim::managed::fields_of;
 use crate::sim::strings::{base64, image_repo_of, ipv4};
 use crate::sim::vocabulary::{
@@ -119,17 +119,15 @@ impl ObjectFactory {
         for ns in SYSTEM_NAMESPACES {
             objects.push(self.namespace_at(ns, self.cluster_created));
         }
+        let mut created = Vec::with_capacity(app_namespaces.len());
         for ns in &app_namespaces {
-            objects.push(self.namespace(ns));
+            let namespace = self.namespace(ns);
+            created.push(creation_time(&namespace));
+            objects.push(namespace);
         }
         objects.extend(self.system_objects());
         let avg = shape.apps_per_namespace.max(1);
-        for ns in &app_namespaces {
-            let created = timestamp_of(
-                objects
-                    .iter()
-                    .find(|o| text(o, "/metadata/name") == *ns && text(o, "/kind") == "Namespace"),
-            );
+        for (ns, created) in app_namespaces.iter().zip(created) {
             objects.extend(self.namespace_contents(ns, created));
             let apps = self.range((avg / 2).max(1) as u64, (avg * 3 / 2).max(1) as u64);
             for _ in 0..apps {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::sim::factory::ObjectFactory;
-use crate::sim::json::{s, set, text, ts};
+use crate::sim::json::{Fields, set, ts};
 
 /// How an app's manifests reach the cluster: decides labels, annotations and field managers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +220,7 @@ pub(in crate::sim) fn set_status_managed(obj: &mut Value, manager: &str, now: &s
     let fields = ObjectFactory::fields_v1(
         &json!({"status": obj.get("status").cloned().unwrap_or(json!({}))}),
     );
-    let api = s(obj, "/apiVersion").to_string();
+    let api = obj.str_at("/apiVersion").to_string();
     let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -230,7 +230,7 @@ pub(in crate::sim) fn set_status_managed(obj: &mut Value, manager: &str, now: &s
     };
     match entries
         .iter_mut()
-        .find(|e| s(e, "/manager") == manager && s(e, "/subresource") == "status")
+        .find(|e| e.str_at("/manager") == manager && e.opt_str_at("/subresource") == Some("status"))
     {
         Some(e) => {
             set(e, "", "fieldsV1", fields);
@@ -254,7 +254,7 @@ pub(in crate::sim) fn remove_status_managed(obj: &mut Value) {
         .pointer_mut("/metadata/managedFields")
         .and_then(Value::as_array_mut)
     {
-        entries.retain(|e| s(e, "/subresource") != "status");
+        entries.retain(|e| e.opt_str_at("/subresource") != Some("status"));
     }
 }
 
@@ -278,7 +278,7 @@ pub(in crate::sim) fn retime_manager(obj: &mut Value, manager: &str, now: &str) 
         .into_iter()
         .flatten()
     {
-        if s(e, "/manager") == manager && e.get("subresource").is_none() {
+        if e.str_at("/manager") == manager && e.get("subresource").is_none() {
             set(e, "", "time", json!(now));
         }
     }
@@ -292,7 +292,7 @@ pub(in crate::sim) fn retime_applier(obj: &mut Value, now: &str) {
         .and_then(|entries| {
             entries
                 .iter_mut()
-                .find(|e| e.get("subresource").is_none() && s(e, "/manager") != KCM)
+                .find(|e| e.get("subresource").is_none() && e.str_at("/manager") != KCM)
         })
     {
         set(e, "", "time", json!(now));
@@ -322,7 +322,7 @@ pub(in crate::sim) fn refresh_last_applied(obj: &mut Value) {
         .flatten()
         .map(|c| {
             (
-                s(c, "/name").to_string(),
+                c.str_at("/name").to_string(),
                 c.get("image").cloned().unwrap_or(Value::Null),
             )
         })
@@ -333,7 +333,7 @@ pub(in crate::sim) fn refresh_last_applied(obj: &mut Value) {
         .into_iter()
         .flatten()
     {
-        if let Some((_, image)) = images.iter().find(|(n, _)| n == s(c, "/name")) {
+        if let Some((_, image)) = images.iter().find(|(n, _)| n == c.str_at("/name")) {
             set(c, "", "image", image.clone());
         }
     }
@@ -377,7 +377,7 @@ impl ObjectFactory {
     /// Records how `flavor` applied `obj` at `time`: the last-applied annotation for client-side apply and the
     /// applier's managed-fields entry (replacing any existing entries).
     pub(in crate::sim) fn applied(&mut self, obj: &mut Value, flavor: Flavor, time: i64) {
-        let api = text(obj, "/apiVersion");
+        let api = obj.str_at("/apiVersion").to_string();
         let mut manifest = Map::new();
         let mut owned = Map::new();
         let mut meta = Map::new();
@@ -395,12 +395,18 @@ impl ObjectFactory {
                 }
             }
         }
-        meta.insert("name".into(), Value::String(text(obj, "/metadata/name")));
+        meta.insert(
+            "name".into(),
+            Value::String(obj.str_at("/metadata/name").to_string()),
+        );
         if let Some(ns) = obj.pointer("/metadata/namespace") {
             meta.insert("namespace".into(), ns.clone());
         }
         manifest.insert("apiVersion".into(), Value::String(api.clone()));
-        manifest.insert("kind".into(), Value::String(text(obj, "/kind")));
+        manifest.insert(
+            "kind".into(),
+            Value::String(obj.str_at("/kind").to_string()),
+        );
         manifest.insert("metadata".into(), Value::Object(meta));
         if let Value::Object(o) = &*obj {
             for (k, v) in o {
@@ -463,7 +469,7 @@ impl ObjectFactory {
 
     /// Adds a controller's `status` subresource entry covering the object's whole status.
     pub(in crate::sim) fn status_managed(obj: &mut Value, manager: &str, time: i64) {
-        let api = text(obj, "/apiVersion");
+        let api = obj.str_at("/apiVersion").to_string();
         let status = json!({"status": obj.get("status").cloned().unwrap_or(Value::Null)});
         Self::push_managed(
             obj,
@@ -480,12 +486,12 @@ impl ObjectFactory {
 
     pub(in crate::sim) fn owner_reference(owner: &Value) -> Value {
         json!({
-            "apiVersion": text(owner, "/apiVersion"),
+            "apiVersion": owner.str_at("/apiVersion").to_string(),
             "blockOwnerDeletion": true,
             "controller": true,
-            "kind": text(owner, "/kind"),
-            "name": text(owner, "/metadata/name"),
-            "uid": text(owner, "/metadata/uid"),
+            "kind": owner.str_at("/kind").to_string(),
+            "name": owner.str_at("/metadata/name").to_string(),
+            "uid": owner.str_at("/metadata/uid").to_string(),
         })
     }
 }
@@ -493,7 +499,7 @@ impl ObjectFactory {
 #[cfg(test)]
 mod tests {
     use crate::sim::ObjectFactory;
-    use crate::sim::json::text;
+    use crate::sim::json::Fields;
 
     #[test]
     fn managed_fields_mirror_the_object() {
@@ -503,7 +509,7 @@ mod tests {
             .iter()
             .find(|o| o["kind"] == "Pod")
             .expect("an app has pods");
-        let name = text(pod, "/spec/containers/0/name");
+        let name = pod.str_at("/spec/containers/0/name");
         let kcm = &pod["metadata"]["managedFields"][0]["fieldsV1"];
         assert!(
             kcm["f:spec"]["f:containers"]

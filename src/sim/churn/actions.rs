@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::Key;
-use crate::sim::json::{condition_time, parse_ts, s, set, terminating};
+use crate::sim::json::{Fields, condition_time, parse_ts, set, terminating};
 use crate::sim::kinds::jobs::job_pod_running;
 use crate::sim::kinds::pods::{fresh_pod_status, set_pod_condition};
 use crate::sim::managed::set_status_managed;
@@ -55,10 +55,10 @@ impl Churn {
                 let Some(p) = self.get_alive(&pod, &uid) else {
                     return;
                 };
-                if terminating(p) || s(p, "/status/phase") != "Pending" {
+                if terminating(p) || p.str_at("/status/phase") != "Pending" {
                     return;
                 }
-                let job = s(p, "/metadata/ownerReferences/0/kind") == "Job";
+                let job = p.str_at("/metadata/ownerReferences/0/kind") == "Job";
                 let status = *status;
                 let running = if job {
                     let finished = condition_time(&status, "Ready")
@@ -105,7 +105,7 @@ impl Churn {
                     if let Some(cs) = p
                         .pointer_mut("/status/containerStatuses")
                         .and_then(Value::as_array_mut)
-                        .and_then(|c| c.iter_mut().find(|c| s(c, "/name") == container))
+                        .and_then(|c| c.iter_mut().find(|c| c.str_at("/name") == container))
                     {
                         set(cs, "", "containerID", json!(id));
                         set(cs, "", "started", json!(true));
@@ -120,7 +120,7 @@ impl Churn {
                 let Some(p) = self.get_alive(&pod, &uid) else {
                     return;
                 };
-                if terminating(p) || s(p, "/status/phase") != "Running" {
+                if terminating(p) || p.str_at("/status/phase") != "Running" {
                     return;
                 }
                 self.modify(&pod, |p| {
@@ -145,7 +145,7 @@ impl Churn {
                 let Some(p) = self.get_alive(&pod, &uid) else {
                     return;
                 };
-                if s(p, "/status/phase") == "Pending" {
+                if p.str_at("/status/phase") == "Pending" {
                     // Never started: nothing for the kubelet to report.
                     let owner = self.owner_of(&pod);
                     self.delete(&pod);
@@ -156,7 +156,7 @@ impl Churn {
                 }
                 let exit = if self.rng.random_bool(0.7) { 0 } else { 143 };
                 self.modify(&pod, |p| {
-                    let phase = if s(p, "/status/phase") == "Succeeded" || exit == 0 {
+                    let phase = if p.str_at("/status/phase") == "Succeeded" || exit == 0 {
                         "Succeeded"
                     } else {
                         "Failed"
@@ -172,7 +172,7 @@ impl Churn {
                             .and_then(Value::as_str)
                             .map(str::to_string)
                         {
-                            let id = s(cs, "/containerID").to_string();
+                            let id = cs.str_at("/containerID").to_string();
                             set(
                                 cs,
                                 "",

@@ -32,7 +32,7 @@ use serde_json::Value;
 use crate::sim::ClusterShape;
 use crate::sim::churn::store::{Key, POOLS, Pool, Scheduled};
 use crate::sim::factory::ObjectFactory;
-use crate::sim::json::s;
+use crate::sim::json::Fields;
 use crate::sim::vocabulary::SYSTEM_NAMESPACES;
 
 /// Mixed into the seed of the churn's own RNG so that it does not replay the factory's stream.
@@ -248,8 +248,8 @@ impl Churn {
             stats: ChurnStats::default(),
         };
         for obj in list {
-            if s(&obj, "/kind") == "Namespace" {
-                let name = s(&obj, "/metadata/name");
+            if obj.str_at("/kind") == "Namespace" {
+                let name = obj.str_at("/metadata/name");
                 if !SYSTEM_NAMESPACES.contains(&name) {
                     churn.app_namespaces.push(name.to_string());
                 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::sim::churn::actions::Action;
 use crate::sim::churn::{ChangeKind, Churn, ChurnEvent};
 use crate::sim::factory::ObjectFactory;
-use crate::sim::json::{s, set, terminating, u};
+use crate::sim::json::{Fields, namespace_of, set, terminating};
 use crate::sim::kinds::deployments::bump_generation;
 use crate::sim::vocabulary::SYSTEM_NAMESPACES;
 
@@ -34,9 +34,9 @@ impl Key {
 
     pub(in crate::sim) fn of(obj: &Value) -> Key {
         Key::new(
-            s(obj, "/kind"),
-            s(obj, "/metadata/namespace"),
-            s(obj, "/metadata/name"),
+            obj.str_at("/kind"),
+            namespace_of(obj),
+            obj.str_at("/metadata/name"),
         )
     }
 }
@@ -85,11 +85,11 @@ pub(in crate::sim) const POOLS: usize = 5;
 
 /// The pools `obj` belongs to.
 pub(in crate::sim) fn pools_of(obj: &Value) -> [bool; POOLS] {
-    let kind = s(obj, "/kind");
-    let ns = s(obj, "/metadata/namespace");
+    let kind = obj.str_at("/kind");
+    let ns = namespace_of(obj);
     let app_ns = !SYSTEM_NAMESPACES.contains(&ns);
     let rotatable = match kind {
-        "Secret" => s(obj, "/type") == "Opaque",
+        "Secret" => obj.str_at("/type") == "Opaque",
         "ConfigMap" => obj
             .get("data")
             .and_then(Value::as_object)
@@ -155,8 +155,8 @@ impl Churn {
             }
         }
         if key.kind == "Deployment" {
-            let uid = s(&obj, "/metadata/uid").to_string();
-            let replicas = u(&obj, "/spec/replicas");
+            let uid = obj.str_at("/metadata/uid").to_string();
+            let replicas = obj.u64_at("/spec/replicas");
             self.baseline.entry(uid).or_insert(replicas);
         }
         self.objects.insert(key, obj);
@@ -177,7 +177,7 @@ impl Churn {
         for pool in &mut self.pools {
             pool.remove(key);
         }
-        let uid = s(&obj, "/metadata/uid");
+        let uid = obj.str_at("/metadata/uid");
         self.dependents.remove(uid);
         self.baseline.remove(uid);
         Some(obj)
@@ -232,7 +232,7 @@ impl Churn {
 
     /// Removes the object at `key` after its dependents (and theirs).
     pub(in crate::sim) fn delete_tree(&mut self, key: &Key) {
-        let Some(uid) = self.get(key).map(|o| s(o, "/metadata/uid").to_string()) else {
+        let Some(uid) = self.get(key).map(|o| o.str_at("/metadata/uid").to_string()) else {
             return;
         };
         for dependent in self.dependents_of(&uid) {
@@ -247,7 +247,7 @@ impl Churn {
 
     /// The object at `key`, if it is still the one with `uid`.
     pub(in crate::sim) fn get_alive(&self, key: &Key, uid: &str) -> Option<&Value> {
-        self.get(key).filter(|o| s(o, "/metadata/uid") == uid)
+        self.get(key).filter(|o| o.str_at("/metadata/uid") == uid)
     }
 
     pub(in crate::sim) fn dependents_of(&self, uid: &str) -> Vec<Key> {
@@ -260,7 +260,11 @@ impl Churn {
     pub(in crate::sim) fn owner_of(&self, key: &Key) -> Option<Key> {
         let obj = self.get(key)?;
         let owner = obj.pointer("/metadata/ownerReferences/0")?;
-        Some(Key::new(s(owner, "/kind"), &key.ns, s(owner, "/name")))
+        Some(Key::new(
+            owner.str_at("/kind"),
+            &key.ns,
+            owner.str_at("/name"),
+        ))
     }
 
     pub(in crate::sim) fn schedule(&mut self, delay: f64, action: Action) {

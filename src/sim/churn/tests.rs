@@ -3,7 +3,7 @@
 #![cfg(test)]
 
 use super::*;
-use crate::sim::json::{terminating, u};
+use crate::sim::json::{Fields, namespace_of, terminating};
 use crate::sim::kinds::deployments::deployment_settled;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -12,14 +12,14 @@ type Id = (String, String, String);
 
 fn id(o: &Value) -> Id {
     (
-        s(o, "/kind").to_string(),
-        s(o, "/metadata/namespace").to_string(),
-        s(o, "/metadata/name").to_string(),
+        o.str_at("/kind").to_string(),
+        namespace_of(o).to_string(),
+        o.str_at("/metadata/name").to_string(),
     )
 }
 
 fn rv(o: &Value) -> u64 {
-    s(o, "/metadata/resourceVersion").parse().unwrap()
+    o.str_at("/metadata/resourceVersion").parse().unwrap()
 }
 
 /// Applies `events` to `state`, checking the watch invariants on the way.
@@ -38,8 +38,8 @@ fn apply_all(state: &mut BTreeMap<Id, Value>, events: &[ChurnEvent], last_rv: &m
                 if let Some(old) = state.get(&id(o)) {
                     assert_ne!(rv(old), v);
                     assert_eq!(
-                        s(old, "/metadata/uid"),
-                        s(o, "/metadata/uid"),
+                        old.str_at("/metadata/uid"),
+                        o.str_at("/metadata/uid"),
                         "{:?} replaced without a delete",
                         id(o)
                     );
@@ -49,7 +49,10 @@ fn apply_all(state: &mut BTreeMap<Id, Value>, events: &[ChurnEvent], last_rv: &m
             ChurnEvent::Delete(o) => {
                 let old = state.remove(&id(o));
                 assert!(old.is_some(), "delete of missing {:?}", id(o));
-                assert_eq!(s(&old.unwrap(), "/metadata/uid"), s(o, "/metadata/uid"));
+                assert_eq!(
+                    old.unwrap().str_at("/metadata/uid"),
+                    o.str_at("/metadata/uid")
+                );
             }
         }
     }
@@ -64,14 +67,14 @@ fn check_owners(state: &BTreeMap<Id, Value>) {
             .flatten()
         {
             let k = (
-                s(r, "/kind").to_string(),
-                s(o, "/metadata/namespace").to_string(),
-                s(r, "/name").to_string(),
+                r.str_at("/kind").to_string(),
+                namespace_of(o).to_string(),
+                r.str_at("/name").to_string(),
             );
             let owner = state
                 .get(&k)
                 .unwrap_or_else(|| panic!("{:?} owned by missing {k:?}", id(o)));
-            assert_eq!(s(owner, "/metadata/uid"), s(r, "/uid"));
+            assert_eq!(owner.str_at("/metadata/uid"), r.str_at("/uid"));
         }
     }
 }
@@ -137,7 +140,7 @@ fn events_replayed_on_the_initial_list_give_the_current_objects() {
         "cron jobs: {}",
         state
             .values()
-            .filter(|o| s(o, "/kind") == "CronJob")
+            .filter(|o| o.str_at("/kind") == "CronJob")
             .count()
     );
 }
@@ -192,16 +195,16 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
         for e in churn.step(5.0, 2.0) {
             let o = e.object();
             let before = last.get(&id(o)).cloned();
-            match (&e, s(o, "/kind")) {
+            match (&e, o.str_at("/kind")) {
                 (ChurnEvent::Apply(_), "Pod") if before.is_none() => {
-                    assert_eq!(s(o, "/status/phase"), "Pending");
+                    assert_eq!(o.str_at("/status/phase"), "Pending");
                     assert!(o.pointer("/spec/nodeName").is_none());
                     created_pending += 1;
                 }
                 (ChurnEvent::Apply(_), "Pod") => {
                     let before = before.unwrap();
-                    if u(o, "/status/containerStatuses/0/restartCount")
-                        > u(&before, "/status/containerStatuses/0/restartCount")
+                    if o.count_at("/status/containerStatuses/0/restartCount")
+                        > before.count_at("/status/containerStatuses/0/restartCount")
                     {
                         assert!(
                             o.pointer("/status/containerStatuses/0/lastState/terminated")
@@ -214,8 +217,8 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
                     let before = before.unwrap();
                     if before["spec"] != o["spec"] {
                         assert_eq!(
-                            u(o, "/metadata/generation"),
-                            u(&before, "/metadata/generation") + 1
+                            o.u64_at("/metadata/generation"),
+                            before.u64_at("/metadata/generation") + 1
                         );
                         generation_bumps += 1;
                     }
@@ -223,14 +226,14 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
                         .as_array()
                         .unwrap()
                         .iter()
-                        .map(|e| s(e, "/time"))
+                        .map(|e| e.str_at("/time"))
                         .collect();
                     let newest = times.iter().max().unwrap();
                     let old_newest = before["metadata"]["managedFields"]
                         .as_array()
                         .unwrap()
                         .iter()
-                        .map(|e| s(e, "/time").to_string())
+                        .map(|e| e.str_at("/time").to_string())
                         .max()
                         .unwrap();
                     assert!(
@@ -239,7 +242,7 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
                     );
                 }
                 (ChurnEvent::Apply(_), "ReplicaSet") if before.is_none() => {
-                    rollouts.insert(s(o, "/metadata/ownerReferences/0/name").to_string());
+                    rollouts.insert(o.str_at("/metadata/ownerReferences/0/name").to_string());
                 }
                 _ => {}
             }
@@ -262,37 +265,38 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
     );
     // Completed rollouts: every settled Deployment's newest ReplicaSet has all the replicas.
     let objects = as_map(churn.objects());
-    for d in objects.values().filter(|o| s(o, "/kind") == "Deployment") {
+    for d in objects
+        .values()
+        .filter(|o| o.str_at("/kind") == "Deployment")
+    {
         if !deployment_settled(d) {
             continue;
         }
-        let uid = s(d, "/metadata/uid");
+        let uid = d.str_at("/metadata/uid");
         let sets: Vec<&Value> = objects
             .values()
             .filter(|o| {
-                s(o, "/kind") == "ReplicaSet" && s(o, "/metadata/ownerReferences/0/uid") == uid
+                o.str_at("/kind") == "ReplicaSet"
+                    && o.str_at("/metadata/ownerReferences/0/uid") == uid
             })
             .collect();
         let newest = sets
             .iter()
             .max_by_key(|r| {
-                s(
-                    r,
-                    "/metadata/annotations/deployment.kubernetes.io~1revision",
-                )
-                .parse::<u64>()
-                .unwrap()
+                r.str_at("/metadata/annotations/deployment.kubernetes.io~1revision")
+                    .parse::<u64>()
+                    .unwrap()
             })
             .unwrap();
         assert_eq!(
-            u(newest, "/spec/replicas"),
-            u(d, "/spec/replicas"),
+            newest.u64_at("/spec/replicas"),
+            d.u64_at("/spec/replicas"),
             "{:?}",
             id(d)
         );
         for r in &sets {
             if r != newest {
-                assert_eq!(u(r, "/spec/replicas"), 0, "{:?}", id(r));
+                assert_eq!(r.u64_at("/spec/replicas"), 0, "{:?}", id(r));
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::sim::churn::Churn;
 use crate::sim::churn::actions::Action;
 use crate::sim::churn::store::{Key, POOL_APP_DEPLOYMENTS};
 use crate::sim::factory::{DAY, HOUR, ObjectFactory};
-use crate::sim::json::{s, set, terminating, text};
+use crate::sim::json::{Fields, set, terminating};
 use crate::sim::kinds::deployments::REVISION;
 use crate::sim::kinds::networking::defer_load_balancer;
 use crate::sim::kinds::system::Component;
@@ -84,10 +84,9 @@ impl ObjectFactory {
                 }
             }
             Flavor::Helm => {
-                let release = text(
-                    &Value::Object(app.labels.clone()),
-                    "/app.kubernetes.io~1instance",
-                );
+                let release = Value::Object(app.labels.clone())
+                    .str_at("/app.kubernetes.io~1instance")
+                    .to_string();
                 annotations.insert("meta.helm.sh/release-name".into(), Value::String(release));
                 annotations.insert(
                     "meta.helm.sh/release-namespace".into(),
@@ -290,7 +289,7 @@ impl Churn {
         let mut after = Vec::new();
         let mut deferred = Vec::new();
         for mut obj in bundle {
-            let kind = s(&obj, "/kind").to_string();
+            let kind = obj.str_at("/kind").to_string();
             if kind == "ReplicaSet" || kind == "Pod" {
                 continue; // The controllers make these.
             }
@@ -315,7 +314,7 @@ impl Churn {
         let Some(mut d) = deployment else {
             return false;
         };
-        before.sort_by_key(|o| match s(o, "/kind") {
+        before.sort_by_key(|o| match o.str_at("/kind") {
             "ServiceAccount" => 0,
             "ConfigMap" => 1,
             "Secret" => 2,
@@ -340,7 +339,7 @@ impl Churn {
             .pointer_mut("/metadata/managedFields")
             .and_then(Value::as_array_mut)
         {
-            entries.retain(|e| s(e, "/manager") != KCM);
+            entries.retain(|e| e.str_at("/manager") != KCM);
         }
         refresh_last_applied(&mut d);
         retime_managed(&mut d, &now);
@@ -350,7 +349,10 @@ impl Churn {
             self.create(obj);
         }
         for (key, (status, manager)) in deferred {
-            let Some(uid) = self.get(&key).map(|o| s(o, "/metadata/uid").to_string()) else {
+            let Some(uid) = self
+                .get(&key)
+                .map(|o| o.str_at("/metadata/uid").to_string())
+            else {
                 continue;
             };
             let delay = self.rng.random_range(20..=120);
@@ -374,7 +376,10 @@ impl Churn {
         }) else {
             return false;
         };
-        let Some(uid) = self.get(&key).map(|d| s(d, "/metadata/uid").to_string()) else {
+        let Some(uid) = self
+            .get(&key)
+            .map(|d| d.str_at("/metadata/uid").to_string())
+        else {
             return false;
         };
         let name = key.name.clone();
@@ -384,7 +389,7 @@ impl Churn {
         let mut grace = 0;
         for rs in self.dependents_of(&uid) {
             self.begin_delete(&rs, true);
-            let rs_uid = self.get(&rs).map(|r| s(r, "/metadata/uid").to_string());
+            let rs_uid = self.get(&rs).map(|r| r.str_at("/metadata/uid").to_string());
             for pod in rs_uid.map(|u| self.dependents_of(&u)).unwrap_or_default() {
                 grace = grace.max(self.terminate_pod(&pod));
             }
@@ -407,7 +412,7 @@ impl Churn {
                 .is_some_and(|f| !f.is_empty());
             if finalizers {
                 // The ingress controller removes its finalizer once the load balancer is cleaned up.
-                let uid = s(obj, "/metadata/uid").to_string();
+                let uid = obj.str_at("/metadata/uid").to_string();
                 self.begin_delete(&key, false);
                 let delay = self.rng.random_range(5..=40);
                 self.schedule(delay as f64, Action::FinishDelete { key, uid });

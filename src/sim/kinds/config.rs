@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::POOL_ROTATABLE;
 use crate::sim::factory::{HOUR, ObjectFactory};
-use crate::sim::json::{labels_of, set, text};
+use crate::sim::json::{Fields, labels_of, set};
 use crate::sim::kinds::apps::App;
 use crate::sim::managed::{Flavor, refresh_last_applied, retime_applier};
 use crate::sim::strings::{base64, base64url};
@@ -278,7 +278,7 @@ impl ObjectFactory {
     }
 
     pub(in crate::sim) fn token_secret(&mut self, ns: &str, sa: &Value, created: i64) -> Value {
-        let sa_name = text(sa, "/metadata/name");
+        let sa_name = sa.str_at("/metadata/name").to_string();
         let name = format!("{sa_name}-token");
         let token = self.service_account_token(ns, &sa_name, &name);
         let mut data = Map::new();
@@ -300,7 +300,7 @@ impl ObjectFactory {
             annotations,
         );
         secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"] =
-            Value::String(text(sa, "/metadata/uid"));
+            Value::String(sa.str_at("/metadata/uid").to_string());
         secret
     }
 

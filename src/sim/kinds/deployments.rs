@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::{Key, POOL_DEPLOYMENTS};
 use crate::sim::factory::{DAY, HOUR, ObjectFactory};
-use crate::sim::json::{s, set, terminating, text, ts, u};
+use crate::sim::json::{Fields, set, terminating, ts};
 use crate::sim::kinds::apps::App;
 use crate::sim::managed::{
     KCM, fields_of, managed_entry, refresh_last_applied, retime_applier, set_status_managed,
@@ -16,23 +16,42 @@ use crate::sim::managed::{
 
 pub(in crate::sim) const REVISION: &str = "deployment.kubernetes.io/revision";
 
+/// The revision annotation of a Deployment or ReplicaSet; 0 before the Deployment controller has set
+/// one (a Deployment churn has just created).
+pub(in crate::sim) fn revision_of(obj: &Value) -> u64 {
+    let Some(revision) = obj.opt_str_at("/metadata/annotations/deployment.kubernetes.io~1revision")
+    else {
+        return 0;
+    };
+    revision.parse().unwrap_or_else(|_| {
+        panic!(
+            "simulator bug: {} {} has revision {revision:?}, not a number",
+            obj.str_at("/kind"),
+            obj.str_at("/metadata/name")
+        )
+    })
+}
+
 pub(in crate::sim) fn bump_generation(obj: &mut Value) {
-    let generation = u(obj, "/metadata/generation") + 1;
+    let generation = obj.u64_at("/metadata/generation") + 1;
     set(obj, "/metadata", "generation", json!(generation));
 }
 
 /// Whether a Deployment is not being deleted and its last rollout has completed.
 pub(in crate::sim) fn deployment_settled(d: &Value) -> bool {
-    let desired = u(d, "/spec/replicas");
+    let desired = d.u64_at("/spec/replicas");
     !terminating(d)
-        && u(d, "/status/observedGeneration") == u(d, "/metadata/generation")
-        && u(d, "/status/updatedReplicas") == desired
-        && u(d, "/status/replicas") == desired
+        && d.count_at("/status/observedGeneration") == d.u64_at("/metadata/generation")
+        && d.count_at("/status/updatedReplicas") == desired
+        && d.count_at("/status/replicas") == desired
         && d.pointer("/status/conditions")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .any(|c| s(c, "/type") == "Progressing" && s(c, "/reason") == "NewReplicaSetAvailable")
+            .any(|c| {
+                c.str_at("/type") == "Progressing"
+                    && c.str_at("/reason") == "NewReplicaSetAvailable"
+            })
 }
 
 /// (maxSurge, maxUnavailable) of a Deployment with `desired` replicas, resolved as the controller does.
@@ -89,12 +108,12 @@ pub(in crate::sim) fn set_deployment_condition(
         "status": status,
         "type": ty,
     });
-    if let Some(i) = conditions.iter().position(|c| s(c, "/type") == ty) {
+    if let Some(i) = conditions.iter().position(|c| c.str_at("/type") == ty) {
         let current = &conditions[i];
-        if s(current, "/status") == status && s(current, "/reason") == reason && !touch {
+        if current.str_at("/status") == status && current.str_at("/reason") == reason && !touch {
             return;
         }
-        if s(current, "/status") == status
+        if current.str_at("/status") == status
             && let Some(t) = current.get("lastTransitionTime")
         {
             set(&mut fresh, "", "lastTransitionTime", t.clone());
@@ -116,7 +135,7 @@ pub(in crate::sim) fn ensure_revision_manager(d: &mut Value, now: &str) {
     };
     match entries
         .iter_mut()
-        .find(|e| s(e, "/manager") == KCM && e.get("subresource").is_none())
+        .find(|e| e.str_at("/manager") == KCM && e.get("subresource").is_none())
     {
         Some(e) => set(e, "", "time", json!(now)),
         None => entries.push(json!({
@@ -135,25 +154,15 @@ impl ObjectFactory {
     /// newer resourceVersion) and its new ReplicaSet.
     pub fn new_replica_set_revision(&mut self, deployment: &Value) -> (Value, Value) {
         let mut updated = deployment.clone();
-        let revision = text(
-            deployment,
-            "/metadata/annotations/deployment.kubernetes.io~1revision",
-        )
-        .parse::<u64>()
-        .unwrap_or(0)
-            + 1;
-        let generation = deployment
-            .pointer("/metadata/generation")
-            .and_then(Value::as_u64)
-            .unwrap_or(1)
-            + 1;
+        let revision = revision_of(deployment) + 1;
+        let generation = deployment.u64_at("/metadata/generation") + 1;
         if let Some(containers) = updated
             .pointer_mut("/spec/template/spec/containers")
             .and_then(Value::as_array_mut)
         {
             let mut bumped = BTreeMap::new();
             for container in containers.iter_mut() {
-                let image = text(container, "/image");
+                let image = container.str_at("/image").to_string();
                 let next = match bumped.get(&image) {
                     Some(next) => String::clone(next),
                     None => {
@@ -165,14 +174,11 @@ impl ObjectFactory {
                 container["image"] = Value::String(next);
             }
         }
-        let replicas = deployment
-            .pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1);
+        let replicas = deployment.u64_at("/spec/replicas");
         let rs = self.replica_set(&updated, revision, replicas, self.now);
         let rv = self.next_resource_version();
         let now = ts(self.now);
-        let rs_name = text(&rs, "/metadata/name");
+        let rs_name = rs.str_at("/metadata/name").to_string();
         if let Some(meta) = updated.get_mut("metadata") {
             meta["annotations"]["deployment.kubernetes.io/revision"] =
                 Value::String(revision.to_string());
@@ -225,7 +231,7 @@ impl ObjectFactory {
                     .into_iter()
                     .flatten()
                 {
-                    let image = text(container, "/image");
+                    let image = container.str_at("/image").to_string();
                     container["image"] = Value::String(self.bump_image(&image));
                 }
             }
@@ -239,7 +245,7 @@ impl ObjectFactory {
             }
             out.push(rs);
         }
-        let rs_name = text(&current, "/metadata/name");
+        let rs_name = current.str_at("/metadata/name").to_string();
         for condition in deployment
             .pointer_mut("/status/conditions")
             .and_then(Value::as_array_mut)
@@ -362,8 +368,8 @@ impl Churn {
         let Some(d) = self.get(&key) else {
             return false;
         };
-        let uid = s(d, "/metadata/uid").to_string();
-        let current = u(d, "/spec/replicas");
+        let uid = d.str_at("/metadata/uid").to_string();
+        let current = d.u64_at("/spec/replicas");
         let base = self.baseline.get(&uid).copied().unwrap_or(current).max(1);
         let step = if self.rng.random_bool(0.7) { 1 } else { 2 };
         let p_up = if current <= 1 {
@@ -403,10 +409,9 @@ impl Churn {
                         spec.remove("f:replicas");
                     }
                 }
-                match entries
-                    .iter_mut()
-                    .find(|e| s(e, "/manager") == manager && s(e, "/subresource") == "scale")
-                {
+                match entries.iter_mut().find(|e| {
+                    e.str_at("/manager") == manager && e.opt_str_at("/subresource") == Some("scale")
+                }) {
                     Some(e) => {
                         set(e, "", "time", json!(now));
                         set(e, "", "fieldsV1", fields);
@@ -455,13 +460,10 @@ impl Churn {
         if terminating(d) {
             return;
         }
-        let uid = s(d, "/metadata/uid").to_string();
-        let desired = u(d, "/spec/replicas");
+        let uid = d.str_at("/metadata/uid").to_string();
+        let desired = d.u64_at("/spec/replicas");
         let (surge, max_unavailable) = rolling_limits(d, desired);
-        let history_limit = d
-            .pointer("/spec/revisionHistoryLimit")
-            .and_then(Value::as_u64)
-            .unwrap_or(10);
+        let history_limit = d.u64_or("/spec/revisionHistoryLimit", 10);
         let mut sets = self.replica_sets(&uid);
         let Some(newest) = sets.len().checked_sub(1) else {
             return;
@@ -542,14 +544,14 @@ impl Churn {
             }
         };
         put("availableReplicas", available);
-        put("observedGeneration", u(d, "/metadata/generation"));
+        put("observedGeneration", d.u64_at("/metadata/generation"));
         put("readyReplicas", ready);
         put("replicas", replicas);
         put("unavailableReplicas", spec_total.saturating_sub(available));
         put("updatedReplicas", new.replicas);
         // As the controller's syncRolloutStatus: progress is more updated, ready or available replicas, or
         // fewer old ones.
-        let old_count = |k: &str| u(&old_status, &format!("/{k}"));
+        let old_count = |k: &str| old_status.count_at(&format!("/{k}"));
         let old_replicas_before =
             old_count("replicas").saturating_sub(old_count("updatedReplicas"));
         let progressed = new.replicas > old_count("updatedReplicas")
@@ -585,7 +587,8 @@ impl Churn {
             &now,
         );
         let knows_new = conditions.iter().any(|c| {
-            s(c, "/type") == "Progressing" && s(c, "/message").contains(&format!("\"{new_name}\""))
+            c.str_at("/type") == "Progressing"
+                && c.str_at("/message").contains(&format!("\"{new_name}\""))
         });
         if !knows_new {
             let message = format!("Created new replica set \"{new_name}\"");
@@ -623,10 +626,7 @@ impl Churn {
         }
         status.insert("conditions".into(), Value::Array(conditions));
         let status = Value::Object(status);
-        let revision_changed = s(
-            d,
-            "/metadata/annotations/deployment.kubernetes.io~1revision",
-        ) != revision;
+        let revision_changed = revision_of(d) != new.revision;
         if status != old_status || revision_changed {
             self.modify(key, |d| {
                 if revision_changed {

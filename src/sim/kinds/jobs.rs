@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::{Key, POOL_CRON_JOBS};
 use crate::sim::factory::{DAY, HOUR, ObjectFactory};
-use crate::sim::json::{condition_time, labels_of, s, set, set_or_remove, terminating, text, ts};
+use crate::sim::json::{Fields, condition_time, labels_of, set, set_or_remove, terminating, ts};
 use crate::sim::managed::{
     Flavor, KCM, fields_of, managed_entry, remove_status_managed, retime_managed,
     set_status_managed,
@@ -16,9 +16,7 @@ use crate::sim::vocabulary::{CRON_SCHEDULES, CRON_TASKS, DOMAINS};
 pub(in crate::sim) fn job_pod_running(done: &Value) -> Value {
     let mut status = done.clone();
     let started = done
-        .pointer("/containerStatuses/0/state/terminated/startedAt")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+        .str_at("/containerStatuses/0/state/terminated/startedAt")
         .to_string();
     for cs in status
         .get_mut("containerStatuses")
@@ -133,8 +131,8 @@ impl ObjectFactory {
     }
 
     pub(in crate::sim) fn job(&mut self, cron: &Value, scheduled: i64) -> Value {
-        let ns = text(cron, "/metadata/namespace");
-        let name = format!("{}-{}", text(cron, "/metadata/name"), scheduled / 60);
+        let ns = cron.str_at("/metadata/namespace").to_string();
+        let name = format!("{}-{}", cron.str_at("/metadata/name"), scheduled / 60);
         self.reserve("Job", &ns, &name);
         let uid = self.uid();
         let mut template = cron
@@ -224,7 +222,7 @@ impl Churn {
             };
             let Some(cron) = self.get(&key) else { continue };
             // Runs may overlap only under `concurrencyPolicy: Allow`.
-            let busy = s(cron, "/spec/concurrencyPolicy") != "Allow"
+            let busy = cron.str_at("/spec/concurrencyPolicy") != "Allow"
                 && cron
                     .pointer("/status/active")
                     .and_then(Value::as_array)
@@ -254,8 +252,8 @@ impl Churn {
                 "kind": "Job",
                 "name": job_key.name,
                 "namespace": job_key.ns,
-                "resourceVersion": s(job, "/metadata/resourceVersion"),
-                "uid": s(job, "/metadata/uid"),
+                "resourceVersion": job.str_at("/metadata/resourceVersion"),
+                "uid": job.str_at("/metadata/uid"),
             });
             let scheduled = ObjectFactory::timestamp(minute);
             self.modify(&key, |c| {
@@ -280,7 +278,7 @@ impl Churn {
         if terminating(job) || job.pointer("/status/completionTime").is_some() {
             return;
         }
-        let uid = s(job, "/metadata/uid").to_string();
+        let uid = job.str_at("/metadata/uid").to_string();
         if !self.dependents.contains_key(&uid) {
             let owner = job.clone();
             self.create_pod(&owner);
@@ -292,12 +290,7 @@ impl Churn {
             .pointer("/status/startTime")
             .cloned()
             .unwrap_or_else(|| json!(now));
-        let status = if succeeded
-            >= job
-                .pointer("/spec/completions")
-                .and_then(Value::as_u64)
-                .unwrap_or(1)
-        {
+        let status = if succeeded >= job.u64_or("/spec/completions", 1) {
             let condition = |ty: &str| {
                 json!({
                     "lastProbeTime": now,
@@ -341,14 +334,11 @@ impl Churn {
         if terminating(cron) {
             return;
         }
-        let uid = s(cron, "/metadata/uid").to_string();
-        let limit = cron
-            .pointer("/spec/successfulJobsHistoryLimit")
-            .and_then(Value::as_u64)
-            .unwrap_or(3) as usize;
+        let uid = cron.str_at("/metadata/uid").to_string();
+        let limit = cron.u64_or("/spec/successfulJobsHistoryLimit", 3) as usize;
         let mut active = Vec::new();
         let mut finished: Vec<(String, Key)> = Vec::new();
-        let mut last_success = s(cron, "/status/lastSuccessfulTime").to_string();
+        let mut last_success = cron.str_at("/status/lastSuccessfulTime").to_string();
         for k in self.dependents.get(&uid).into_iter().flatten() {
             let Some(job) = self.get(k) else { continue };
             if k.kind != "Job" || terminating(job) {
@@ -362,15 +352,18 @@ impl Churn {
                     if done > last_success.as_str() {
                         last_success = done.to_string();
                     }
-                    finished.push((s(job, "/metadata/creationTimestamp").to_string(), k.clone()));
+                    finished.push((
+                        job.str_at("/metadata/creationTimestamp").to_string(),
+                        k.clone(),
+                    ));
                 }
                 None => active.push(json!({
                     "apiVersion": "batch/v1",
                     "kind": "Job",
                     "name": k.name,
                     "namespace": k.ns,
-                    "resourceVersion": s(job, "/metadata/resourceVersion"),
-                    "uid": s(job, "/metadata/uid"),
+                    "resourceVersion": job.str_at("/metadata/resourceVersion"),
+                    "uid": job.str_at("/metadata/uid"),
                 })),
             }
         }
@@ -383,11 +376,11 @@ impl Churn {
             .unwrap_or_default();
         let mut refs: Vec<Value> = recorded
             .iter()
-            .filter(|r| active.iter().any(|a| s(a, "/uid") == s(r, "/uid")))
+            .filter(|r| active.iter().any(|a| a.str_at("/uid") == r.str_at("/uid")))
             .cloned()
             .collect();
         for a in active {
-            if !refs.iter().any(|r| s(r, "/uid") == s(&a, "/uid")) {
+            if !refs.iter().any(|r| r.str_at("/uid") == a.str_at("/uid")) {
                 refs.push(a);
             }
         }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::sim::factory::ObjectFactory;
-use crate::sim::json::{s, set};
+use crate::sim::json::{Fields, set};
 use crate::sim::kinds::apps::App;
 use crate::sim::managed::{Flavor, fields_of, managed_entry, remove_status_managed};
 use crate::sim::strings::{ipv4, truncate};
@@ -19,8 +19,8 @@ pub(in crate::sim) fn defer_load_balancer(obj: &mut Value) -> Option<(Value, Str
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)?
         .iter()
-        .find(|e| s(e, "/subresource") == "status")
-        .map(|e| s(e, "/manager").to_string())?;
+        .find(|e| e.opt_str_at("/subresource") == Some("status"))
+        .map(|e| e.str_at("/manager").to_string())?;
     set(obj, "", "status", json!({"loadBalancer": {}}));
     remove_status_managed(obj);
     Some((status, manager))

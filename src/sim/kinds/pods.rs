@@ -7,7 +7,7 @@ use crate::sim::churn::Churn;
 use crate::sim::churn::actions::Action;
 use crate::sim::churn::store::{Key, POOL_PODS};
 use crate::sim::factory::{Node, ObjectFactory};
-use crate::sim::json::{condition_time, parse_ts, s, set, terminating, text, ts, u};
+use crate::sim::json::{Fields, condition_time, parse_ts, set, terminating, ts};
 use crate::sim::managed::{fields_of, managed_entry, remove_status_managed, set_status_managed};
 use crate::sim::strings::{image_display, safe_hash};
 
@@ -34,7 +34,7 @@ pub(in crate::sim) fn pod_ready(pod: &Value) -> bool {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
+        .any(|c| c.str_at("/type") == "Ready" && c.str_at("/status") == "True")
 }
 
 /// Sets a pod condition; its `lastTransitionTime` moves only when its status does.
@@ -61,9 +61,9 @@ pub(in crate::sim) fn set_pod_condition(
     if let Some(m) = message {
         set(&mut condition, "", "message", json!(m));
     }
-    match conditions.iter_mut().find(|c| s(c, "/type") == ty) {
+    match conditions.iter_mut().find(|c| c.str_at("/type") == ty) {
         Some(c) => {
-            if s(c, "/status") == status {
+            if c.str_at("/status") == status {
                 let time = c.get("lastTransitionTime").cloned().unwrap_or(json!(now));
                 set(&mut condition, "", "lastTransitionTime", time);
             }
@@ -82,7 +82,7 @@ pub(in crate::sim) fn fresh_pod_status(mut status: Value) -> Value {
         .into_iter()
         .flatten()
     {
-        if u(cs, "/restartCount") > 0 {
+        if cs.u64_at("/restartCount") > 0 {
             set(cs, "", "restartCount", json!(0));
             set(cs, "", "lastState", json!({}));
             if let Some(t) = &started {
@@ -104,9 +104,9 @@ impl ObjectFactory {
 
     /// A Pod of `owner` on node `node` created at `created`, with the status the kubelet reports.
     pub(in crate::sim) fn pod_at(&mut self, owner: &Value, node: usize, created: i64) -> Value {
-        let kind = text(owner, "/kind");
-        let ns = text(owner, "/metadata/namespace");
-        let owner_name = text(owner, "/metadata/name");
+        let kind = owner.str_at("/kind").to_string();
+        let ns = owner.str_at("/metadata/namespace").to_string();
+        let owner_name = owner.str_at("/metadata/name").to_string();
         let template = match kind.as_str() {
             "CronJob" => owner.pointer("/spec/jobTemplate/spec/template"),
             _ => owner.pointer("/spec/template"),
@@ -126,7 +126,7 @@ impl ObjectFactory {
         let mut generate_name = Some(format!("{owner_name}-"));
         let name = match kind.as_str() {
             "StatefulSet" => {
-                let uid = text(owner, "/metadata/uid");
+                let uid = owner.str_at("/metadata/uid").to_string();
                 let ordinal = self.ordinals.entry(uid).or_insert(0);
                 let n = *ordinal;
                 *ordinal += 1;
@@ -137,14 +137,14 @@ impl ObjectFactory {
                 );
                 labels.insert(
                     "controller-revision-hash".into(),
-                    Value::String(text(owner, "/status/currentRevision")),
+                    Value::String(owner.str_at("/status/currentRevision").to_string()),
                 );
                 labels.insert(
                     "statefulset.kubernetes.io/pod-name".into(),
                     Value::String(name.clone()),
                 );
                 spec["hostname"] = Value::String(name.clone());
-                spec["subdomain"] = Value::String(text(owner, "/spec/serviceName"));
+                spec["subdomain"] = Value::String(owner.str_at("/spec/serviceName").to_string());
                 let mut volumes = vec![];
                 for claim in owner
                     .pointer("/spec/volumeClaimTemplates")
@@ -152,7 +152,7 @@ impl ObjectFactory {
                     .into_iter()
                     .flatten()
                 {
-                    let claim_name = text(claim, "/metadata/name");
+                    let claim_name = claim.str_at("/metadata/name").to_string();
                     volumes.push(json!({"name": claim_name, "persistentVolumeClaim": {"claimName": format!("{claim_name}-{name}")}}));
                 }
                 volumes.extend(
@@ -176,12 +176,9 @@ impl ObjectFactory {
         if kind == "DaemonSet" {
             labels.insert(
                 "controller-revision-hash".into(),
-                Value::String(safe_hash(&text(owner, "/metadata/uid"))),
+                Value::String(safe_hash(owner.str_at("/metadata/uid"))),
             );
-            let generation = owner
-                .pointer("/metadata/generation")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
+            let generation = owner.u64_or("/metadata/generation", 1);
             labels.insert(
                 "pod-template-generation".into(),
                 Value::String(generation.to_string()),
@@ -359,7 +356,7 @@ impl ObjectFactory {
         for c in &containers {
             statuses.push(self.container_status(c, init_done, finished, succeeded, false));
         }
-        statuses.sort_by_key(|s| text(s, "/name"));
+        statuses.sort_by_key(|s| s.str_at("/name").to_string());
         status.insert("containerStatuses".into(), Value::Array(statuses));
         status.insert("hostIP".into(), Value::String(node.ip.clone()));
         status.insert("hostIPs".into(), json!([{"ip": node.ip.clone()}]));
@@ -389,7 +386,7 @@ impl ObjectFactory {
         terminated: bool,
         init: bool,
     ) -> Value {
-        let image = text(container, "/image");
+        let image = container.str_at("/image").to_string();
         let image_id = self.image_id(&image);
         let container_id = format!("containerd://{}", self.hex(64));
         let restarts = if terminated || self.chance(0.88) {
@@ -426,7 +423,7 @@ impl ObjectFactory {
             "image": image_display(&image),
             "imageID": image_id,
             "lastState": last_state,
-            "name": text(container, "/name"),
+            "name": container.str_at("/name").to_string(),
             "ready": !terminated,
             "restartCount": restarts,
             "started": !terminated,
@@ -474,10 +471,10 @@ impl Churn {
         for _ in 0..16 {
             let key = self.pools[POOL_PODS].pick(&mut self.rng)?;
             let Some(pod) = self.get(&key) else { continue };
-            let eligible = s(pod, "/status/phase") == "Running"
+            let eligible = pod.str_at("/status/phase") == "Running"
                 && pod_ready(pod)
                 && !terminating(pod)
-                && s(pod, "/metadata/ownerReferences/0/kind") != "Job"
+                && pod.str_at("/metadata/ownerReferences/0/kind") != "Job"
                 && pod
                     .pointer("/status/containerStatuses")
                     .and_then(Value::as_array)
@@ -496,7 +493,7 @@ impl Churn {
         let Some(pod) = self.get(&key) else {
             return false;
         };
-        let uid = s(pod, "/metadata/uid").to_string();
+        let uid = pod.str_at("/metadata/uid").to_string();
         let count = pod
             .pointer("/status/containerStatuses")
             .and_then(Value::as_array)
@@ -511,7 +508,7 @@ impl Churn {
                 .and_then(|c| c.get_mut(which))
             {
                 set(cs, "", "ready", json!(false));
-                names.push(s(cs, "/name").to_string());
+                names.push(cs.str_at("/name").to_string());
             }
             let message = format!("containers with unready status: [{}]", names.join(" "));
             for ty in ["Ready", "ContainersReady"] {
@@ -544,7 +541,7 @@ impl Churn {
         let Some(pod) = self.get(&key) else {
             return false;
         };
-        let uid = s(pod, "/metadata/uid").to_string();
+        let uid = pod.str_at("/metadata/uid").to_string();
         let statuses = pod
             .pointer("/status/containerStatuses")
             .and_then(Value::as_array)
@@ -555,8 +552,8 @@ impl Churn {
         }
         let which = self.rng.random_range(0..statuses.len());
         let old = &statuses[which];
-        let container = s(old, "/name").to_string();
-        let restarts = u(old, "/restartCount") + 1;
+        let container = old.str_at("/name").to_string();
+        let restarts = old.u64_at("/restartCount") + 1;
         let (reason, exit_code) = [
             ("Error", 1),
             ("Error", 1),
@@ -572,11 +569,11 @@ impl Churn {
         let now = self.ts();
         let pod_ref = format!("{}_{}({uid})", key.name, key.ns);
         let last_state = json!({"terminated": {
-            "containerID": s(old, "/containerID"),
+            "containerID": old.str_at("/containerID"),
             "exitCode": exit_code,
             "finishedAt": now,
             "reason": reason,
-            "startedAt": s(old, "/state/running/startedAt"),
+            "startedAt": old.str_at("/state/running/startedAt"),
         }});
         self.modify(&key, |p| {
             if let Some(cs) = p
@@ -611,7 +608,7 @@ impl Churn {
         self.mark_owner(&key);
         match back_off {
             Some(b) => {
-                let container = s(&statuses[which], "/name").to_string();
+                let container = statuses[which].str_at("/name").to_string();
                 self.schedule(
                     b as f64,
                     Action::ContainerStarted {
@@ -635,11 +632,8 @@ impl Churn {
         if terminating(pod) {
             return 30;
         }
-        let uid = s(pod, "/metadata/uid").to_string();
-        let grace = pod
-            .pointer("/spec/terminationGracePeriodSeconds")
-            .and_then(Value::as_u64)
-            .unwrap_or(30);
+        let uid = pod.str_at("/metadata/uid").to_string();
+        let grace = pod.u64_or("/spec/terminationGracePeriodSeconds", 30);
         let deadline = ObjectFactory::timestamp(self.clock + grace as i64);
         self.modify(key, |p| {
             set(p, "/metadata", "deletionGracePeriodSeconds", json!(grace));
@@ -665,7 +659,7 @@ impl Churn {
     /// it running later.
     pub(in crate::sim) fn create_pod(&mut self, owner: &Value) {
         let full = self.factory.pod_for(owner);
-        let uid = s(&full, "/metadata/uid").to_string();
+        let uid = full.str_at("/metadata/uid").to_string();
         let status = full.get("status").cloned().unwrap_or_else(|| json!({}));
         let node = full
             .pointer("/spec/nodeName")
@@ -702,7 +696,7 @@ impl Churn {
                 }]),
             );
         });
-        let job = s(owner, "/kind") == "Job";
+        let job = owner.str_at("/kind") == "Job";
         let running_at = if job {
             status
                 .pointer("/containerStatuses/0/state/terminated/startedAt")
@@ -732,7 +726,7 @@ impl Churn {
                 continue;
             }
             let Some(pod) = self.get(key) else { continue };
-            match s(pod, "/status/phase") {
+            match pod.str_at("/status/phase") {
                 "Succeeded" => succeeded += 1,
                 "Failed" => {}
                 _ if terminating(pod) => {}

@@ -5,8 +5,8 @@ use serde_json::{Map, Value, json};
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::Key;
 use crate::sim::factory::ObjectFactory;
-use crate::sim::json::{s, set, terminating, text, u};
-use crate::sim::kinds::deployments::{bump_generation, rolling_limits};
+use crate::sim::json::{Fields, set, terminating};
+use crate::sim::kinds::deployments::{bump_generation, revision_of, rolling_limits};
 use crate::sim::kinds::pods::pod_ready;
 use crate::sim::managed::{
     KCM, fields_of, managed_entry, remove_status_managed, retime_managed, retime_manager,
@@ -33,12 +33,12 @@ impl ObjectFactory {
         replicas: u64,
         created: i64,
     ) -> Value {
-        let ns = text(deployment, "/metadata/namespace");
+        let ns = deployment.str_at("/metadata/namespace").to_string();
         let mut hash = self.template_hash();
-        let mut name = format!("{}-{hash}", text(deployment, "/metadata/name"));
+        let mut name = format!("{}-{hash}", deployment.str_at("/metadata/name"));
         while !self.reserve("ReplicaSet", &ns, &name) {
             hash = self.template_hash();
-            name = format!("{}-{hash}", text(deployment, "/metadata/name"));
+            name = format!("{}-{hash}", deployment.str_at("/metadata/name"));
         }
         let mut template = deployment
             .pointer("/spec/template")
@@ -62,10 +62,7 @@ impl ObjectFactory {
                     .collect()
             })
             .unwrap_or_default();
-        let desired = deployment
-            .pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(replicas);
+        let desired = deployment.u64_or("/spec/replicas", replicas);
         annotations.insert(
             "deployment.kubernetes.io/desired-replicas".into(),
             Value::String(desired.to_string()),
@@ -144,9 +141,9 @@ impl Churn {
         let Some(d) = self.get(deployment) else {
             return;
         };
-        let desired = u(d, "/spec/replicas");
+        let desired = d.u64_at("/spec/replicas");
         let (surge, _) = rolling_limits(d, desired);
-        let uid = s(d, "/metadata/uid").to_string();
+        let uid = d.str_at("/metadata/uid").to_string();
         let total: u64 = self.replica_sets(&uid).iter().map(|r| r.spec).sum();
         let replicas = desired.min((desired + surge).saturating_sub(total));
         set(&mut rs, "/spec", "replicas", json!(replicas));
@@ -174,17 +171,12 @@ impl Churn {
                 }
                 Some(ReplicaSetInfo {
                     key: k.clone(),
-                    revision: s(
-                        rs,
-                        "/metadata/annotations/deployment.kubernetes.io~1revision",
-                    )
-                    .parse()
-                    .unwrap_or(0),
-                    spec: u(rs, "/spec/replicas"),
-                    replicas: u(rs, "/status/replicas"),
-                    ready: u(rs, "/status/readyReplicas"),
-                    available: u(rs, "/status/availableReplicas"),
-                    has_dependents: self.dependents.contains_key(s(rs, "/metadata/uid")),
+                    revision: revision_of(rs),
+                    spec: rs.u64_at("/spec/replicas"),
+                    replicas: rs.count_at("/status/replicas"),
+                    ready: rs.count_at("/status/readyReplicas"),
+                    available: rs.count_at("/status/availableReplicas"),
+                    has_dependents: self.dependents.contains_key(rs.str_at("/metadata/uid")),
                 })
             })
             .collect();
@@ -197,8 +189,8 @@ impl Churn {
         if terminating(rs) {
             return;
         }
-        let uid = s(rs, "/metadata/uid").to_string();
-        let desired = u(rs, "/spec/replicas");
+        let uid = rs.str_at("/metadata/uid").to_string();
+        let desired = rs.u64_at("/spec/replicas");
         let (active, _, _) = self.pod_counts(&uid);
         let have = active.len() as u64;
         if have < desired {
@@ -212,9 +204,9 @@ impl Churn {
                 .iter()
                 .map(|(k, p)| {
                     (
-                        s(p, "/status/phase") != "Pending",
+                        p.str_at("/status/phase") != "Pending",
                         pod_ready(p),
-                        s(p, "/metadata/creationTimestamp").to_string(),
+                        p.str_at("/metadata/creationTimestamp").to_string(),
                         k.clone(),
                     )
                 })
@@ -241,7 +233,7 @@ impl Churn {
         }
         status.insert(
             "observedGeneration".into(),
-            json!(u(rs, "/metadata/generation")),
+            json!(rs.u64_at("/metadata/generation")),
         );
         if ready > 0 {
             status.insert("readyReplicas".into(), json!(ready));

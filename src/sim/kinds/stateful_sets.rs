@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::Key;
 use crate::sim::factory::{DAY, HOUR, ObjectFactory};
-use crate::sim::json::{labels_of, s, set, set_or_remove, terminating, text};
+use crate::sim::json::{Fields, labels_of, set, set_or_remove, terminating};
 use crate::sim::managed::{Flavor, KCM, set_status_managed};
 use crate::sim::vocabulary::{DATASTORES, ROLES};
 
@@ -51,7 +51,7 @@ impl ObjectFactory {
         let mut out = Vec::new();
         let data = self.secret_data();
         let (labels, annotations) = self.app_metadata(&app, "Secret", &name);
-        out.push(self.secret_object(
+        let secret = self.secret_object(
             ns,
             &format!("{name}-auth"),
             "Opaque",
@@ -60,8 +60,9 @@ impl ObjectFactory {
             Flavor::Helm,
             labels,
             annotations,
-        ));
-        app.secret = Some(text(out.last().unwrap_or(&Value::Null), "/metadata/name"));
+        );
+        app.secret = Some(secret.str_at("/metadata/name").to_string());
+        out.push(secret);
         let replicas = self.range(1, 3);
         let mut template = self.pod_template(&app);
         for c in template
@@ -174,7 +175,7 @@ impl Churn {
         if terminating(sts) {
             return;
         }
-        let (_, ready, _) = self.pod_counts(s(sts, "/metadata/uid"));
+        let (_, ready, _) = self.pod_counts(sts.str_at("/metadata/uid"));
         let mut status = sts.get("status").cloned().unwrap_or_else(|| json!({}));
         for field in ["availableReplicas", "readyReplicas"] {
             set_or_remove(&mut status, field, ready);

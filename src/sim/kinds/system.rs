@@ -6,7 +6,7 @@ use crate::sim::DAEMON_SETS;
 use crate::sim::churn::Churn;
 use crate::sim::churn::store::Key;
 use crate::sim::factory::{DAY, HOUR, Node, ObjectFactory};
-use crate::sim::json::{labels_of, s, set, set_or_remove, terminating, ts, u};
+use crate::sim::json::{Fields, labels_of, set, set_or_remove, terminating, ts};
 use crate::sim::kinds::apps::{App, Runtime};
 use crate::sim::managed::{Flavor, KCM, fields_of, managed_entry, set_status_managed};
 use crate::sim::strings::base64;
@@ -446,8 +446,8 @@ impl Churn {
         if terminating(ds) {
             return;
         }
-        let (_, ready, _) = self.pod_counts(s(ds, "/metadata/uid"));
-        let desired = u(ds, "/status/desiredNumberScheduled");
+        let (_, ready, _) = self.pod_counts(ds.str_at("/metadata/uid"));
+        let desired = ds.count_at("/status/desiredNumberScheduled");
         let mut status = ds.get("status").cloned().unwrap_or_else(|| json!({}));
         set_or_remove(&mut status, "numberAvailable", ready);
         set_or_remove(&mut status, "numberReady", ready);
