@@ -15,3 +15,5 @@ pub(super) mod pods;
 pub(super) mod replica_sets;
 pub(super) mod stateful_sets;
 pub(super) mod system;
+#[cfg(test)]
+mod tests;
