@@ -8,6 +8,8 @@ pub mod indexer;
 pub mod settings;
 pub mod sim;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 /// An error and its causes on one line, each said once: many errors (object_store's among them)
 /// repeat their source's text in their own message, so a cause already contained in the message

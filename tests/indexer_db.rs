@@ -85,13 +85,10 @@ fn assert_same(stored: &Rows, expected: &Rows, context: &str) {
     }
 }
 
+/// Whether an applied outcome loaded a snapshot, its rows written and unchanged.
 fn applied(outcome: &Outcome) -> (bool, u64, u64) {
-    match outcome {
-        Outcome::Applied {
-            snapshot, stats, ..
-        } => (*snapshot, stats.rows_written, stats.rows_unchanged),
-        other => panic!("not applied: {other:?}"),
-    }
+    let (snapshot, stats) = outpost::test_support::applied(outcome);
+    (snapshot, stats.rows_written, stats.rows_unchanged)
 }
 
 async fn incremental_equals_rebuild(kind: &str) {

@@ -49,13 +49,8 @@ async fn a_snapshot_over_64_mib_stored_loads() {
     let store = Store::open(&format!("file://{}", bucket.path().display()))
         .await
         .unwrap();
-    let db_dir = tempfile::tempdir().unwrap();
-    let database = Database::connect(
-        &format!("sqlite://{}", db_dir.path().join("cache.db").display()),
-        None,
-    )
-    .await
-    .unwrap();
+    let db = outpost::test_support::db::sqlite_database();
+    let database = Database::connect(&db.url, None).await.unwrap();
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let objects: Vec<serde_json::Value> = (0..OBJECTS)
         .map(|i| annotated(i, noise(&mut state, PAYLOAD)))

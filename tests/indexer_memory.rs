@@ -82,13 +82,8 @@ async fn memory_follows_one_segment_not_the_listed_chain() {
     let store = Store::open(&format!("file://{}", bucket.path().display()))
         .await
         .unwrap();
-    let db_dir = tempfile::tempdir().unwrap();
-    let database = Database::connect(
-        &format!("sqlite://{}", db_dir.path().join("cache.db").display()),
-        None,
-    )
-    .await
-    .unwrap();
+    let db = outpost::test_support::db::sqlite_database();
+    let database = Database::connect(&db.url, None).await.unwrap();
     let mut chain = Chain::new(&store, "big");
     chain.snapshot(&[pod("big", "seed", None)]).await;
     let mut listed = 0u64;

@@ -689,7 +689,12 @@ async fn expected_rows_with(
         .collect();
     outpost::cache::build_account(account, &resources, options, 0)
         .into_iter()
-        .map(|row| ((row.type_name, row.id), common::db::normalize(&row.body)))
+        .map(|row| {
+            (
+                (row.type_name, row.id),
+                outpost::test_support::rows::comparable_body(&row.body),
+            )
+        })
         .collect()
 }
 

@@ -15,13 +15,18 @@
 //! objects.
 
 pub mod churn;
-mod objects;
+mod factory;
+mod json;
+mod kinds;
+mod managed;
+mod strings;
+mod vocabulary;
 
 #[cfg(test)]
 mod golden;
 
 pub use churn::{Churn, ChurnEvent};
-pub use objects::ObjectFactory;
+pub use factory::ObjectFactory;
 
 use serde_json::Value;
 
@@ -80,6 +85,8 @@ impl ClusterShape {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::factory::{CLOCK_START, DAY};
+    use crate::sim::vocabulary::SYSTEM_NAMESPACES;
     use std::collections::{BTreeMap, BTreeSet};
     use std::io::Write;
 
@@ -407,5 +414,46 @@ mod tests {
             assert!(v > last);
             last = v;
         }
+    }
+
+    #[test]
+    fn tuning_constants_match_measured_averages() {
+        let (mut apps, mut app_objects) = (0usize, 0usize);
+        let (mut namespaces, mut ns_objects) = (0usize, 0usize);
+        for seed in 0..40 {
+            let mut f = ObjectFactory::new(seed);
+            for _ in 0..10 {
+                app_objects += f.app("team").len();
+                apps += 1;
+            }
+            for i in 0..10 {
+                let ns = format!("ns-{i}");
+                ns_objects += 1 + f.namespace_contents(&ns, CLOCK_START - 100 * DAY).len();
+                namespaces += 1;
+            }
+        }
+        let mut system_objects = 0;
+        for seed in 0..40 {
+            let mut f = ObjectFactory::new(seed);
+            f.ensure_nodes();
+            let per_node = f.nodes.len() * (DAEMON_SETS + 1);
+            system_objects += f.system_objects().len() + SYSTEM_NAMESPACES.len() - per_node;
+        }
+        let system = system_objects as f64 / 40.0;
+        let per_app = app_objects as f64 / apps as f64;
+        let per_ns = ns_objects as f64 / namespaces as f64;
+        eprintln!("objects per app {per_app:.2}, per namespace {per_ns:.2}, system {system:.1}");
+        assert!(
+            (per_app - OBJECTS_PER_APP).abs() < 0.5,
+            "OBJECTS_PER_APP should be {per_app:.2}"
+        );
+        assert!(
+            (per_ns - OBJECTS_PER_NAMESPACE).abs() < 0.7,
+            "OBJECTS_PER_NAMESPACE should be {per_ns:.2}"
+        );
+        assert!(
+            (system - SYSTEM_OBJECTS).abs() < 1.0,
+            "SYSTEM_OBJECTS should be {system:.1}"
+        );
     }
 }

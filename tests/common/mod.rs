@@ -1,4 +1,5 @@
-//! Shared by the integration tests: finding the test servers that `scripts/test` started.
+//! Shared by the integration tests only: replaying a cluster's chain and the test kube-apiserver
+//! (what benchmarks share too is in `outpost::test_support`).
 
 #[macro_use]
 #[allow(dead_code)]
@@ -6,23 +7,8 @@ pub mod db;
 #[allow(dead_code)]
 pub mod chain;
 
-/// The value of a test server's environment variable, or `None` (with the reason printed) when it
-/// is not set — unless `OUTPOST_TEST_REQUIRE_SERVERS=1` (as in CI), which makes it a failure.
-#[allow(dead_code)]
-pub fn server_url(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(value) => Some(value),
-        Err(_) if std::env::var("OUTPOST_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") => {
-            panic!(
-                "{var} is not set but OUTPOST_TEST_REQUIRE_SERVERS=1: start the servers with scripts/test"
-            )
-        }
-        Err(_) => {
-            eprintln!("skipped: {var} is not set (run scripts/test to start the test servers)");
-            None
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use outpost::test_support::server_url;
 
 use std::collections::BTreeMap;
 
