@@ -40,6 +40,8 @@ use outpost::indexer::db::text;
 use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
 use outpost::sim::Churn;
 use outpost::store::Store;
+use outpost::test_support::applied;
+use outpost::test_support::db::{TestDb, server_database};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -136,69 +138,11 @@ fn procs_of(dialect: Dialect) -> &'static [&'static str] {
     }
 }
 
-fn applied(outcome: &Outcome) -> (bool, ApplyStats) {
-    match outcome {
-        Outcome::Applied {
-            snapshot, stats, ..
-        } => (*snapshot, stats.clone()),
-        other => panic!("not applied: {other:?}"),
-    }
-}
-
 // ---------------------------------------------------------------------------- databases --
 
-/// A fresh database on a server (dropped by [`ServerDb::drop_database`]), or a SQLite file.
-struct ServerDb {
-    kind: &'static str,
-    url: String,
-    admin_url: String,
-    name: String,
-}
-
-async fn fresh_database(kind: &'static str, base: &str) -> ServerDb {
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(base).await.expect("connects");
-    let name = format!("outpost_bench_{:08x}", rand::random::<u32>());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .expect("creates the database");
-    admin.close().await;
-    let mut url = url::Url::parse(base).expect("a URL");
-    url.set_path(&format!("/{name}"));
-    ServerDb {
-        kind,
-        url: url.to_string(),
-        admin_url: base.to_string(),
-        name,
-    }
-}
-
-impl ServerDb {
-    /// Turns PostgreSQL's JIT compilation off for this database's future sessions.
-    async fn jit_off(&self) {
-        let admin = sqlx::AnyPool::connect(&self.admin_url)
-            .await
-            .expect("connects");
-        sqlx::query(&format!("ALTER DATABASE {} SET jit = off", self.name))
-            .execute(&admin)
-            .await
-            .expect("sets jit = off");
-        admin.close().await;
-    }
-
-    async fn drop_database(&self) {
-        let admin = sqlx::AnyPool::connect(&self.admin_url)
-            .await
-            .expect("connects");
-        if let Err(e) = sqlx::query(&format!("DROP DATABASE {}", self.name))
-            .execute(&admin)
-            .await
-        {
-            eprintln!("could not drop {} ({}): {e}", self.name, self.kind);
-        }
-        admin.close().await;
-    }
+/// A fresh database on the server at `base`, dropped by [`TestDb::drop_database`].
+async fn fresh_database(base: &str) -> TestDb {
+    server_database(base, "outpost_bench").await
 }
 
 /// The cache types the account has rows in (plus applications and clusters).
@@ -358,6 +302,7 @@ async fn load_role() {
     let outcome = indexer.index_cluster(&cluster).await.expect("indexes");
     let seconds = started.elapsed().as_secs_f64();
     let (snapshot, stats) = applied(&outcome);
+    let stats = stats.clone();
     assert!(snapshot, "a snapshot load");
     let result = json!({
         "seconds": seconds,
@@ -1268,12 +1213,12 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
     );
 
     // -- 1 + 3: snapshot loads, each in a child process. -----------------------------------
-    let pg = fresh_database("postgres", &pg_base).await;
+    let pg = fresh_database(&pg_base).await;
     if config.pg_jit_off {
         pg.jit_off().await;
     }
     let my = if with_mysql {
-        Some(fresh_database("mysql", &my_base).await)
+        Some(fresh_database(&my_base).await)
     } else {
         None
     };
@@ -1295,12 +1240,22 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
         );
         let cpu = CpuSampler::start(procs_of(*dialect));
         let activity = match (dialect, &my) {
-            (Dialect::Postgres, _) => {
-                Some(ActivitySampler::start(Dialect::Postgres, &pg.url, &pg.name).await)
-            }
-            (Dialect::MySql, Some(my)) => {
-                Some(ActivitySampler::start(Dialect::MySql, &my.url, &my.name).await)
-            }
+            (Dialect::Postgres, _) => Some(
+                ActivitySampler::start(
+                    Dialect::Postgres,
+                    &pg.url,
+                    pg.name().expect("a server database"),
+                )
+                .await,
+            ),
+            (Dialect::MySql, Some(my)) => Some(
+                ActivitySampler::start(
+                    Dialect::MySql,
+                    &my.url,
+                    my.name().expect("a server database"),
+                )
+                .await,
+            ),
             _ => None,
         };
         let (store_url, url) = (store_url.clone(), url.clone());
@@ -1399,7 +1354,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
             started,
             "phase breakdown: the snapshot load replayed step by step on PostgreSQL",
         );
-        let scratch = fresh_database("postgres", &pg_base).await;
+        let scratch = fresh_database(&pg_base).await;
         if config.pg_jit_off {
             scratch.jit_off().await;
         }
@@ -1458,6 +1413,7 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
             let outcome = indexer.index_cluster(&big.name).await.expect("indexes");
             let seconds = t.elapsed().as_secs_f64();
             let (snapshot, stats) = applied(&outcome);
+            let stats = stats.clone();
             assert!(!snapshot, "{label}: a diff, not a reload");
             phase(
                 started,
@@ -1550,7 +1506,12 @@ async fn bench(config: Config, pg_base: String, my_base: String) {
             },
         };
         let server = CpuSampler::start(PG_PROCS);
-        let activity = ActivitySampler::start(Dialect::Postgres, &pg.url, &pg.name).await;
+        let activity = ActivitySampler::start(
+            Dialect::Postgres,
+            &pg.url,
+            pg.name().expect("a server database"),
+        )
+        .await;
         let client_before = cpu_seconds("self");
         let t = Instant::now();
         let report = indexer.run_once(None).await.expect("runs");
