@@ -74,7 +74,6 @@ enum Source {
     Watches {
         client: kube::Client,
         served: BTreeMap<String, (ApiResource, ApiCapabilities)>,
-        selection: Selection,
         redactor: Arc<Redactor>,
         /// The configuration, to follow its file when it has one, with the key found for it.
         config: AgentConfig,
@@ -131,7 +130,6 @@ pub async fn build(config: &AgentConfig, store: Store) -> Result<Agent, Error> {
             let source = Source::Watches {
                 client,
                 served,
-                selection,
                 redactor: redactor.clone(),
                 config: config.clone(),
                 key,
@@ -196,11 +194,11 @@ impl Source {
             Source::Watches {
                 client,
                 served,
-                selection,
                 redactor,
                 config,
                 key,
             } => {
+                let selection = Selection::of(&config);
                 let watches = Watches::start(&client, &served, &selection, redactor, events);
                 let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
                 // Configured kinds not served yet (CRDs installed later) are picked up by

@@ -52,8 +52,7 @@ impl Simulated {
 
     fn selecting(churn: Churn, redactor: Arc<Redactor>, selection: Option<Selection>) -> Self {
         let scopes = churn
-            .initial()
-            .iter()
+            .initial_objects()
             .filter_map(scope_of)
             .filter(|scope| {
                 selection
@@ -110,11 +109,11 @@ impl Simulated {
     /// objects, every scope's relist is done.
     pub fn initial(&self) -> impl Iterator<Item = SourceEvent> + '_ {
         let started = self.scopes.iter().cloned().map(SourceEvent::RelistStarted);
+        // One object cloned at a time: the whole list is never held twice.
         let objects = self
             .churn
-            .initial()
-            .into_iter()
-            .filter_map(|object| self.event(ChurnEvent::Apply(object)));
+            .initial_objects()
+            .filter_map(|object| self.event(ChurnEvent::Apply(object.clone())));
         let done = self.scopes.iter().cloned().map(SourceEvent::RelistDone);
         started.chain(objects).chain(done)
     }

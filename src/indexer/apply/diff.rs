@@ -399,26 +399,22 @@ impl AccountWriter<'_> {
                 self.relink.insert(service);
             }
         }
-        let sql = self.sql("DELETE FROM outpost_links WHERE account = ? AND declarer_id = ?");
-        sqlx::query(&sql)
-            .bind(&self.account)
-            .bind(id)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(|e| {
-                self.database
-                    .query_error(format!("cluster {}: unlinking {id}", self.cluster), e)
-            })?;
-        let sql = self.sql("DELETE FROM outpost_links WHERE account = ? AND b_id = ? AND origin IN ('selector', 'reference')");
-        sqlx::query(&sql)
-            .bind(&self.account)
-            .bind(id)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(|e| {
-                self.database
-                    .query_error(format!("cluster {}: unlinking {id}", self.cluster), e)
-            })?;
+        // The links it declares, and the selector and reference links to it.
+        for sql in [
+            "DELETE FROM outpost_links WHERE account = ? AND declarer_id = ?",
+            "DELETE FROM outpost_links WHERE account = ? AND b_id = ? AND origin IN ('selector', 'reference')",
+        ] {
+            let sql = self.sql(sql);
+            sqlx::query(&sql)
+                .bind(&self.account)
+                .bind(id)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(|e| {
+                    self.database
+                        .query_error(format!("cluster {}: unlinking {id}", self.cluster), e)
+                })?;
+        }
         Ok(())
     }
 

@@ -268,6 +268,11 @@ impl Churn {
         self.initial.iter().map(|o| Value::clone(o)).collect()
     }
 
+    /// The initial objects, borrowed, in the order of [`Churn::initial`].
+    pub fn initial_objects(&self) -> impl Iterator<Item = &Value> + '_ {
+        self.initial.iter().map(|o| o.as_ref())
+    }
+
     /// Advances simulated time by `seconds` and returns the events of about `rate * seconds` changes (plus
     /// the follow-ups, falling due now, of earlier changes), in order.
     pub fn step(&mut self, seconds: f64, rate: f64) -> Vec<ChurnEvent> {
