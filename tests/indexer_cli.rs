@@ -62,6 +62,9 @@ async fn demo_then_index_then_status_then_decommission() {
     assert_eq!(clusters[0]["state"], "ACTIVE");
     assert_eq!(clusters[0]["applied"], clusters[0]["head"]);
     assert!(clusters[0]["objects"].as_i64().unwrap() > 50);
+    // The demo registers every cluster as an account.
+    assert_eq!(clusters[0]["registration"], "registered", "{clusters}");
+    assert_eq!(clusters[1]["registration"], "registered", "{clusters}");
 
     // The uninstall hook of demo-2's agent: evicted at the next run.
     let store = Store::open(&bucket).await.unwrap();
@@ -97,6 +100,19 @@ async fn demo_then_index_then_status_then_decommission() {
     .await
     .unwrap();
     assert!(kept > 0, "the other cluster's rows stay");
+    let accounts: Vec<String> = sqlx::query_scalar("SELECT id FROM accounts ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts,
+        ["demo-1"],
+        "the evicted cluster's account is gone"
+    );
+    let status = outpost(&["status", "--db", &db, "--json"]);
+    let clusters: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(clusters[1]["cluster"], "demo-2");
+    assert_eq!(clusters[1]["registration"], "removed", "{clusters}");
 }
 
 #[test]
@@ -105,6 +121,9 @@ fn bad_input_is_refused_naming_what_was_wrong() {
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "clusters:\n  eu-1: {accounts: []}\n").unwrap();
     let policy = policy.to_str().unwrap();
+    let template = dir.path().join("accounts.yaml");
+    std::fs::write(&template, "prefix: op-\nkubectlRequestTimeoutSeconds: 0\n").unwrap();
+    let template = template.to_str().unwrap();
     let db = format!("sqlite://{}/x.db", dir.path().display());
     // `outpost index --bucket memory://x --db <db>` and then `extra`.
     let index = |db: &str, extra: &[&str]| -> Vec<String> {
@@ -120,6 +139,14 @@ fn bad_input_is_refused_naming_what_was_wrong() {
             "unsupported scheme \"oracle\"",
         ),
         (index(&db, &["--policy", policy]), "invalid claim policy"),
+        (
+            index(&db, &["--account-template", template]),
+            "kubectlRequestTimeoutSeconds \"0\": between 1 and 300",
+        ),
+        (
+            index(&db, &["--account-template", "/nonexistent/accounts.yaml"]),
+            "cannot read account template /nonexistent/accounts.yaml",
+        ),
         (
             index(&db, &["--stale-after", "2h", "--evict-after", "1h"]),
             "must be longer than staleAfter",

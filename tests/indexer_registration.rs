@@ -11,26 +11,7 @@ use serde_json::Value;
 #[macro_use]
 mod common;
 
-/// Clouddriver's `accounts` and `accounts_history`, as its migration leaves them.
-async fn clouddriver_tables(database: &Database) {
-    let (json, engine) = match database.dialect() {
-        outpost::cache::Dialect::Postgres => ("JSONB", ""),
-        _ => (
-            "JSON",
-            " ENGINE innodb DEFAULT CHARSET=utf8mb4 COLLATE utf8mb4_unicode_ci",
-        ),
-    };
-    for sql in [
-        format!(
-            "CREATE TABLE accounts (id VARCHAR(255) NOT NULL PRIMARY KEY, type VARCHAR(50) NOT NULL, body {json} NOT NULL, created_at BIGINT NOT NULL, last_modified_at BIGINT NOT NULL, last_modified_by VARCHAR(255) NOT NULL){engine}"
-        ),
-        format!(
-            "CREATE TABLE accounts_history (id VARCHAR(255) NOT NULL, type VARCHAR(50) NULL, body {json} NULL, last_modified_at BIGINT NOT NULL, version INT NOT NULL, is_deleted BOOLEAN NOT NULL DEFAULT FALSE, PRIMARY KEY (id, version)){engine}"
-        ),
-    ] {
-        sqlx::query(&sql).execute(database.pool()).await.unwrap();
-    }
-}
+use common::accounts::clouddriver_tables;
 
 async fn rows(database: &Database, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
@@ -219,3 +200,84 @@ async fn registers_once_and_respects_other_owners(kind: &str) {
 }
 
 on_each_database!(registers_once_and_respects_other_owners: sqlite, postgres, mariadb);
+
+/// The namespaces an account's cluster reports: those its objects are in and its Namespace
+/// objects, each once, sorted, and never more than one past the most a definition lists.
+async fn namespaces_are_read_once_each_and_bounded(kind: &str) {
+    let Some(db) = common::db::fresh_database(kind).await else {
+        return;
+    };
+    let database = Database::connect(&db.url, None).await.unwrap();
+    let insert = |account: &'static str, rows: Vec<(String, String, String)>| {
+        let database = database.clone();
+        async move {
+            for chunk in rows.chunks(200) {
+                let values =
+                    vec!["(?, ?, 'x', 'c', 'v1', ?, ?, ?, 'u', '1', 1, 1, '{}')"; chunk.len()]
+                        .join(", ");
+                let sql = database.sql(&format!(
+                    "INSERT INTO outpost_resources (account, cache_id, cache_type, cluster, api_version, kind, namespace, name, uid, resource_version, listed, cached, object) VALUES {values}"
+                ));
+                let mut query = sqlx::query(&sql);
+                for (kind, namespace, name) in chunk {
+                    query = query
+                        .bind(account)
+                        .bind(format!("{kind}:{namespace}:{name}"))
+                        .bind(kind.clone())
+                        .bind(namespace.clone())
+                        .bind(name.clone());
+                }
+                query.execute(database.pool()).await.unwrap();
+            }
+        }
+    };
+    let object = |kind: &str, namespace: &str, name: &str| {
+        (kind.to_string(), namespace.to_string(), name.to_string())
+    };
+    insert(
+        "small",
+        vec![
+            object("Pod", "shop", "a"),
+            object("Pod", "shop", "b"),
+            object("Service", "pay", "c"),
+            object("Namespace", "", "empty"),
+            object("Namespace", "", "shop"),
+            object("ClusterRole", "", "admin"),
+        ],
+    )
+    .await;
+    insert("other", vec![object("Pod", "elsewhere", "a")]).await;
+    let mut conn = database.connection("test").await.unwrap();
+    // The Namespace rows' cache_type is what the indexer writes for them.
+    sqlx::query("UPDATE outpost_resources SET cache_type = 'namespace' WHERE kind = 'Namespace'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        registration::reported_namespaces(&database, &mut conn, "small")
+            .await
+            .unwrap(),
+        ["empty", "pay", "shop"]
+    );
+    drop(conn);
+
+    let many = registration::MAX_NAMESPACES + 5;
+    insert(
+        "big",
+        (0..many)
+            .map(|i| object("ConfigMap", &format!("ns-{i:05}"), "c"))
+            .collect(),
+    )
+    .await;
+    let mut conn = database.connection("test").await.unwrap();
+    let namespaces = registration::reported_namespaces(&database, &mut conn, "big")
+        .await
+        .unwrap();
+    assert_eq!(namespaces.len(), registration::MAX_NAMESPACES + 1);
+    assert_eq!(namespaces[0], "ns-00000");
+    drop(conn);
+    database.close().await;
+    db.drop_database().await;
+}
+
+on_each_database!(namespaces_are_read_once_each_and_bounded: sqlite, postgres, mariadb);

@@ -39,6 +39,8 @@ pub enum Error {
     },
     #[error("cannot name account {name:?}: {reason}")]
     Name { name: String, reason: String },
+    #[error("invalid account template {path}: {reason}")]
+    Parse { path: String, reason: String },
 }
 
 /// A Fiat authorization, as the keys of `permissions`.
@@ -192,6 +194,20 @@ fn check_permissions(field: &str, permissions: &Permissions) -> Result<(), Error
 }
 
 impl AccountTemplate {
+    /// Parses and validates a template's YAML (`path` names it in errors, which give the line
+    /// and column of a syntax error and the setting of an invalid value).
+    pub fn parse(path: &str, text: &str) -> Result<Self, Error> {
+        let template: Self = serde_yaml_ng::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        template.validate().map_err(|e| Error::Parse {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(template)
+    }
+
     /// Checks every value the template puts into a definition: a template that fails here is
     /// refused when loaded, before anything is registered.
     pub fn validate(&self) -> Result<(), Error> {
@@ -405,6 +421,30 @@ mod tests {
         let template: AccountTemplate = serde_yaml_ng::from_str(yaml).unwrap();
         template.validate().unwrap();
         template
+    }
+
+    #[test]
+    fn a_template_file_is_checked_whole_and_named_in_its_errors() {
+        assert_eq!(
+            AccountTemplate::parse("t.yaml", "# only defaults\n").unwrap(),
+            AccountTemplate::default()
+        );
+        let parsed = AccountTemplate::parse("t.yaml", "prefix: op-\nenvironment: prod\n").unwrap();
+        assert_eq!(parsed.prefix, "op-");
+        let typo = AccountTemplate::parse("t.yaml", "prefix: op-\nenviroment: prod\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            typo.contains("t.yaml") && typo.contains("enviroment") && typo.contains("line 2"),
+            "{typo}"
+        );
+        let invalid = AccountTemplate::parse("t.yaml", "prefix: Op_\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            invalid.contains("t.yaml") && invalid.contains("prefix") && invalid.contains("Op_"),
+            "{invalid}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::agent::ship::Shipped;
 use crate::agent::simulated::SimAgent;
+use crate::cache::definition::AccountTemplate;
 use crate::format::{ClusterName, Identity};
 use crate::indexer::{Database, IndexOptions, Indexer, Outcome};
 use crate::settings::duration::parse_duration;
@@ -143,7 +144,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let indexer = Indexer {
         store: store.clone(),
         database: database.clone(),
-        options: IndexOptions::default(),
+        // Every cluster becomes an account in the demo's account storage, as Clouddriver's
+        // credentials poller would read it.
+        options: IndexOptions {
+            accounts: Some(AccountTemplate {
+                environment: Some("demo".into()),
+                ..AccountTemplate::default()
+            }),
+            ..IndexOptions::default()
+        },
     };
     println!(
         "Simulating {} clusters of about {} objects each; bucket {bucket}, database {db_url}",
@@ -240,6 +249,10 @@ async fn show_queries(out: &mut impl Write, database: &Database, dir: &Path) -> 
         (
             "Applications and how many clusters each has",
             "SELECT json_extract(body, '$.attributes.name') AS application, json_array_length(json_extract(body, '$.relationships.clusters')) AS clusters FROM cats_v1_applications ORDER BY clusters DESC LIMIT 5",
+        ),
+        (
+            "The accounts Clouddriver's credentials poller would load, and their namespaces",
+            "SELECT id, json_array_length(json_extract(body, '$.namespaces')) AS namespaces, last_modified_by FROM accounts ORDER BY id",
         ),
         (
             "Plain SQL over the fleet: pods not Running, per cluster",

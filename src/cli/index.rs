@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::cache::definition::AccountTemplate;
 use crate::cache::{CacheOptions, KindFilter};
 use crate::format::ClusterName;
 use crate::indexer::{
@@ -69,6 +70,11 @@ pub struct IndexArgs {
     /// without one, each cluster may claim only the account of its own name.
     #[arg(long, env = "OUTPOST_CLAIM_POLICY")]
     pub policy: Option<std::path::PathBuf>,
+    /// A YAML account template: register each ACTIVE cluster as an account in Clouddriver's
+    /// account storage (its `accounts` table), named by the template's prefix and the granted
+    /// account; without one, no account is registered (docs/CLOUDDRIVER.md).
+    #[arg(long, env = "OUTPOST_ACCOUNT_TEMPLATE")]
+    pub account_template: Option<std::path::PathBuf>,
     /// Accept (and pin anew) a changed identity of this cluster (repeatable).
     #[arg(long)]
     pub allow_identity_change: Vec<String>,
@@ -120,6 +126,14 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
         Some(path) => ClaimPolicy::load(path)?,
         None => ClaimPolicy::OwnName,
     };
+    let accounts = match &args.account_template {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read account template {}", path.display()))?;
+            Some(AccountTemplate::parse(&path.display().to_string(), &text)?)
+        }
+        None => None,
+    };
     let kinds = if args.cache_all {
         KindFilter::All
     } else if !args.cache_kinds.is_empty() {
@@ -147,6 +161,7 @@ pub fn options(args: &IndexArgs) -> anyhow::Result<IndexOptions> {
         allow_identity_change: args.allow_identity_change.iter().cloned().collect(),
         progress: terminal_progress(),
         concurrency: args.concurrency,
+        accounts,
         ..IndexOptions::default()
     })
 }

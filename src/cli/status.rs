@@ -1,5 +1,6 @@
 //! `outpost status`: one row per cluster the indexer knows — account, state, applied vs head
-//! position, objects, lag, last heartbeat, forbidden kinds and the last error.
+//! position, objects, lag, last heartbeat, account registration, forbidden kinds and the last
+//! error.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use crate::format::documents::ForbiddenKind;
 use crate::format::{ClusterName, Head};
 use crate::indexer::db::count_from_i64;
+use crate::indexer::registration::{self, Recorded};
 use crate::indexer::{ClusterRecord, ClusterState, Database, checkpoint};
 use crate::store::Store;
 
@@ -51,9 +53,18 @@ pub struct ClusterStatus {
     pub last_heartbeat: Option<DateTime<Utc>>,
     pub forbidden_kinds: Vec<String>,
     pub error: Option<String>,
+    /// The account's registration in Clouddriver's account storage: `registered`, `pending`,
+    /// `conflict`, `refused` or `removed`; none when the indexer registers no accounts.
+    pub registration: Option<String>,
+    /// Why it is not registered, if it is not.
+    pub registration_reason: Option<String>,
 }
 
-fn status_of(record: &ClusterRecord, head: Option<&Head>) -> ClusterStatus {
+fn status_of(
+    record: &ClusterRecord,
+    head: Option<&Head>,
+    registration: Option<&Recorded>,
+) -> ClusterStatus {
     let forbidden: &[ForbiddenKind] = record.forbidden_kinds.as_deref().unwrap_or_default();
     ClusterStatus {
         cluster: record.cluster.clone(),
@@ -78,6 +89,8 @@ fn status_of(record: &ClusterRecord, head: Option<&Head>) -> ClusterStatus {
         }),
         forbidden_kinds: forbidden.iter().map(|f| f.kind.clone()).collect(),
         error: record.error.clone(),
+        registration: registration.map(|r| r.2.clone()),
+        registration_reason: registration.and_then(|r| r.3.clone()),
     }
 }
 
@@ -87,6 +100,7 @@ pub async fn collect(
     store: Option<&Store>,
 ) -> anyhow::Result<Vec<ClusterStatus>> {
     let records = checkpoint::load_all(database).await?;
+    let registrations = registration::recorded(database).await?;
     let mut statuses = Vec::with_capacity(records.len());
     for record in &records {
         let head = match (store, ClusterName::new(&record.cluster)) {
@@ -99,7 +113,12 @@ pub async fn collect(
             }
             _ => None,
         };
-        statuses.push(status_of(record, head.as_ref()));
+        // The cluster's registration of its current account, or else the last one it had.
+        let registration = registrations
+            .iter()
+            .filter(|r| r.1 == record.cluster)
+            .max_by_key(|r| r.0 == record.account);
+        statuses.push(status_of(record, head.as_ref(), registration));
     }
     Ok(statuses)
 }
@@ -122,7 +141,7 @@ fn age(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
 /// Writes the status table.
 pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io::Result<()> {
     let now = Utc::now();
-    let rows: Vec<[String; 9]> = statuses
+    let rows: Vec<[String; 10]> = statuses
         .iter()
         .map(|s| {
             [
@@ -134,6 +153,7 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
                 count_text(s.objects),
                 s.lag_seconds.map_or("-".into(), |l| format!("{l:.1}s")),
                 age(s.last_heartbeat, now),
+                s.registration.clone().unwrap_or_else(|| "-".into()),
                 if s.forbidden_kinds.is_empty() {
                     "-".into()
                 } else {
@@ -141,7 +161,7 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
                 },
             ]
         })
-        .map(|row: [String; 9]| row.map(|cell| printable(&cell)))
+        .map(|row: [String; 10]| row.map(|cell| printable(&cell)))
         .collect();
     let header = [
         "CLUSTER",
@@ -152,6 +172,7 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
         "OBJECTS",
         "LAG",
         "HEARTBEAT",
+        "REGISTRATION",
         "FORBIDDEN",
     ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -181,6 +202,20 @@ pub fn print_table(out: &mut impl Write, statuses: &[ClusterStatus]) -> std::io:
             printable(&s.cluster),
             printable(s.error.as_deref().unwrap_or_default())
         )?;
+    }
+    for s in statuses.iter() {
+        if let (Some(state), Some(reason)) = (&s.registration, &s.registration_reason)
+            && s.error.as_deref() != Some(reason.as_str())
+        {
+            writeln!(
+                out,
+                "{}: account {} {}: {}",
+                printable(&s.cluster),
+                printable(&s.account),
+                state,
+                printable(reason)
+            )?;
+        }
     }
     Ok(())
 }
@@ -264,7 +299,7 @@ mod tests {
 
     fn table(record: &ClusterRecord) -> String {
         let mut out = Vec::new();
-        print_table(&mut out, &[status_of(record, None)]).unwrap();
+        print_table(&mut out, &[status_of(record, None, None)]).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -295,7 +330,7 @@ mod tests {
         let mut record = ClusterRecord::new("eu-1", "eu-1", 0);
         // A u64 count stored as `as i64` reads back negative: it is the u64 it was.
         record.objects = u64::MAX as i64;
-        let status = status_of(&record, None);
+        let status = status_of(&record, None, None);
         assert_eq!(status.objects, u64::MAX);
         assert!(table(&record).contains(&u64::MAX.to_string()));
         // A count saturated on the way in says so.
@@ -306,7 +341,7 @@ mod tests {
             table(&record)
         );
         record.objects = crate::indexer::db::count_to_i64(42);
-        assert_eq!(status_of(&record, None).objects, 42);
+        assert_eq!(status_of(&record, None, None).objects, 42);
         record.applied = Some(crate::indexer::checkpoint::Applied {
             checkpoint: crate::format::Checkpoint {
                 epoch: crate::format::Epoch::new("1763899200000-0a1b2c3d").unwrap(),
@@ -316,7 +351,7 @@ mod tests {
             snapshot_seq: None,
         });
         assert_eq!(
-            status_of(&record, None).applied.as_deref(),
+            status_of(&record, None, None).applied.as_deref(),
             Some("1763899200000-0a1b2c3d/18446744073709551615")
         );
     }

@@ -17,6 +17,7 @@ use super::db::ClusterTransaction;
 use super::fetch::FetchedSegment;
 use super::lifecycle::{check_heartbeat, state_for};
 use super::policy::Grant;
+use super::registration::{self, Registration};
 use super::run::{Outcome, ms};
 use super::{Error, Indexer};
 
@@ -33,7 +34,11 @@ struct Planned {
     head: Head,
     version: Version,
     identity: Option<Identity>,
+    /// What the claim policy granted.
     grant: Grant,
+    /// The Spinnaker account of the grant ([`super::IndexOptions::account_of`]): the one its
+    /// rows are written to and, with a template, registered.
+    account: String,
     /// Its state by the head's heartbeat.
     state: ClusterState,
     /// The segments to read (never [`Plan::Rewound`]).
@@ -48,6 +53,8 @@ enum Declined {
     Raced,
     /// Another cluster holds the account (the reason says which).
     AccountTaken(String),
+    /// Clouddriver has an account of that name that Outpost did not register for this cluster.
+    AccountExists { account: String, reason: String },
 }
 
 /// The verified segments a plan names, ready to apply: the snapshot when the plan reloads the
@@ -84,7 +91,7 @@ impl Indexer {
             Ok(stats) => stats,
             Err(declined) => {
                 tx.rollback().await?;
-                return self.declined(planned, declined).await;
+                return self.declined(planned, declined, now).await;
             }
         };
         self.record(tx, planned, &fetched, stats, now).await
@@ -92,15 +99,28 @@ impl Indexer {
 
     /// The outcome of a transaction that applied nothing (rolled back): a refused cluster's row
     /// says why.
-    async fn declined(&self, planned: Planned, declined: Declined) -> Result<Outcome, Error> {
+    async fn declined(
+        &self,
+        planned: Planned,
+        declined: Declined,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Error> {
         match declined {
             Declined::Raced => Ok(Outcome::Raced),
-            Declined::AccountTaken(reason) => {
-                let mut record = planned.record;
-                record.state = ClusterState::Refused;
-                record.error = Some(reason.clone());
-                self.save_outside(&record).await?;
-                Ok(Outcome::Refused { reason })
+            Declined::AccountTaken(reason) => self.refuse(planned.record, reason, now).await,
+            Declined::AccountExists { account, reason } => {
+                let mut conn = self.database.connection("connecting").await?;
+                registration::record(
+                    &self.database,
+                    &mut conn,
+                    &account,
+                    planned.record.cluster.as_str(),
+                    &Registration::Conflict(reason.clone()),
+                    ms(now),
+                )
+                .await?;
+                drop(conn);
+                self.refuse(planned.record, reason, now).await
             }
         }
     }
@@ -184,13 +204,18 @@ impl Indexer {
             .unwrap_or_else(|| name.to_string());
         let mut record = record.unwrap_or_else(|| ClusterRecord::new(name, &requested, ms(now)));
         if let Some(reason) = self.refusal(&record, identity.as_ref(), &requested).await? {
-            record.state = ClusterState::Refused;
-            record.error = Some(reason.clone());
-            record.updated_at = ms(now);
-            self.save_outside(&record).await?;
-            return Ok(Step::Done(Outcome::Refused { reason }));
+            return self.refuse(record, reason, now).await.map(Step::Done);
         }
         let grant = self.options.policy.grant(name, &requested);
+        let account = match self.options.account_of(&grant.account) {
+            Ok(account) => account,
+            Err(e) => {
+                return self
+                    .refuse(record, e.to_string(), now)
+                    .await
+                    .map(Step::Done);
+            }
+        };
 
         // Lifecycle by heartbeat.
         let state = state_for(
@@ -219,7 +244,7 @@ impl Indexer {
         }
 
         // What to apply (FORMAT §8.2).
-        let same_account = if record.account == grant.account {
+        let same_account = if record.account == account {
             format::chain::Account::Same
         } else {
             format::chain::Account::Changed
@@ -244,10 +269,25 @@ impl Indexer {
             version,
             identity,
             grant,
+            account,
             state,
             plan,
             fault,
         }))
+    }
+
+    /// Marks the cluster REFUSED for `reason` (outside any transaction: nothing is applied).
+    async fn refuse(
+        &self,
+        mut record: ClusterRecord,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, Error> {
+        record.state = ClusterState::Refused;
+        record.error = Some(reason.clone());
+        record.updated_at = ms(now);
+        self.save_outside(&record).await?;
+        Ok(Outcome::Refused { reason })
     }
 
     /// Downloads and verifies every segment the plan names before anything is applied, and
@@ -303,7 +343,7 @@ impl Indexer {
         now: DateTime<Utc>,
     ) -> Result<Result<ApplyStats, Declined>, Error> {
         let name = cluster.as_str();
-        let account = planned.grant.account.as_str();
+        let account = planned.account.as_str();
         let current = checkpoint::load(&self.database, tx.conn(), name).await?;
         if current.as_ref().and_then(ClusterRecord::checkpoint) != planned.record.checkpoint() {
             return Ok(Err(Declined::Raced));
@@ -326,6 +366,14 @@ impl Indexer {
                 "account {account} is already claimed by cluster {other}"
             ))));
         }
+        if let Some(reason) =
+            registration::conflict(&self.database, tx.conn(), name, account).await?
+        {
+            return Ok(Err(Declined::AccountExists {
+                account: account.to_string(),
+                reason,
+            }));
+        }
         let agent = self.agent_of(name, account)?;
         if let Some(previous) = &previous
             && accounts::holder(&self.database, tx.conn(), previous)
@@ -347,6 +395,7 @@ impl Indexer {
             writer.evict().await?;
             let deleted = writer.stats().rows_deleted;
             accounts::release(&self.database, tx.conn(), previous, name).await?;
+            registration::unregister(&self.database, tx.conn(), name, previous, ms(now)).await?;
             tracing::info!(cluster = %name, from = %previous, to = %account, rows_deleted = deleted, "the cluster moved to another account: the old one's rows are removed");
         }
         accounts::claim(&self.database, tx.conn(), account, name, ms(now)).await?;
@@ -367,7 +416,70 @@ impl Indexer {
         for diff in &fetched.diffs {
             self.apply_diff(&mut writer, diff).await?;
         }
-        Ok(Ok(writer.stats().clone()))
+        let stats = writer.stats().clone();
+        self.register(tx, name, planned, now).await?;
+        Ok(Ok(stats))
+    }
+
+    /// Registers the cluster's account from the template, after its rows are written and in
+    /// their transaction: only an ACTIVE cluster with its identity pinned (a STALE one changes
+    /// nothing, so a flapping heartbeat never makes Clouddriver rebuild the account).
+    async fn register(
+        &self,
+        tx: &mut ClusterTransaction,
+        cluster: &str,
+        planned: &Planned,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let Some(template) = &self.options.accounts else {
+            return Ok(());
+        };
+        if planned.state != ClusterState::Active {
+            return Ok(());
+        }
+        let account = planned.account.as_str();
+        let refused = |reason: String| Registration::Refused(reason);
+        let outcome = if planned.identity.is_none() {
+            Registration::Pending(format!(
+                "{} is missing: the cluster's identity is pinned before it becomes an account",
+                self.store.layout().identity(&planned.head.cluster)
+            ))
+        } else {
+            let namespaces =
+                registration::reported_namespaces(&self.database, tx.conn(), account).await?;
+            if namespaces.len() > registration::MAX_NAMESPACES {
+                refused(format!(
+                    "the cluster reports more than {} namespaces, more than an account definition lists",
+                    registration::MAX_NAMESPACES
+                ))
+            } else {
+                match template.definition(&planned.grant.account, &namespaces) {
+                    Ok(definition) => {
+                        registration::register(
+                            &self.database,
+                            tx.conn(),
+                            cluster,
+                            &definition,
+                            ms(now),
+                        )
+                        .await?
+                    }
+                    Err(e) => refused(e.to_string()),
+                }
+            }
+        };
+        if matches!(outcome, Registration::Pending(_) | Registration::Refused(_)) {
+            registration::record(
+                &self.database,
+                tx.conn(),
+                account,
+                cluster,
+                &outcome,
+                ms(now),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Moves the checkpoint to the head just applied, with what the head and the identity say,
@@ -523,6 +635,10 @@ impl Indexer {
             writer.evict().await?;
             let deleted = writer.stats().rows_deleted;
             accounts::release(&self.database, tx.conn(), &record.account, name).await?;
+            // The account row last, in the rows' transaction: an account without rows is
+            // harmless, rows without an account are listed but cannot be opened.
+            registration::unregister(&self.database, tx.conn(), name, &record.account, ms(now))
+                .await?;
             deleted
         } else {
             0
@@ -552,11 +668,12 @@ fn applied_record(planned: Planned, applied_segments: bool, now_ms: i64) -> Clus
         version,
         identity,
         grant,
+        account,
         state,
         fault,
         ..
     } = planned;
-    record.account = grant.account.clone();
+    record.account = account;
     record.state = state;
     record.applied = Some(Applied {
         checkpoint: format::Checkpoint {
@@ -641,6 +758,7 @@ mod tests {
                 account: "eu-1".into(),
                 by: "own name".into(),
             },
+            account: "eu-1".into(),
             state: ClusterState::Stale,
             plan: Plan::Resume { from: 1 },
             fault,

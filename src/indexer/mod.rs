@@ -20,6 +20,7 @@ pub mod run_loop;
 use std::collections::BTreeSet;
 
 use crate::cache::CacheOptions;
+use crate::cache::definition::AccountTemplate;
 use crate::format::DecodeLimits;
 
 pub use checkpoint::{ClusterRecord, ClusterState};
@@ -178,6 +179,10 @@ pub struct IndexOptions {
     pub large_loads: std::sync::Arc<tokio::sync::Semaphore>,
     /// What one cluster may make the indexer hold and write.
     pub quotas: Quotas,
+    /// The template of the accounts registered in Clouddriver's account storage
+    /// ([`registration`]); its prefix names every account, cache rows included. None: no
+    /// `accounts` row is written, and accounts are named as granted.
+    pub accounts: Option<AccountTemplate>,
 }
 
 /// What one cluster may make one run spend. A cluster over a quota is not indexed (its rows
@@ -296,6 +301,7 @@ impl Default for IndexOptions {
             max_new_cache_types: DEFAULT_MAX_NEW_CACHE_TYPES,
             large_loads: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
             quotas: Quotas::default(),
+            accounts: None,
         }
     }
 }
@@ -304,5 +310,14 @@ impl IndexOptions {
     /// The `agent` column of `account` (before shortening for the dialect).
     pub fn agent_name(&self, account: &str) -> String {
         self.agent_template.replace("{account}", account)
+    }
+
+    /// The Spinnaker account of `granted` (what the claim policy gave a cluster): the
+    /// template's prefix and `granted`, checked for every place Clouddriver uses the name.
+    pub fn account_of(&self, granted: &str) -> Result<String, crate::cache::definition::Error> {
+        match &self.accounts {
+            Some(template) => crate::cache::definition::account_name(&template.prefix, granted),
+            None => Ok(granted.to_string()),
+        }
     }
 }

@@ -33,6 +33,8 @@ pub enum Registration {
     Pending(String),
     /// The row Outpost owned is gone.
     Removed,
+    /// The cluster cannot be this account (the reason says why): nothing written.
+    Refused(String),
 }
 
 impl Registration {
@@ -43,14 +45,14 @@ impl Registration {
             Registration::Conflict(_) => "conflict",
             Registration::Pending(_) => "pending",
             Registration::Removed => "removed",
+            Registration::Refused(_) => "refused",
         }
     }
 }
 
-/// Outpost's record of the accounts it registered, and of the clusters whose account could not
-/// be (created by the `outpost_*` migration). One row per account and cluster: at most one
-/// cluster's is `registered` (the owner), since a cluster registers only an account it owns or
-/// nobody has.
+/// Outpost's record of the accounts it registered, removed, or could not register (created by
+/// the `outpost_*` migration). One row per account and cluster: at most one cluster's is
+/// `registered` (the owner), since a cluster registers only an account it owns or nobody has.
 pub fn schema(dialect: Dialect) -> String {
     let (short, long, engine) = match dialect {
         Dialect::MySql => (
@@ -74,8 +76,7 @@ pub fn schema(dialect: Dialect) -> String {
 
 /// Whether Clouddriver's account storage tables exist.
 pub async fn storage_present(database: &Database, conn: &mut AnyConnection) -> Result<bool, Error> {
-    Ok(database.table_exists(conn, "accounts").await?
-        && database.table_exists(conn, "accounts_history").await?)
+    database.account_storage_present(conn).await
 }
 
 /// Creates SQLite equivalents of Clouddriver's tables (the demo's database).
@@ -126,8 +127,32 @@ async fn owner(
         .map_err(|e| database.query_error(format!("reading the registration of {account}"), e))
 }
 
-/// Records what happened to `cluster`'s registration of `account`.
-async fn record(
+/// The state and reason recorded for `cluster`'s registration of `account`, if any.
+async fn recorded_state(
+    database: &Database,
+    conn: &mut AnyConnection,
+    account: &str,
+    cluster: &str,
+) -> Result<Option<(String, Option<String>)>, Error> {
+    let what = format!("cluster {cluster}: reading the registration of {account}");
+    let row =
+        sqlx::query(&database.sql(
+            "SELECT state, reason FROM outpost_registrations WHERE account = ? AND cluster = ?",
+        ))
+        .bind(account)
+        .bind(cluster)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| database.query_error(what.clone(), e))?;
+    row.map(|row| Ok((text(&row, "state")?, opt_text(&row, "reason")?)))
+        .transpose()
+        .map_err(|e: sqlx::Error| database.query_error(what, e))
+}
+
+/// Records what happened to `cluster`'s registration of `account`, unless that is what is
+/// recorded already (a cluster pending for minutes writes nothing on each run), and logs the
+/// change: the one place a registration's state moves.
+pub async fn record(
     database: &Database,
     conn: &mut AnyConnection,
     account: &str,
@@ -135,6 +160,27 @@ async fn record(
     registration: &Registration,
     now_ms: i64,
 ) -> Result<(), Error> {
+    let reason = match registration {
+        Registration::Conflict(reason)
+        | Registration::Pending(reason)
+        | Registration::Refused(reason) => Some(reason.clone()),
+        _ => None,
+    };
+    let recorded = recorded_state(database, conn, account, cluster).await?;
+    let wanted = Some((registration.state().to_string(), reason.clone()));
+    if recorded == wanted {
+        return Ok(());
+    }
+    match registration {
+        Registration::Registered | Registration::Unchanged | Registration::Removed => {
+            tracing::info!(%cluster, %account, state = registration.state(), "account registration");
+        }
+        Registration::Conflict(reason)
+        | Registration::Pending(reason)
+        | Registration::Refused(reason) => {
+            tracing::warn!(%cluster, %account, state = registration.state(), %reason, "account not registered");
+        }
+    }
     let what = format!("cluster {cluster}: recording the registration of {account}");
     sqlx::query(
         &database.sql("DELETE FROM outpost_registrations WHERE account = ? AND cluster = ?"),
@@ -144,13 +190,6 @@ async fn record(
     .execute(&mut *conn)
     .await
     .map_err(|e| database.query_error(what.clone(), e))?;
-    if *registration == Registration::Removed {
-        return Ok(());
-    }
-    let reason = match registration {
-        Registration::Conflict(reason) | Registration::Pending(reason) => Some(reason.as_str()),
-        _ => None,
-    };
     sqlx::query(&database.sql(
         "INSERT INTO outpost_registrations (account, cluster, state, reason, updated_at) VALUES (?, ?, ?, ?, ?)",
     ))
@@ -203,6 +242,96 @@ async fn history(
     Ok(())
 }
 
+/// The most namespaces an account definition lists: every Clouddriver replica parses the body
+/// on each reload, and a cluster must not make that body as large as it likes.
+pub const MAX_NAMESPACES: usize = 10_000;
+
+/// The namespaces `account`'s cluster reports: the names of its Namespace objects and the
+/// namespaces its objects are in (a cluster whose agent does not watch Namespaces still has
+/// them), sorted; at most [`MAX_NAMESPACES`] + 1, so that one too many is seen and refused.
+/// Each query walks the `(account, namespace, …)` index once per namespace rather than once per
+/// object (MySQL does that for `DISTINCT` itself; PostgreSQL and SQLite are led through it).
+pub async fn reported_namespaces(
+    database: &Database,
+    conn: &mut AnyConnection,
+    account: &str,
+) -> Result<Vec<String>, Error> {
+    let what = format!("reading the namespaces of account {account}");
+    let limit = MAX_NAMESPACES + 1;
+    let distinct = match database.dialect() {
+        Dialect::MySql => format!(
+            "SELECT DISTINCT namespace FROM outpost_resources WHERE account = ? AND namespace > '' ORDER BY namespace LIMIT {limit}"
+        ),
+        Dialect::Postgres | Dialect::Sqlite => format!(
+            "WITH RECURSIVE ns(namespace) AS (
+  SELECT MIN(namespace) FROM outpost_resources WHERE account = ? AND namespace > ''
+  UNION ALL
+  SELECT (SELECT MIN(r.namespace) FROM outpost_resources r WHERE r.account = ? AND r.namespace > ns.namespace)
+  FROM ns WHERE ns.namespace IS NOT NULL
+)
+SELECT namespace FROM ns WHERE namespace IS NOT NULL LIMIT {limit}"
+        ),
+    };
+    let distinct = database.sql(&distinct);
+    let mut query = sqlx::query_scalar::<_, String>(&distinct).bind(account);
+    if database.dialect() != Dialect::MySql {
+        query = query.bind(account);
+    }
+    let mut namespaces: std::collections::BTreeSet<String> = query
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| database.query_error(what.clone(), e))?
+        .into_iter()
+        .collect();
+    let named: Vec<String> = sqlx::query_scalar(&database.sql(&format!(
+        "SELECT name FROM outpost_resources WHERE account = ? AND namespace = '' AND cache_type = 'namespace' AND kind = 'Namespace' LIMIT {limit}"
+    )))
+    .bind(account)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what, e))?;
+    namespaces.extend(named);
+    Ok(namespaces.into_iter().take(limit).collect())
+}
+
+/// Why `cluster` may not write account `account` at all, if it may not: an `accounts` row of
+/// that name exists that Outpost did not register for this cluster (a static account, one made
+/// through `/credentials`, another cluster's). Asked before any cache row is written, since the
+/// rows of an account Outpost does not own are some other writer's.
+pub async fn conflict(
+    database: &Database,
+    conn: &mut AnyConnection,
+    cluster: &str,
+    account: &str,
+) -> Result<Option<String>, Error> {
+    if !storage_present(database, conn).await? {
+        return Ok(None);
+    }
+    let what = format!("cluster {cluster}: looking for account {account}");
+    let by: Option<String> =
+        sqlx::query_scalar(&database.sql("SELECT last_modified_by FROM accounts WHERE id = ?"))
+            .bind(account)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| database.query_error(what, e))?;
+    let Some(by) = by else {
+        return Ok(None);
+    };
+    Ok(match owner(database, conn, account).await? {
+        Some(owner) if owner == cluster => None,
+        Some(other) => Some(format!(
+            "account {account} is registered for cluster {other}"
+        )),
+        None => Some(conflict_reason(account, &by)),
+    })
+}
+
+fn conflict_reason(account: &str, by: &str) -> String {
+    format!(
+        "an account {account} that Outpost did not create exists in Clouddriver's accounts table (last modified by {by:?}): it and its cache rows are left alone; rename the account (the template's prefix, or the claim policy) or remove that one"
+    )
+}
+
 /// Writes `definition` (from [`crate::cache::definition::AccountTemplate::definition`]) as the
 /// `accounts` row of its account, for `cluster`: created when there is none, changed only when
 /// its parsed body differs, never when Outpost does not own the row there.
@@ -233,6 +362,9 @@ async fn register_row(
     definition: &Value,
     now_ms: i64,
 ) -> Result<Registration, Error> {
+    if database.dialect() == Dialect::Sqlite {
+        ensure_sqlite_storage(database, conn).await?;
+    }
     if !storage_present(database, conn).await? {
         return Ok(Registration::Pending(
             "Clouddriver's accounts and accounts_history tables are missing: Clouddriver has not started on this database yet, or its account storage is off (account.storage.enabled and account.storage.kubernetes.enabled)".to_string(),
@@ -259,9 +391,7 @@ async fn register_row(
                     .unwrap_or_default();
                 return Ok(Registration::Conflict(match owner {
                     Some(other) => format!("account {account} is registered for cluster {other}"),
-                    None => format!(
-                        "an account {account} that Outpost did not create exists (last modified by {by:?}): it is left alone; rename the account or remove that one"
-                    ),
+                    None => conflict_reason(account, &by),
                 }));
             }
             if stored_body.is_some_and(|stored| same_definition(&stored, definition)) {
@@ -277,6 +407,7 @@ async fn register_row(
             .execute(&mut *conn)
             .await
             .map_err(|e| database.query_error(what, e))?;
+            tracing::info!(%cluster, %account, "account definition changed: rewritten");
         }
         None => {
             sqlx::query(&database.sql(&format!(

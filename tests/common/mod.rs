@@ -5,6 +5,8 @@
 #[allow(dead_code)]
 pub mod db;
 #[allow(dead_code)]
+pub mod accounts;
+#[allow(dead_code)]
 pub mod chain;
 
 #[allow(unused_imports)]

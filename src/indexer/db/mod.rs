@@ -6,6 +6,7 @@ mod schema;
 mod transaction;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,6 +78,9 @@ pub struct Database {
     table_namespace: Option<String>,
     /// Cache types whose tables are known to exist (created or checked in this process).
     created: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether Clouddriver's account storage tables were seen (they are never dropped while
+    /// Clouddriver runs, so a process looks for them until it finds them, then no more).
+    account_storage_seen: Arc<AtomicBool>,
     /// MySQL: whether cluster transactions run READ COMMITTED (see
     /// [`Database::begin_cluster`]); not where statement-based binary logging forbids it.
     read_committed: bool,
@@ -196,6 +200,7 @@ impl Database {
             display_url,
             table_namespace: table_namespace.map(str::to_string),
             created: Arc::default(),
+            account_storage_seen: Arc::default(),
             read_committed,
         };
         database.migrate().await?;
@@ -564,6 +569,24 @@ impl Database {
             .await?;
         self.table_exists(&mut conn, "cats_v1_resource_template")
             .await
+    }
+
+    /// Whether Clouddriver's account storage tables (`accounts`, `accounts_history`) exist,
+    /// asked on `conn` until they are first seen. SQLite's are asked every time: they are
+    /// created inside a cluster's transaction, which may roll back.
+    pub async fn account_storage_present(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+    ) -> Result<bool, Error> {
+        if self.account_storage_seen.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let present = self.table_exists(conn, "accounts").await?
+            && self.table_exists(conn, "accounts_history").await?;
+        if present && self.dialect != Dialect::Sqlite {
+            self.account_storage_seen.store(true, Ordering::Relaxed);
+        }
+        Ok(present)
     }
 
     /// Whether `table` exists (in the current schema or database), asked on `conn`: inside a
