@@ -3,7 +3,7 @@
 //! equivalents: created once, left alone when unchanged, never taken from another owner,
 //! removed with a tombstone.
 
-use outpost::cache::definition::AccountTemplate;
+use outpost::cache::definition::{AccountTemplate, NAMESPACES_SETTLE_MS};
 use outpost::indexer::Database;
 use outpost::indexer::registration::{self, Registration};
 use serde_json::Value;
@@ -94,12 +94,21 @@ async fn registers_once_and_respects_other_owners(kind: &str) {
     let stored = outpost::indexer::db::text(&row, "body").unwrap();
     assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), body);
 
-    // A changed definition is written once, with its history row.
+    // A definition whose namespaces alone changed waits for them to settle, then is written
+    // once, with its history row.
     let changed = template
         .definition("eu-1", &["shop".into(), "pay".into()])
         .unwrap();
     assert_eq!(
         register(&database, "eu-1", &changed, 2_000).await,
+        Registration::Unchanged
+    );
+    assert_eq!(
+        rows(&database, "SELECT COUNT(*) FROM accounts_history").await,
+        1
+    );
+    assert_eq!(
+        register(&database, "eu-1", &changed, 1_000 + NAMESPACES_SETTLE_MS).await,
         Registration::Registered
     );
     assert_eq!(

@@ -404,11 +404,45 @@ pub fn account_name(prefix: &str, granted: &str) -> Result<String, Error> {
     Ok(name)
 }
 
-/// Whether a stored body (as the database returns it) defines the same account as `new`:
-/// compared as parsed JSON, since MySQL and PostgreSQL reorder keys, so that an unchanged
-/// definition is never written again (each write makes every Clouddriver rebuild the account).
-pub fn same_definition(stored: &str, new: &Value) -> bool {
-    serde_json::from_str::<Value>(stored).is_ok_and(|stored| &stored == new)
+/// How long after its last write a definition that differs only in its namespaces waits to be
+/// written again: a namespace whose last object is replaced, or a burst of namespaces made one
+/// by one, rebuilds the account's credentials in every Clouddriver once per this, not once per
+/// run.
+pub const NAMESPACES_SETTLE_MS: i64 = 5 * 60 * 1000;
+
+/// What to do with a stored definition given the one wanted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// The same account: nothing to write.
+    Same,
+    /// Only the namespaces differ and the stored one was written less than
+    /// [`NAMESPACES_SETTLE_MS`] ago: written by a later run.
+    Deferred,
+    /// Write it.
+    Due,
+}
+
+/// Whether the stored definition (written at `last_modified_ms`) is to be replaced by `new` at
+/// `now_ms`: compared as parsed JSON, since MySQL and PostgreSQL reorder keys, so that an
+/// unchanged definition is never written again (each write makes every Clouddriver rebuild the
+/// account). A stored body that does not parse is replaced.
+pub fn rewrite(stored: &str, new: &Value, last_modified_ms: i64, now_ms: i64) -> Rewrite {
+    let Ok(mut stored) = serde_json::from_str::<Value>(stored) else {
+        return Rewrite::Due;
+    };
+    if &stored == new {
+        return Rewrite::Same;
+    }
+    let mut new = new.clone();
+    if let (Some(stored), Some(new)) = (stored.as_object_mut(), new.as_object_mut()) {
+        stored.remove("namespaces");
+        new.remove("namespaces");
+    }
+    if stored == new && now_ms.saturating_sub(last_modified_ms) < NAMESPACES_SETTLE_MS {
+        Rewrite::Deferred
+    } else {
+        Rewrite::Due
+    }
 }
 
 #[cfg(test)]
@@ -421,6 +455,44 @@ mod tests {
         let template: AccountTemplate = serde_yaml_ng::from_str(yaml).unwrap();
         template.validate().unwrap();
         template
+    }
+
+    #[test]
+    fn only_namespaces_changing_waits_for_the_settle_time() {
+        let template = AccountTemplate::default();
+        let stored = template
+            .definition("eu-1", &["a".into()])
+            .unwrap()
+            .to_string();
+        let same = template.definition("eu-1", &["a".into()]).unwrap();
+        let more = template
+            .definition("eu-1", &["a".into(), "b".into()])
+            .unwrap();
+        let retyped = AccountTemplate {
+            environment: Some("prod".into()),
+            ..AccountTemplate::default()
+        }
+        .definition("eu-1", &["a".into()])
+        .unwrap();
+        let at = 1_000_000;
+        assert_eq!(rewrite(&stored, &same, at, at + 1), Rewrite::Same);
+        assert_eq!(rewrite(&stored, &more, at, at + 1), Rewrite::Deferred);
+        assert_eq!(
+            rewrite(&stored, &more, at, at + NAMESPACES_SETTLE_MS - 1),
+            Rewrite::Deferred
+        );
+        assert_eq!(
+            rewrite(&stored, &more, at, at + NAMESPACES_SETTLE_MS),
+            Rewrite::Due
+        );
+        assert_eq!(
+            rewrite(&stored, &retyped, at, at + 1),
+            Rewrite::Due,
+            "a template change is at once"
+        );
+        assert_eq!(rewrite("{not json", &same, at, at + 1), Rewrite::Due);
+        // A clock gone backwards, or a row written by another clock, never waits forever.
+        assert_eq!(rewrite(&stored, &more, i64::MIN, i64::MAX), Rewrite::Due);
     }
 
     #[test]
@@ -597,12 +669,12 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        assert!(same_definition(&text, &body));
+        assert_eq!(rewrite(&text, &body, 0, 1), Rewrite::Same);
         let other = AccountTemplate::default()
-            .definition("a", &["y".into()])
+            .definition("b", &["x".into()])
             .unwrap();
-        assert!(!same_definition(&text, &other));
-        assert!(!same_definition("not json", &body));
+        assert_eq!(rewrite(&text, &other, 0, 1), Rewrite::Due);
+        assert_eq!(rewrite("not json", &body, 0, 1), Rewrite::Due);
     }
 
     proptest! {

@@ -14,7 +14,7 @@ use sqlx::AnyConnection;
 
 use super::db::{Database, Error, opt_text, text};
 use crate::cache::Dialect;
-use crate::cache::definition::{ACCOUNT_TYPE, same_definition};
+use crate::cache::definition::{ACCOUNT_TYPE, Rewrite, rewrite};
 
 /// `last_modified_by` of the rows Outpost writes.
 pub const MODIFIED_BY: &str = "outpost";
@@ -373,7 +373,7 @@ async fn register_row(
     let what = format!("cluster {cluster}: registering account {account}");
     let (read_body, bind_body) = body_sql(database.dialect());
     let stored = sqlx::query(&database.sql(&format!(
-        "SELECT {read_body} AS body, last_modified_by FROM accounts WHERE id = ?"
+        "SELECT {read_body} AS body, last_modified_by, last_modified_at FROM accounts WHERE id = ?"
     )))
     .bind(account)
     .fetch_optional(&mut *conn)
@@ -394,8 +394,15 @@ async fn register_row(
                     None => conflict_reason(account, &by),
                 }));
             }
-            if stored_body.is_some_and(|stored| same_definition(&stored, definition)) {
-                return Ok(Registration::Unchanged);
+            let last_modified: i64 = sqlx::Row::try_get(&row, "last_modified_at")
+                .map_err(|e| database.query_error(what.clone(), e))?;
+            match stored_body.map(|stored| rewrite(&stored, definition, last_modified, now_ms)) {
+                Some(Rewrite::Same) => return Ok(Registration::Unchanged),
+                Some(Rewrite::Deferred) => {
+                    tracing::debug!(%cluster, %account, "namespaces changed: rewritten once they settle");
+                    return Ok(Registration::Unchanged);
+                }
+                Some(Rewrite::Due) | None => {}
             }
             sqlx::query(&database.sql(&format!(
                 "UPDATE accounts SET body = {bind_body}, last_modified_at = ?, last_modified_by = ? WHERE id = ?"
