@@ -41,7 +41,7 @@ pub async fn check_rows(
             })
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        let (stored, bad) = stored_rows(database, BIG).await;
+        let (stored, bad) = stored_digests(database, BIG).await;
         let verdict = compare(&stored, &expected, bad);
         progress(started, &format!("  {label}: {verdict}"));
         checks.push((*label, verdict));
@@ -66,9 +66,9 @@ fn expected_rows(state: &State, account: &str) -> RowDigests {
         .collect()
 }
 
-/// Every cats row of `account`'s agent in the tables of the types with cached rows, and how
-/// many of them have a `body_hash` that is not their body's.
-async fn stored_rows(database: &Database, account: &str) -> (RowDigests, u64) {
+/// The digests of `account`'s cats rows in the tables of the types with cached rows, and how
+/// many of those rows have a `body_hash` that is not their body's.
+async fn stored_digests(database: &Database, account: &str) -> (RowDigests, u64) {
     let types = rows::cached_types(database).await;
     let mut digests = RowDigests::new();
     let mut bad_hashes = 0;
