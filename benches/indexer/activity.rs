@@ -80,32 +80,7 @@ impl ActivitySampler {
                     .await
                     .expect("connects");
                 tokio::spawn(async move {
-                    let mut counts = BTreeMap::new();
-                    while !flag.load(Ordering::Relaxed) {
-                        let rows = sqlx::query("SELECT state, query, wait_event_type FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
-                            .bind(&name)
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap_or_default();
-                        for row in rows {
-                            let state: String = row.try_get("state").unwrap_or_default();
-                            let query: String = row.try_get("query").unwrap_or_default();
-                            let wait: Option<String> =
-                                row.try_get("wait_event_type").ok().flatten();
-                            let label = if state == "active" {
-                                match wait.as_deref() {
-                                    Some(w @ ("IO" | "Lock" | "LWLock")) => {
-                                        format!("{} [waiting: {w}]", statement_label(&query))
-                                    }
-                                    _ => statement_label(&query),
-                                }
-                            } else {
-                                "(idle in transaction: the server waits for the indexer)".into()
-                            };
-                            *counts.entry(label).or_insert(0) += 1;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    let counts = count_samples(&flag, || postgres_sessions(&pool, &name)).await;
                     pool.close().await;
                     counts
                 })
@@ -117,46 +92,7 @@ impl ActivitySampler {
                     .await
                     .expect("connects");
                 tokio::spawn(async move {
-                    let mut counts = BTreeMap::new();
-                    while !flag.load(Ordering::Relaxed) {
-                        let rows = sqlx::query("SELECT p.command AS command, p.info AS info, t.trx_id AS trx FROM information_schema.processlist p LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id WHERE p.db = ? AND p.id <> CONNECTION_ID()")
-                            .bind(&name)
-                            .fetch_all(&pool)
-                            .await
-                            .unwrap_or_default();
-                        for row in rows {
-                            let command: String = row
-                                .try_get::<String, _>("command")
-                                .or_else(|_| {
-                                    row.try_get::<Vec<u8>, _>("command")
-                                        .map(|b| String::from_utf8_lossy(&b).to_string())
-                                })
-                                .unwrap_or_default();
-                            let info: Option<String> = row
-                                .try_get::<Option<String>, _>("info")
-                                .or_else(|_| {
-                                    row.try_get::<Option<Vec<u8>>, _>("info")
-                                        .map(|b| b.map(|b| String::from_utf8_lossy(&b).to_string()))
-                                })
-                                .unwrap_or_default();
-                            let in_trx = row
-                                .try_get::<Option<String>, _>("trx")
-                                .map(|t| t.is_some())
-                                .or_else(|_| {
-                                    row.try_get::<Option<u64>, _>("trx").map(|t| t.is_some())
-                                })
-                                .unwrap_or(false);
-                            let label = match (command.as_str(), info) {
-                                ("Query" | "Execute", Some(info)) => statement_label(&info),
-                                ("Sleep", _) if in_trx => {
-                                    "(idle in transaction: the server waits for the indexer)".into()
-                                }
-                                _ => continue,
-                            };
-                            *counts.entry(label).or_insert(0) += 1;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    let counts = count_samples(&flag, || mysql_sessions(&pool, &name)).await;
                     pool.close().await;
                     counts
                 })
@@ -173,6 +109,91 @@ impl ActivitySampler {
         counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         counts
     }
+}
+
+/// What a session waiting inside a transaction shows: the server waits for the indexer.
+const IDLE_IN_TRANSACTION: &str = "(idle in transaction: the server waits for the indexer)";
+
+/// Until `stop` is set, every 100 ms, what `sample` says the sessions are doing, counted.
+async fn count_samples<F, Fut>(stop: &AtomicBool, mut sample: F) -> BTreeMap<String, u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let mut counts = BTreeMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        for label in sample().await {
+            *counts.entry(label).or_insert(0) += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    counts
+}
+
+/// What each session on PostgreSQL database `name` is doing (but this one): its statement,
+/// with what it waits for if that is IO or a lock, or that it is idle inside a transaction.
+async fn postgres_sessions(pool: &sqlx::PgPool, name: &str) -> Vec<String> {
+    let rows = sqlx::query("SELECT state, query, wait_event_type FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+        .bind(name)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    rows.iter()
+        .map(|row| {
+            let state: String = row.try_get("state").unwrap_or_default();
+            let query: String = row.try_get("query").unwrap_or_default();
+            let wait: Option<String> = row.try_get("wait_event_type").ok().flatten();
+            if state == "active" {
+                match wait.as_deref() {
+                    Some(w @ ("IO" | "Lock" | "LWLock")) => {
+                        format!("{} [waiting: {w}]", statement_label(&query))
+                    }
+                    _ => statement_label(&query),
+                }
+            } else {
+                IDLE_IN_TRANSACTION.into()
+            }
+        })
+        .collect()
+}
+
+/// What each session on MariaDB database `name` is doing (but this one): the statement it runs,
+/// or that it sleeps inside a transaction; sessions sleeping outside one are left out. Columns
+/// of `information_schema` may come back as text or as bytes.
+async fn mysql_sessions(pool: &sqlx::MySqlPool, name: &str) -> Vec<String> {
+    let rows = sqlx::query("SELECT p.command AS command, p.info AS info, t.trx_id AS trx FROM information_schema.processlist p LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id WHERE p.db = ? AND p.id <> CONNECTION_ID()")
+        .bind(name)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    rows.iter()
+        .filter_map(|row| {
+            let command: String = row
+                .try_get::<String, _>("command")
+                .or_else(|_| {
+                    row.try_get::<Vec<u8>, _>("command")
+                        .map(|b| String::from_utf8_lossy(&b).to_string())
+                })
+                .unwrap_or_default();
+            let info: Option<String> = row
+                .try_get::<Option<String>, _>("info")
+                .or_else(|_| {
+                    row.try_get::<Option<Vec<u8>>, _>("info")
+                        .map(|b| b.map(|b| String::from_utf8_lossy(&b).to_string()))
+                })
+                .unwrap_or_default();
+            let in_trx = row
+                .try_get::<Option<String>, _>("trx")
+                .map(|t| t.is_some())
+                .or_else(|_| row.try_get::<Option<u64>, _>("trx").map(|t| t.is_some()))
+                .unwrap_or(false);
+            match (command.as_str(), info) {
+                ("Query" | "Execute", Some(info)) => Some(statement_label(&info)),
+                ("Sleep", _) if in_trx => Some(IDLE_IN_TRANSACTION.into()),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The top `n` sampled statements as table rows (share of all samples, approx. seconds).
