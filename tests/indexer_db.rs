@@ -7,50 +7,15 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, Utc};
 use outpost::agent::ship::Shipped;
-use outpost::agent::simulated::SimAgent;
-use outpost::format::ClusterName;
 use outpost::indexer::{Database, IndexOptions, Indexer, Outcome};
-use outpost::sim::Churn;
 use outpost::store::Store;
+use outpost::test_support::sim::SimCluster;
 
 #[macro_use]
 mod common;
 
 use common::db::{Rows, TestDb, assert_no_failures, expected_rows, fresh_database, stored_rows};
-
-/// A simulated cluster (the agent's own pipeline) with a clock of its own: each ship is 15 s
-/// after the previous one.
-struct SimCluster {
-    agent: SimAgent,
-    t: DateTime<Utc>,
-}
-
-impl SimCluster {
-    fn new(store: &Store, name: &str, seed: u64, objects: usize) -> Self {
-        let name = ClusterName::new(name).unwrap();
-        let agent = SimAgent::new(store, name, Churn::new(seed, objects), &[3; 32]).unwrap();
-        Self {
-            agent,
-            t: Utc::now() - Duration::minutes(1),
-        }
-    }
-
-    fn name(&self) -> &ClusterName {
-        &self.agent.name
-    }
-
-    /// `seconds` of churn at `rate` changes per second.
-    fn churn(&mut self, seconds: f64, rate: f64) {
-        self.agent.step(seconds, rate);
-    }
-
-    async fn ship(&mut self) -> Shipped {
-        self.t += Duration::seconds(15);
-        self.agent.tick(self.t).await.unwrap()
-    }
-}
 
 /// Each simulated cluster's stored rows equal the reference builder's for its objects.
 async fn assert_clusters_match(
@@ -60,10 +25,10 @@ async fn assert_clusters_match(
     context: &str,
 ) {
     for sim in sims {
-        let account = sim.name().as_str();
+        let account = sim.name.as_str();
         assert_same(
             &stored_rows(database, account).await,
-            &expected_rows(store, sim.name(), account).await,
+            &expected_rows(store, &sim.name, account).await,
             &format!("{context}: {account}"),
         );
     }
@@ -109,10 +74,10 @@ async fn incremental_equals_rebuild(kind: &str) {
     };
     let mut sim = SimCluster::new(&store, "sim-a", 7, 400);
     assert!(matches!(sim.ship().await, Shipped::Snapshot { .. }));
-    let outcome = indexer.index_cluster(sim.name()).await.unwrap();
+    let outcome = indexer.index_cluster(&sim.name).await.unwrap();
     let (snapshot, written, _) = applied(&outcome);
     assert!(snapshot);
-    let expected = expected_rows(&store, sim.name(), "sim-a").await;
+    let expected = expected_rows(&store, &sim.name, "sim-a").await;
     assert_eq!(written as usize, expected.len(), "every row written once");
     assert_same(
         &stored_rows(&database, "sim-a").await,
@@ -122,7 +87,7 @@ async fn incremental_equals_rebuild(kind: &str) {
 
     // Diffs: a few changes each; rows written follow the change, not the account.
     for round in 0..6 {
-        sim.churn(15.0, 1.0);
+        sim.step(15.0, 1.0);
         let shipped_snapshot = match sim.ship().await {
             Shipped::Diff { .. } => false,
             // The agent restarted the chain (the diffs outweighed the snapshot): the indexer
@@ -130,10 +95,10 @@ async fn incremental_equals_rebuild(kind: &str) {
             Shipped::Snapshot { .. } => true,
             other => panic!("round {round}: {other:?}"),
         };
-        let outcome = indexer.index_cluster(sim.name()).await.unwrap();
+        let outcome = indexer.index_cluster(&sim.name).await.unwrap();
         let (snapshot, written, _) = applied(&outcome);
         assert_eq!(snapshot, shipped_snapshot, "round {round}");
-        let expected = expected_rows(&store, sim.name(), "sim-a").await;
+        let expected = expected_rows(&store, &sim.name, "sim-a").await;
         assert!(
             (written as usize) < expected.len() / 4,
             "round {round}: {written} rows written of {}",
@@ -147,7 +112,7 @@ async fn incremental_equals_rebuild(kind: &str) {
     }
     // Nothing new: nothing written.
     assert!(matches!(
-        indexer.index_cluster(sim.name()).await.unwrap(),
+        indexer.index_cluster(&sim.name).await.unwrap(),
         Outcome::Unchanged { .. }
     ));
     database.close().await;
@@ -188,15 +153,15 @@ async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
     assert_eq!(report.failures().count(), 0);
     let a_before = stored_rows(&database, "tamper-a").await;
 
-    a.churn(15.0, 2.0);
-    b.churn(15.0, 2.0);
+    a.step(15.0, 2.0);
+    b.step(15.0, 2.0);
     assert!(matches!(a.ship().await, Shipped::Diff { .. }));
     assert!(matches!(b.ship().await, Shipped::Diff { .. }));
     // Flip one byte in the middle of a's new diff.
-    let head = a.agent.shipper().head().unwrap().clone();
+    let head = a.shipper().head().unwrap().clone();
     let diff = head.diffs.last().unwrap();
     let key = store.layout().segment(
-        a.name(),
+        &a.name,
         &head.epoch,
         diff.seq,
         outpost::format::SegmentType::Diff,
@@ -226,7 +191,7 @@ async fn a_tampered_segment_leaves_its_cluster_untouched(kind: &str) {
     );
     assert_same(
         &stored_rows(&database, "tamper-b").await,
-        &expected_rows(&store, b.name(), "tamper-b").await,
+        &expected_rows(&store, &b.name, "tamper-b").await,
         "the other cluster",
     );
     // The error is kept for `outpost status`.
@@ -275,7 +240,7 @@ async fn concurrent_and_cancelled_runs_converge(kind: &str) {
         }
         assert_clusters_match(&database, &store, &sims, &format!("{kind} round {round}")).await;
         for sim in &mut sims {
-            sim.churn(15.0, 2.0);
+            sim.step(15.0, 2.0);
             sim.ship().await;
         }
     }
@@ -306,7 +271,7 @@ async fn many_clusters_at_once_equal_the_reference(kind: &str) {
     for round in 0..3 {
         for sim in &mut sims {
             if round > 0 {
-                sim.churn(15.0, 3.0);
+                sim.step(15.0, 3.0);
             }
             sim.ship().await;
         }
@@ -406,10 +371,10 @@ async fn large_snapshots_load_one_at_a_time() {
         .unwrap()
         .unwrap();
     assert_eq!(report.failures().count(), 0);
-    let account = sim.name().as_str();
+    let account = sim.name.as_str();
     assert_same(
         &stored_rows(&database, account).await,
-        &expected_rows(&store, sim.name(), account).await,
+        &expected_rows(&store, &sim.name, account).await,
         "after its turn",
     );
     database.close().await;

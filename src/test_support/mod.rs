@@ -1,12 +1,13 @@
 //! Helpers the integration tests and the benchmarks share (the `test-support` feature): the test
-//! servers named by the environment, fresh databases, and the cache rows a database holds next to
-//! the reference builder's.
+//! servers named by the environment, fresh databases, simulated clusters shipping through the
+//! agent's pipeline, and the cache rows a database holds next to the reference builder's.
 //!
 //! A failure here is the calling test's or benchmark's failure, so these helpers panic saying what
 //! failed instead of returning errors.
 
 pub mod db;
 pub mod rows;
+pub mod sim;
 
 use crate::indexer::Outcome;
 use crate::indexer::apply::ApplyStats;
