@@ -14,15 +14,14 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
-use chrono::{DateTime, Duration, Utc};
-use outpost::agent::simulated::SimAgent;
+use chrono::{Duration, Utc};
 use outpost::cache::definition::AccountTemplate;
-use outpost::format::{ClusterName, Identity};
+use outpost::format::ClusterName;
 use outpost::indexer::registration;
 use outpost::indexer::{Database, Graces, IndexOptions, Indexer, Outcome};
-use outpost::sim::Churn;
 use outpost::store::Store;
 use outpost::test_support::db::{TestDb, server_database, sqlite_database};
+use outpost::test_support::sim::SimCluster;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -106,45 +105,27 @@ async fn measure(label: &str, url: &str, config: &Config) {
     ))
     .await
     .expect("a bucket");
-    let name = ClusterName::new("bench-1").expect("a name");
-    let mut t: DateTime<Utc> = Utc::now() - Duration::days(1);
-    let mut identity = Identity::new(name.clone(), t);
-    identity.kube_system_uid = Some("bench".into());
-    store
-        .put_overwrite(
-            &store.layout().identity(&name),
-            identity.to_json().expect("JSON").into(),
-        )
-        .await
-        .expect("identity.json");
-    let mut agent = SimAgent::new(
-        &store,
-        name.clone(),
-        Churn::new(11, config.objects),
-        &[1; 32],
-    )
-    .expect("an agent");
-    agent.tick(t).await.expect("a snapshot");
+    let mut sim = SimCluster::new(&store, "bench-1", 11, config.objects)
+        .starting_at(Utc::now() - Duration::days(1));
+    sim.write_identity(&store, "bench").await;
+    sim.ship_after(0).await;
+    let name = sim.name.clone();
     let [without, with] = indexers(&store, &database);
     // The snapshot, then a first registration, before anything is timed.
     index(&with.1, &name).await;
-    let mut heartbeat = ([Vec::new(), Vec::new()], ());
+    let mut heartbeat = [Vec::new(), Vec::new()];
     let mut diff = [Vec::new(), Vec::new()];
-    for round in 0..config.rounds {
+    for _ in 0..config.rounds {
         for (side, (_, indexer)) in [&without, &with].into_iter().enumerate() {
             // A heartbeat: 5 min of nothing.
-            t += Duration::seconds(301);
-            agent.tick(t).await.expect("a heartbeat");
-            heartbeat.0[side].push(index(indexer, &name).await);
+            sim.ship_after(301).await;
+            heartbeat[side].push(index(indexer, &name).await);
             // About 10 changes, shipped as one diff.
-            agent.step(10.0, 1.0);
-            t += Duration::seconds(15);
-            agent.tick(t).await.expect("a diff");
+            sim.step(10.0, 1.0);
+            sim.ship_after(15).await;
             diff[side].push(index(indexer, &name).await);
         }
-        let _ = round;
     }
-    let heartbeat = heartbeat.0;
 
     // The namespaces query against the plain one, on the same connection.
     let mut conn = database.connection("bench").await.expect("a connection");
@@ -171,7 +152,7 @@ async fn measure(label: &str, url: &str, config: &Config) {
         assert!(rows.len() <= namespaces);
     }
     drop(conn);
-    let objects = agent.state().len();
+    let objects = sim.state().len();
     println!(
         "{label}: {objects} objects, {namespaces} namespaces, {} rounds (median ms)",
         config.rounds

@@ -16,6 +16,7 @@ use outpost::indexer::registration;
 use outpost::indexer::{ClusterState, Database, Graces, IndexOptions, Indexer, Outcome};
 use outpost::sim::Churn;
 use outpost::store::Store;
+use outpost::test_support::sim::SimCluster;
 use serde_json::{Value, json};
 
 #[macro_use]
@@ -24,37 +25,11 @@ mod common;
 use common::accounts::{account, clouddriver_tables, history};
 use common::db::{expected_rows, fresh_database, stored_rows};
 
-/// A simulated cluster with its identity in the bucket and a clock of its own.
-struct Cluster {
-    agent: SimAgent,
-    t: DateTime<Utc>,
-}
-
-impl Cluster {
-    async fn new(store: &Store, name: &str, seed: u64, started: DateTime<Utc>) -> Self {
-        let name = ClusterName::new(name).expect("a cluster name");
-        let mut identity = Identity::new(name.clone(), started);
-        identity.kube_system_uid = Some(format!("uid-{seed}"));
-        store
-            .put_overwrite(
-                &store.layout().identity(&name),
-                identity.to_json().expect("identity JSON").into(),
-            )
-            .await
-            .expect("identity.json written");
-        let agent = SimAgent::new(store, name, Churn::new(seed, 120), &[5; 32]).expect("an agent");
-        Self { agent, t: started }
-    }
-
-    fn name(&self) -> &ClusterName {
-        &self.agent.name
-    }
-
-    /// Ships what is due `seconds` after the last ship.
-    async fn ship_after(&mut self, seconds: i64) {
-        self.t += Duration::seconds(seconds);
-        self.agent.tick(self.t).await.expect("shipped");
-    }
+/// A simulated cluster with its identity in the bucket, its first ship at `started`.
+async fn new_cluster(store: &Store, name: &str, seed: u64, started: DateTime<Utc>) -> SimCluster {
+    let cluster = SimCluster::new(store, name, seed, 120).starting_at(started);
+    cluster.write_identity(store, &format!("uid-{seed}")).await;
+    cluster
 }
 
 /// The namespaces the bucket holds for `cluster`: those its objects are in and its Namespaces.
@@ -118,14 +93,14 @@ async fn accounts_follow_clusters(kind: &str) {
     };
     // Within the default STALE grace (15 min) to the end: heartbeats are 5 min apart.
     let start = Utc::now() - Duration::minutes(13);
-    let mut eu = Cluster::new(&store, "eu-1", 1, start).await;
+    let mut eu = new_cluster(&store, "eu-1", 1, start).await;
     eu.ship_after(0).await;
 
     // Before Clouddriver made its tables, a server database only gets the cache rows: the
     // registration waits, and says why.
     if server {
         let outcome = indexer(&store, &database, &template)
-            .index_cluster(eu.name())
+            .index_cluster(&eu.name)
             .await
             .expect("indexed");
         assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
@@ -144,14 +119,14 @@ async fn accounts_follow_clusters(kind: &str) {
             "{pending:?}"
         );
         clouddriver_tables(&database).await;
-        eu.agent.step(60.0, 1.0);
+        eu.step(60.0, 1.0);
         eu.ship_after(15).await;
     }
 
     // The first index with Clouddriver's tables registers the account, named with the prefix,
     // its namespaces those the cluster reports; the cache rows carry the same name.
     let outcome = indexer(&store, &database, &template)
-        .index_cluster(eu.name())
+        .index_cluster(&eu.name)
         .await
         .expect("indexed");
     assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
@@ -159,7 +134,7 @@ async fn accounts_follow_clusters(kind: &str) {
         .await
         .expect("an accounts row");
     assert_eq!(by, registration::MODIFIED_BY);
-    let namespaces = reported(&store, eu.name()).await;
+    let namespaces = reported(&store, &eu.name).await;
     assert!(namespaces.len() > 3, "{namespaces:?}");
     assert_eq!(
         body,
@@ -176,7 +151,7 @@ async fn accounts_follow_clusters(kind: &str) {
     );
     assert_eq!(
         stored_rows(&database, "op-eu-1").await,
-        expected_rows(&store, eu.name(), "op-eu-1").await,
+        expected_rows(&store, &eu.name, "op-eu-1").await,
         "the cache rows are the prefixed account's"
     );
     assert_eq!(cache_rows_of(&database, "eu-1").await, 0);
@@ -184,7 +159,7 @@ async fn accounts_follow_clusters(kind: &str) {
     // A heartbeat (nothing changed) writes nothing to Clouddriver's tables.
     eu.ship_after(5 * 60 + 1).await;
     indexer(&store, &database, &template)
-        .index_cluster(eu.name())
+        .index_cluster(&eu.name)
         .await
         .expect("indexed");
     assert_eq!(
@@ -198,9 +173,9 @@ async fn accounts_follow_clusters(kind: &str) {
     );
 
     // A second cluster appears while the first keeps working.
-    let mut us = Cluster::new(&store, "us-1", 2, start).await;
+    let mut us = new_cluster(&store, "us-1", 2, start).await;
     us.ship_after(0).await;
-    eu.agent.step(60.0, 1.0);
+    eu.step(60.0, 1.0);
     eu.ship_after(15).await;
     let report = indexer(&store, &database, &template)
         .run_once(None)
@@ -224,14 +199,14 @@ async fn accounts_follow_clusters(kind: &str) {
     let before = history(&database, "op-eu-1").await.len();
     eu.ship_after(5 * 60 + 1).await;
     indexer(&store, &database, &changed)
-        .index_cluster(eu.name())
+        .index_cluster(&eu.name)
         .await
         .expect("indexed");
     let (body, _) = account(&database, "op-eu-1")
         .await
         .expect("an accounts row");
     assert_eq!(body["environment"], "staging");
-    assert_eq!(body["namespaces"], json!(reported(&store, eu.name()).await));
+    assert_eq!(body["namespaces"], json!(reported(&store, &eu.name).await));
     let after = history(&database, "op-eu-1").await;
     assert_eq!(after.len(), before + 1);
     assert_eq!(after.last().and_then(|h| h.2.clone()), Some(body));
@@ -248,10 +223,10 @@ async fn accounts_follow_clusters(kind: &str) {
     .execute(database.pool())
     .await
     .expect("a static account");
-    let mut squatter = Cluster::new(&store, "static-1", 3, start).await;
+    let mut squatter = new_cluster(&store, "static-1", 3, start).await;
     squatter.ship_after(0).await;
     let outcome = indexer(&store, &database, &template)
-        .index_cluster(squatter.name())
+        .index_cluster(&squatter.name)
         .await
         .expect("indexed");
     assert!(
@@ -282,13 +257,13 @@ async fn accounts_follow_clusters(kind: &str) {
     assert!(!shared.is_empty(), "both clusters hold some application");
     store
         .put_overwrite(
-            &store.layout().decommissioned(eu.name()),
+            &store.layout().decommissioned(&eu.name),
             br#"{"format":"outpost.decommissioned/v1"}"#.to_vec().into(),
         )
         .await
         .expect("decommissioned.json written");
     let outcome = indexer(&store, &database, &template)
-        .index_cluster(eu.name())
+        .index_cluster(&eu.name)
         .await
         .expect("indexed");
     assert!(matches!(outcome, Outcome::Evicted { .. }), "{outcome:?}");
@@ -313,7 +288,7 @@ async fn accounts_follow_clusters(kind: &str) {
         },
         ..indexer(&store, &database, &template)
     };
-    let outcome = strict.index_cluster(us.name()).await.expect("indexed");
+    let outcome = strict.index_cluster(&us.name).await.expect("indexed");
     assert!(matches!(outcome, Outcome::Evicted { .. }), "{outcome:?}");
     assert_eq!(account(&database, "op-us-1").await, None);
     assert_eq!(cache_rows_of(&database, "op-us-1").await, 0);
@@ -347,10 +322,10 @@ async fn what_a_cluster_cannot_become(kind: &str) {
     // A name that, with the prefix, is longer than Clouddriver's names may be: refused, with
     // nothing written anywhere.
     let long = "x".repeat(60);
-    let mut cluster = Cluster::new(&store, &long, 4, start).await;
-    cluster.ship_after(0).await;
+    let mut too_long = new_cluster(&store, &long, 4, start).await;
+    too_long.ship_after(0).await;
     let outcome = indexer(&store, &database, &template)
-        .index_cluster(cluster.name())
+        .index_cluster(&too_long.name)
         .await
         .expect("indexed");
     assert!(
@@ -387,7 +362,7 @@ async fn what_a_cluster_cannot_become(kind: &str) {
     }
 
     // A STALE cluster's first load writes its rows but registers nothing.
-    let mut late = Cluster::new(&store, "late-1", 6, Utc::now() - Duration::minutes(20)).await;
+    let mut late = new_cluster(&store, "late-1", 6, Utc::now() - Duration::minutes(20)).await;
     late.ship_after(0).await;
     let stale = Indexer {
         options: IndexOptions {
@@ -399,7 +374,7 @@ async fn what_a_cluster_cannot_become(kind: &str) {
         },
         ..indexer(&store, &database, &template)
     };
-    let outcome = stale.index_cluster(late.name()).await.expect("indexed");
+    let outcome = stale.index_cluster(&late.name).await.expect("indexed");
     assert!(
         matches!(
             outcome,

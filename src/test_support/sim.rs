@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::agent::ship::Shipped;
 use crate::agent::simulated::SimAgent;
-use crate::format::ClusterName;
+use crate::format::{ClusterName, Identity};
 use crate::sim::Churn;
 use crate::store::Store;
 
@@ -61,6 +61,37 @@ impl SimCluster {
             clock: ShipClock::Stepped,
             t: Utc::now() - Duration::minutes(1),
         }
+    }
+
+    /// The same cluster, its first ship `at` and each later one `seconds` after the previous
+    /// with [`Self::ship_after`] (a test that needs heartbeats minutes apart, or old ones).
+    pub fn starting_at(mut self, at: DateTime<Utc>) -> Self {
+        self.t = at;
+        self
+    }
+
+    /// Writes the cluster's `identity.json`, with `kube_system_uid`, dated at its clock.
+    pub async fn write_identity(&self, store: &Store, kube_system_uid: &str) {
+        let mut identity = Identity::new(self.agent.name.clone(), self.t);
+        identity.kube_system_uid = Some(kube_system_uid.to_string());
+        store
+            .put_overwrite(
+                &store.layout().identity(&self.agent.name),
+                identity.to_json().expect("identity JSON").into(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: identity.json written: {e}", self.agent.name));
+    }
+
+    /// What the agent's shipping loop does `seconds` after the last ship (0: at the clock's
+    /// start).
+    pub async fn ship_after(&mut self, seconds: i64) -> Shipped {
+        self.t += Duration::seconds(seconds);
+        let now = self.t;
+        self.agent
+            .tick(now)
+            .await
+            .unwrap_or_else(|e| panic!("{} ships: {e}", self.agent.name))
     }
 
     /// The same cluster shipping on the wall clock.
