@@ -204,6 +204,27 @@ async fn registers_once_and_respects_other_owners(kind: &str) {
         .await,
         4
     );
+
+    // A person replaces it through Clouddriver's `/credentials`: theirs from then on, neither
+    // rewritten nor removed.
+    sqlx::query("UPDATE accounts SET last_modified_by = 'alice' WHERE id = 'outpost-eu-1'")
+        .execute(database.pool())
+        .await
+        .unwrap();
+    let taken = register(&database, "eu-1", &changed, 10_000_000).await;
+    assert!(
+        matches!(&taken, Registration::Conflict(reason) if reason.contains("alice")),
+        "{taken:?}"
+    );
+    unregister(&database, "eu-1", "outpost-eu-1").await;
+    assert_eq!(
+        rows(
+            &database,
+            "SELECT COUNT(*) FROM accounts WHERE id = 'outpost-eu-1' AND last_modified_by = 'alice'"
+        )
+        .await,
+        1
+    );
     database.close().await;
     db.drop_database().await;
 }

@@ -294,10 +294,66 @@ SELECT namespace FROM ns WHERE namespace IS NOT NULL LIMIT {limit}"
     Ok(namespaces.into_iter().take(limit).collect())
 }
 
+/// An `accounts` row as `cluster` finds it.
+enum Stored {
+    /// No row of that name.
+    Absent,
+    /// The row Outpost registered for this cluster, as Outpost last wrote it.
+    Ours {
+        body: Option<String>,
+        last_modified_ms: i64,
+    },
+    /// Somebody else's row (the reason says whose): never written or deleted by this cluster.
+    Foreign(String),
+}
+
+/// Reads `account`'s row and decides whose it is. It is this cluster's only when Outpost's
+/// record says it registered it for this cluster *and* Outpost was its last writer: a row a
+/// person replaced through `/credentials` is theirs from then on.
+async fn stored(
+    database: &Database,
+    conn: &mut AnyConnection,
+    cluster: &str,
+    account: &str,
+) -> Result<Stored, Error> {
+    let what = format!("cluster {cluster}: reading account {account}");
+    let (read_body, _) = body_sql(database.dialect());
+    let Some(row) = sqlx::query(&database.sql(&format!(
+        "SELECT {read_body} AS body, last_modified_by, last_modified_at FROM accounts WHERE id = ?"
+    )))
+    .bind(account)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| database.query_error(what.clone(), e))?
+    else {
+        return Ok(Stored::Absent);
+    };
+    let read = |e| database.query_error(what.clone(), e);
+    let by = opt_text(&row, "last_modified_by")
+        .map_err(read)?
+        .unwrap_or_default();
+    let body = opt_text(&row, "body").map_err(read)?;
+    let last_modified_ms: i64 = sqlx::Row::try_get(&row, "last_modified_at").map_err(read)?;
+    Ok(match owner(database, conn, account).await? {
+        Some(owner) if owner == cluster && by == MODIFIED_BY => Stored::Ours {
+            body,
+            last_modified_ms,
+        },
+        Some(owner) if owner == cluster => Stored::Foreign(format!(
+            "account {account}, registered by Outpost, was since changed by {by:?} (through Clouddriver's /credentials): it is theirs now and left alone; remove it, or rename this cluster's account"
+        )),
+        Some(other) => Stored::Foreign(format!(
+            "account {account} is registered for cluster {other}"
+        )),
+        None => Stored::Foreign(format!(
+            "an account {account} that Outpost did not create exists in Clouddriver's accounts table (last modified by {by:?}): it and its cache rows are left alone; rename the account (the template's prefix, or the claim policy) or remove that one"
+        )),
+    })
+}
+
 /// Why `cluster` may not write account `account` at all, if it may not: an `accounts` row of
-/// that name exists that Outpost did not register for this cluster (a static account, one made
-/// through `/credentials`, another cluster's). Asked before any cache row is written, since the
-/// rows of an account Outpost does not own are some other writer's.
+/// that name exists that is not Outpost's for this cluster ([`stored`]). Asked before any cache
+/// row is written, since the rows of an account Outpost does not own are some other writer's.
 pub async fn conflict(
     database: &Database,
     conn: &mut AnyConnection,
@@ -307,34 +363,15 @@ pub async fn conflict(
     if !storage_present(database, conn).await? {
         return Ok(None);
     }
-    let what = format!("cluster {cluster}: looking for account {account}");
-    let by: Option<String> =
-        sqlx::query_scalar(&database.sql("SELECT last_modified_by FROM accounts WHERE id = ?"))
-            .bind(account)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| database.query_error(what, e))?;
-    let Some(by) = by else {
-        return Ok(None);
-    };
-    Ok(match owner(database, conn, account).await? {
-        Some(owner) if owner == cluster => None,
-        Some(other) => Some(format!(
-            "account {account} is registered for cluster {other}"
-        )),
-        None => Some(conflict_reason(account, &by)),
+    Ok(match stored(database, conn, cluster, account).await? {
+        Stored::Foreign(reason) => Some(reason),
+        Stored::Absent | Stored::Ours { .. } => None,
     })
-}
-
-fn conflict_reason(account: &str, by: &str) -> String {
-    format!(
-        "an account {account} that Outpost did not create exists in Clouddriver's accounts table (last modified by {by:?}): it and its cache rows are left alone; rename the account (the template's prefix, or the claim policy) or remove that one"
-    )
 }
 
 /// Writes `definition` (from [`crate::cache::definition::AccountTemplate::definition`]) as the
 /// `accounts` row of its account, for `cluster`: created when there is none, changed only when
-/// its parsed body differs, never when Outpost does not own the row there.
+/// its parsed body differs ([`rewrite`]), never when the row there is not Outpost's.
 pub async fn register(
     database: &Database,
     conn: &mut AnyConnection,
@@ -371,32 +408,15 @@ async fn register_row(
         ));
     }
     let what = format!("cluster {cluster}: registering account {account}");
-    let (read_body, bind_body) = body_sql(database.dialect());
-    let stored = sqlx::query(&database.sql(&format!(
-        "SELECT {read_body} AS body, last_modified_by, last_modified_at FROM accounts WHERE id = ?"
-    )))
-    .bind(account)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(|e| database.query_error(what.clone(), e))?;
-    let owner = owner(database, conn, account).await?;
+    let (_, bind_body) = body_sql(database.dialect());
     let body = definition.to_string();
-    match stored {
-        Some(row) => {
-            let stored_body =
-                opt_text(&row, "body").map_err(|e| database.query_error(what.clone(), e))?;
-            if owner.as_deref() != Some(cluster) {
-                let by = opt_text(&row, "last_modified_by")
-                    .map_err(|e| database.query_error(what.clone(), e))?
-                    .unwrap_or_default();
-                return Ok(Registration::Conflict(match owner {
-                    Some(other) => format!("account {account} is registered for cluster {other}"),
-                    None => conflict_reason(account, &by),
-                }));
-            }
-            let last_modified: i64 = sqlx::Row::try_get(&row, "last_modified_at")
-                .map_err(|e| database.query_error(what.clone(), e))?;
-            match stored_body.map(|stored| rewrite(&stored, definition, last_modified, now_ms)) {
+    match stored(database, conn, cluster, account).await? {
+        Stored::Foreign(reason) => return Ok(Registration::Conflict(reason)),
+        Stored::Ours {
+            body: stored_body,
+            last_modified_ms,
+        } => {
+            match stored_body.map(|stored| rewrite(&stored, definition, last_modified_ms, now_ms)) {
                 Some(Rewrite::Same) => return Ok(Registration::Unchanged),
                 Some(Rewrite::Deferred) => {
                     tracing::debug!(%cluster, %account, "namespaces changed: rewritten once they settle");
@@ -404,19 +424,27 @@ async fn register_row(
                 }
                 Some(Rewrite::Due) | None => {}
             }
-            sqlx::query(&database.sql(&format!(
-                "UPDATE accounts SET body = {bind_body}, last_modified_at = ?, last_modified_by = ? WHERE id = ?"
+            // Only while Outpost is still its last writer: a `/credentials` write between
+            // the read and this statement is not overwritten.
+            let updated = sqlx::query(&database.sql(&format!(
+                "UPDATE accounts SET body = {bind_body}, last_modified_at = ?, last_modified_by = ? WHERE id = ? AND last_modified_by = ?"
             )))
             .bind(&body)
             .bind(now_ms)
             .bind(MODIFIED_BY)
             .bind(account)
+            .bind(MODIFIED_BY)
             .execute(&mut *conn)
             .await
             .map_err(|e| database.query_error(what, e))?;
+            if updated.rows_affected() == 0 {
+                return Ok(Registration::Conflict(format!(
+                    "account {account} was changed by someone else while Outpost rewrote it: left alone"
+                )));
+            }
             tracing::info!(%cluster, %account, "account definition changed: rewritten");
         }
-        None => {
+        Stored::Absent => {
             sqlx::query(&database.sql(&format!(
                 "INSERT INTO accounts (id, type, body, created_at, last_modified_at, last_modified_by) VALUES (?, ?, {bind_body}, ?, ?, ?)"
             )))
@@ -450,11 +478,16 @@ pub async fn unregister(
     }
     if storage_present(database, conn).await? {
         let what = format!("cluster {cluster}: removing account {account}");
-        let deleted = sqlx::query(&database.sql("DELETE FROM accounts WHERE id = ?"))
-            .bind(account)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| database.query_error(what, e))?;
+        // Only a row Outpost still last wrote: one a person replaced through `/credentials` is
+        // theirs.
+        let deleted = sqlx::query(
+            &database.sql("DELETE FROM accounts WHERE id = ? AND last_modified_by = ?"),
+        )
+        .bind(account)
+        .bind(MODIFIED_BY)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| database.query_error(what, e))?;
         if deleted.rows_affected() > 0 {
             history(database, conn, account, None, now_ms).await?;
         }
