@@ -238,7 +238,38 @@ pub struct Identity {
     /// Kinds configured but not readable, with the reason (usually RBAC).
     pub forbidden_kinds: Vec<ForbiddenKind>,
     pub account: AccountRequest,
+    /// What the API server's discovery said of each watched kind, so that a reader can serve
+    /// the cluster's API back as the cluster served it. Absent (older writers) means unknown.
+    #[serde(default)]
+    pub resources: Vec<ServedResource>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One resource as the API server's discovery describes it (an `APIResource` of its
+/// `APIResourceList`, with the group and version it was listed under).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServedResource {
+    /// The API group, `""` for the core group.
+    pub group: String,
+    /// The version the agent watches it at, e.g. `v1`.
+    pub version: String,
+    /// The plural name in its URLs, e.g. `deployments`.
+    pub name: String,
+    /// The singular name, e.g. `deployment` (may be empty: API servers before 1.27 often
+    /// leave it so).
+    #[serde(default)]
+    pub singular_name: String,
+    pub kind: String,
+    pub namespaced: bool,
+    /// e.g. `["deploy"]`.
+    #[serde(default)]
+    pub short_names: Vec<String>,
+    /// e.g. `["all"]`.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// The verbs the API server allows on it, e.g. `get`, `list`, `watch`.
+    #[serde(default)]
+    pub verbs: Vec<String>,
 }
 
 impl Identity {
@@ -254,6 +285,7 @@ impl Identity {
             kinds: Vec::new(),
             forbidden_kinds: Vec::new(),
             account: AccountRequest::default(),
+            resources: Vec::new(),
             updated_at,
         }
     }

@@ -15,7 +15,7 @@ pub use chain::{
     Checkpoint, Expected, ListedSegmentReader, Plan, StoredBytes, plan, verify_head, verify_segment,
 };
 pub use codec::{DecodeLimits, EncodeOptions, SegmentReader, SegmentSummary, SegmentWriter};
-pub use documents::{Decommissioned, Head, Identity, ListedSegment, SegmentRef};
+pub use documents::{Decommissioned, Head, Identity, ListedSegment, SegmentRef, ServedResource};
 pub use names::{ClusterName, Epoch, check_account_name};
 pub use segment::{ObjectKey, Record, SegmentHeader, SegmentType};
 
