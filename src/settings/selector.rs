@@ -1,16 +1,22 @@
 //! Kubernetes label selectors as settings write them (`tier in (web,api),!canary`), checked once
 //! into a [`LabelSelector`] whose text the API server then receives unchanged (pure, no I/O).
 //!
-//! kube-core models selectors (`kube::core::Selector`) but has no parser of the text form, so the
-//! grammar is checked here: comma-separated `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)` and
-//! `k notin (a,b)`, keys with an optional DNS-subdomain prefix, names and values of at most 63
-//! characters.
+//! kube-core models selectors (`kube::core::Selector`) and matches them, but has no parser of the
+//! text form, so the grammar is parsed here into its expressions: comma-separated `k=v`, `k==v`,
+//! `k!=v`, `k`, `!k`, `k in (a,b)` and `k notin (a,b)`, keys with an optional DNS-subdomain
+//! prefix, names and values of at most 63 characters.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-/// A label selector that the API server will accept, trimmed.
+use kube::core::{Expression, Selector, SelectorExt};
+
+/// A label selector that the API server will accept, trimmed, and what it selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelSelector(String);
+pub struct LabelSelector {
+    text: String,
+    selector: Selector,
+}
 
 impl LabelSelector {
     /// Checks `text`; an empty or blank selector is `None` (it selects everything). The error is
@@ -20,19 +26,27 @@ impl LabelSelector {
         if text.is_empty() {
             return Ok(None);
         }
-        check(text)?;
-        Ok(Some(Self(text.to_string())))
+        let selector = parse(text)?;
+        Ok(Some(Self {
+            text: text.to_string(),
+            selector,
+        }))
     }
 
     /// The selector as the API server's `labelSelector` parameter takes it.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// Whether an object with `labels` is selected, as the API server decides it.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.selector.matches(labels)
     }
 }
 
 impl fmt::Display for LabelSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -71,7 +85,7 @@ pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
 
 /// Kubernetes label selector syntax: comma-separated `k=v`, `k==v`, `k!=v`, `k`, `!k`,
 /// `k in (a,b)`, `k notin (a,b)`.
-fn check(selector: &str) -> Result<(), String> {
+fn parse(selector: &str) -> Result<Selector, String> {
     let mut depth = 0usize;
     let mut start = 0usize;
     let mut requirements = Vec::new();
@@ -100,30 +114,38 @@ fn check(selector: &str) -> Result<(), String> {
         return Err("'(' without ')'".into());
     }
     requirements.push(&selector[start..]);
-    for requirement in requirements {
-        check_requirement(requirement.trim())
-            .map_err(|reason| format!("in {:?}: {reason}", requirement.trim()))?;
-    }
-    Ok(())
+    requirements
+        .into_iter()
+        .map(|requirement| {
+            parse_requirement(requirement.trim())
+                .map_err(|reason| format!("in {:?}: {reason}", requirement.trim()))
+        })
+        .collect()
 }
 
-fn check_requirement(requirement: &str) -> Result<(), String> {
+fn parse_requirement(requirement: &str) -> Result<Expression, String> {
     if requirement.is_empty() {
         return Err("empty requirement (a stray comma?)".into());
     }
     if let Some(key) = requirement.strip_prefix('!') {
-        return check_label_key(key.trim());
+        let key = key.trim();
+        check_label_key(key)?;
+        return Ok(Expression::DoesNotExist(key.to_string()));
     }
     if let Some((key, value)) = requirement.split_once("!=") {
-        check_label_key(key.trim())?;
-        return check_label_value(value.trim());
+        let (key, value) = (key.trim(), value.trim());
+        check_label_key(key)?;
+        check_label_value(value)?;
+        return Ok(Expression::NotEqual(key.to_string(), value.to_string()));
     }
     if let Some((key, value)) = requirement
         .split_once("==")
         .or_else(|| requirement.split_once('='))
     {
-        check_label_key(key.trim())?;
-        return check_label_value(value.trim());
+        let (key, value) = (key.trim(), value.trim());
+        check_label_key(key)?;
+        check_label_value(value)?;
+        return Ok(Expression::Equal(key.to_string(), value.to_string()));
     }
     if let Some(open) = requirement.find('(') {
         let Some(values) = requirement[open + 1..].strip_suffix(')') else {
@@ -138,20 +160,28 @@ fn check_requirement(requirement: &str) -> Result<(), String> {
                 "unknown operator {operator:?}; expected in or notin"
             ));
         }
-        check_label_key(key.trim())?;
+        let key = key.trim();
+        check_label_key(key)?;
         if values.trim().is_empty() {
             return Err(format!("the set of values after {operator} is empty"));
         }
+        let mut set = std::collections::BTreeSet::new();
         for value in values.split(',') {
             let value = value.trim();
             if value.is_empty() {
                 return Err("an empty value in a set (a stray comma?)".into());
             }
             check_label_value(value)?;
+            set.insert(value.to_string());
         }
-        return Ok(());
+        return Ok(if operator == "in" {
+            Expression::In(key.to_string(), set)
+        } else {
+            Expression::NotIn(key.to_string(), set)
+        });
     }
-    check_label_key(requirement)
+    check_label_key(requirement)?;
+    Ok(Expression::Exists(requirement.to_string()))
 }
 
 /// A label key: an optional DNS-subdomain prefix and '/', then a name.
@@ -251,6 +281,38 @@ mod tests {
                 .unwrap_err()
                 .contains("longer than 63")
         );
+    }
+
+    #[test]
+    fn selectors_select_as_the_api_server_does() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let web = labels(&[("app", "web"), ("tier", "front")]);
+        let db = labels(&[("app", "db")]);
+        let none = labels(&[]);
+        for (selector, selects) in [
+            ("app=web", [true, false, false]),
+            ("app==web", [true, false, false]),
+            ("app!=web", [false, true, true]),
+            ("tier", [true, false, false]),
+            ("!tier", [false, true, true]),
+            ("app in (web, db)", [true, true, false]),
+            ("app notin (web)", [false, true, true]),
+            ("app=web,tier=front", [true, false, false]),
+            ("app=web,tier=back", [false, false, false]),
+            ("app=", [false, false, false]),
+        ] {
+            let parsed = LabelSelector::parse(selector).unwrap().unwrap();
+            assert_eq!(
+                [&web, &db, &none].map(|l| parsed.matches(l)),
+                selects,
+                "{selector}"
+            );
+        }
     }
 
     #[test]
