@@ -3,22 +3,21 @@
 //! bucket exactly; a kind the agent may not list is reported while the others ship.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
-use outpost::agent::config::Namespaces;
-use outpost::agent::redact::Redactor;
-use outpost::agent::run::{Loop, Status};
-use outpost::agent::ship::{ShipOptions, Shipper};
-use outpost::agent::state::{Scope, State};
-use outpost::agent::watch::{self, Selection, Watches};
+use outpost::agent::config::{
+    self, AgentArgs, AgentSettings, DEFAULT_KINDS, DEFAULT_SIM_CHANGES_PER_SECOND,
+};
+use outpost::agent::run::{SharedStatus, Status};
+use outpost::agent::state::State;
 use outpost::format::{ClusterName, Identity};
 use outpost::store::Store;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 mod common;
 
@@ -107,58 +106,77 @@ async fn wait_for(
     panic!("timed out waiting for: {what}; the bucket holds {seen:?}");
 }
 
-/// An agent running in this process against a real API server.
+/// The agent's settings for the test cluster, as `outpost agent` would take them from its flags:
+/// `cluster` shipping to `bucket` every second (the shortest interval accepted), reaching the API
+/// server through `kubeconfig` and watching `kinds` in the namespace `ns` only.
+fn agent_settings(
+    cluster: &str,
+    bucket: &str,
+    kubeconfig: &Path,
+    kinds: &[&str],
+    ns: &str,
+) -> AgentSettings {
+    AgentSettings {
+        cluster: Some(cluster.to_string()),
+        bucket: Some(bucket.to_string()),
+        kubeconfig: Some(kubeconfig.to_path_buf()),
+        kinds: Some(kinds.iter().map(|k| k.to_string()).collect()),
+        namespaces: Some(vec![ns.to_string()]),
+        interval: Some(Duration::from_secs(1)),
+        ..AgentSettings::default()
+    }
+}
+
+/// An agent running in this process against a real API server, built by `outpost::agent::build`
+/// from settings resolved as `outpost agent` resolves its flags.
 struct RunningAgent {
     stop: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<State>,
-    watching: tokio::task::JoinHandle<()>,
+    running: tokio::task::JoinHandle<State>,
+    status: SharedStatus,
 }
 
 impl RunningAgent {
-    async fn start(
-        client: &kube::Client,
-        store: &Store,
-        cluster: &ClusterName,
-        selection: Selection,
-    ) -> Self {
-        let served = watch::discover(client).await.unwrap();
-        let redactor = Arc::new(Redactor::new(&[1; 32], vec![]).unwrap());
-        let (events_tx, events) = mpsc::channel(1024);
-        let watches = Watches::start(client, &served, &selection, redactor.clone(), events_tx);
-        let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
-        let mut identity = Identity::new(cluster.clone(), chrono::Utc::now());
-        identity.kinds = selection.kinds.clone();
-        let agent = Loop::new(
-            store.clone(),
-            Shipper::new(
-                store.clone(),
-                cluster.clone(),
-                ShipOptions {
-                    redaction: redactor.rule_ids(),
-                    ..ShipOptions::default()
-                },
-            ),
-            identity,
-            outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
-            Arc::new(Mutex::new(Status::default())),
-        );
+    /// Resolves `settings`, builds the agent and runs it until [`RunningAgent::stop`]. Discovery
+    /// runs again every second while a kind is not served, so that a CRD installed by a test is
+    /// watched within its waits.
+    async fn start(settings: AgentSettings) -> Self {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let args = AgentArgs {
+            config: None,
+            settings,
+            decommission: false,
+            sim: None,
+            sim_changes_per_second: DEFAULT_SIM_CHANGES_PER_SECOND,
+        };
+        let config = config::resolve(&args, None).expect("a valid agent configuration");
+        let store = Store::open(&config.bucket.url)
+            .await
+            .expect("the agent's bucket opens");
+        let agent = outpost::agent::build(&config, store)
+            .await
+            .expect("the agent builds")
+            .rediscover_every(Duration::from_secs(1));
+        let status = agent.status();
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(agent.run(events, scopes, async {
+        let running = tokio::spawn(agent.run(async {
             let _ = stopped.await;
         }));
-        let watching = tokio::spawn(watches.rediscover(Duration::from_secs(1)));
         Self {
             stop,
-            handle,
-            watching,
+            running,
+            status,
         }
     }
 
+    /// What the agent has done so far.
+    fn status(&self) -> Status {
+        self.status.lock().expect("the agent's status").clone()
+    }
+
+    /// Stops the agent, which ships once more, and returns the state it held at the end.
     async fn stop(self) -> State {
         let _ = self.stop.send(());
-        let state = self.handle.await.unwrap();
-        self.watching.abort();
-        state
+        self.running.await.expect("the agent's task ends")
     }
 }
 
@@ -213,19 +231,41 @@ impl CuttableProxy {
     }
 }
 
-/// The agent's client, connecting through `proxy`.
-async fn client_through(kubeconfig: &str, proxy: &str) -> kube::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut config = Kubeconfig::read_from(kubeconfig).unwrap();
-    for named in &mut config.clusters {
-        if let Some(cluster) = named.cluster.as_mut() {
-            cluster.server = Some(format!("https://{proxy}"));
+/// Writes into `dir` a copy of the kubeconfig at `kubeconfig` whose servers are reached at
+/// `address` (a [`CuttableProxy`]), and returns its path. The proxy passes TLS through, so the
+/// server's certificate is checked against the host it was reached by before (`tls-server-name`).
+fn kubeconfig_through(kubeconfig: &str, address: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(kubeconfig).expect("the kubeconfig reads");
+    let mut config: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&text).expect("the kubeconfig is YAML");
+    let clusters = config["clusters"]
+        .as_sequence_mut()
+        .expect("the kubeconfig lists its clusters");
+    for named in clusters {
+        let cluster = named["cluster"]
+            .as_mapping_mut()
+            .expect("a cluster entry of the kubeconfig");
+        let server = cluster
+            .get("server")
+            .and_then(|s| s.as_str())
+            .expect("the cluster's server");
+        let host = url::Url::parse(server)
+            .expect("the server is a URL")
+            .host_str()
+            .expect("the server URL has a host")
+            .to_string();
+        if !cluster.contains_key("tls-server-name") {
+            cluster.insert("tls-server-name".into(), host.into());
         }
+        cluster.insert("server".into(), format!("https://{address}").into());
     }
-    let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        serde_yaml_ng::to_string(&config).expect("the kubeconfig serializes"),
+    )
+    .expect("the kubeconfig is written");
+    path
 }
 
 /// After a network partition during which objects changed and etcd was compacted, the watches
@@ -246,17 +286,19 @@ async fn a_410_relist_after_compaction_loses_nothing_and_invents_nothing_fault_i
         create(&admin, &ns, "", "v1", "Service", service(name, value)).await;
     }
     let proxy = CuttableProxy::start(server.trim_start_matches("https://").to_string()).await;
-    let agent_client = client_through(&agent_config, &proxy.address).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_through(&agent_config, &proxy.address, dir.path());
     let cluster = ClusterName::new("relist").unwrap();
-    let store = Store::open(&format!("memory://agent-relist-{ns}"))
-        .await
-        .unwrap();
-    let selection = Selection {
-        kinds: vec!["Service".into()],
-        namespaces: Namespaces::Only(vec![ns.clone()]),
-        ..Selection::default()
-    };
-    let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
+    let bucket = format!("memory://agent-relist-{ns}");
+    let store = Store::open(&bucket).await.unwrap();
+    let agent = RunningAgent::start(agent_settings(
+        "relist",
+        &bucket,
+        &kubeconfig,
+        &["Service"],
+        &ns,
+    ))
+    .await;
     let key = |name: &str| ("Service".to_string(), ns.clone(), name.to_string());
     wait_for(&store, &cluster, "the three services", |o| o.len() == 3).await;
     let before = common::replay(&store, &cluster).await.unwrap().0.seq;
@@ -375,13 +417,19 @@ async fn no_secret_value_leaves_the_cluster() {
         .await
         .unwrap();
     let cluster = ClusterName::new("leak").unwrap();
-    let agent_client = common::kube_client(&agent_config).await;
-    let selection = Selection {
-        kinds: vec!["Secret".into()],
-        namespaces: Namespaces::Only(vec![ns.clone()]),
-        ..Selection::default()
-    };
-    let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
+    // The key, outside the bucket scanned below.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("redaction.key");
+    std::fs::write(&key_file, [1u8; 32]).unwrap();
+    let mut settings = agent_settings(
+        "leak",
+        &format!("file://{}", dir.path().display()),
+        Path::new(&agent_config),
+        &["Secret"],
+        &ns,
+    );
+    settings.redaction.key_file = Some(key_file);
+    let agent = RunningAgent::start(settings).await;
     let objects = wait_for(&store, &cluster, "the secret", |o| {
         o.contains_key(&("Secret".to_string(), ns.clone(), "db".to_string()))
     })
@@ -470,16 +518,16 @@ async fn a_crd_installed_later_starts_being_watched() {
     create(&admin, &ns, "", "v1", "Service", service("web", "1")).await;
 
     let cluster = ClusterName::new("crd").unwrap();
-    let store = Store::open(&format!("memory://agent-crd-{ns}"))
-        .await
-        .unwrap();
-    let agent_client = common::kube_client(&agent_config).await;
-    let selection = Selection {
-        kinds: vec!["Service".into(), kind_name.clone()],
-        namespaces: Namespaces::Only(vec![ns.clone()]),
-        ..Selection::default()
-    };
-    let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
+    let bucket = format!("memory://agent-crd-{ns}");
+    let store = Store::open(&bucket).await.unwrap();
+    let agent = RunningAgent::start(agent_settings(
+        "crd",
+        &bucket,
+        Path::new(&agent_config),
+        &["Service", &kind_name],
+        &ns,
+    ))
+    .await;
     wait_for(
         &store,
         &cluster,
@@ -560,7 +608,6 @@ async fn agent_ships_what_happens_in_the_cluster() {
     };
     let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
     let admin = common::kube_client(&admin_config).await;
-    let agent_client = common::kube_client(&agent_config).await;
     grant_agent(&admin).await;
 
     let ns = format!("ship-{:08x}", rand::random::<u32>());
@@ -584,49 +631,16 @@ async fn agent_ships_what_happens_in_the_cluster() {
 
     // The agent, with its own restricted token, watching the test namespace.
     let cluster = ClusterName::new("kube-test").unwrap();
-    let store = Store::open(&format!("memory://agent-kube-{ns}"))
-        .await
-        .unwrap();
-    let served = watch::discover(&agent_client).await.unwrap();
-    let selection = Selection {
-        kinds: outpost::agent::config::DEFAULT_KINDS
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
-        namespaces: Namespaces::Only(vec![ns.clone()]),
-        ..Selection::default()
-    };
-    let redactor = Arc::new(Redactor::new(&[1; 32], vec![]).unwrap());
-    let (events_tx, events) = mpsc::channel(1024);
-    let watches = Watches::start(
-        &agent_client,
-        &served,
-        &selection,
-        redactor.clone(),
-        events_tx,
-    );
-    let scopes: BTreeSet<Scope> = watches.scopes().cloned().collect();
-    let status = Arc::new(Mutex::new(Status::default()));
-    let mut identity = Identity::new(cluster.clone(), chrono::Utc::now());
-    identity.kinds = selection.kinds.clone();
-    let agent = Loop::new(
-        store.clone(),
-        Shipper::new(
-            store.clone(),
-            cluster.clone(),
-            ShipOptions {
-                redaction: redactor.rule_ids(),
-                ..ShipOptions::default()
-            },
-        ),
-        identity,
-        outpost::settings::schedule::Trigger::Every(Duration::from_millis(500)),
-        status.clone(),
-    );
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(agent.run(events, scopes, async {
-        let _ = stopped.await;
-    }));
+    let bucket = format!("memory://agent-kube-{ns}");
+    let store = Store::open(&bucket).await.unwrap();
+    let agent = RunningAgent::start(agent_settings(
+        "kube-test",
+        &bucket,
+        Path::new(&agent_config),
+        DEFAULT_KINDS,
+        &ns,
+    ))
+    .await;
 
     let key = |kind: &str, name: &str| (kind.to_string(), ns.clone(), name.to_string());
     let objects = wait_for(
@@ -741,21 +755,13 @@ async fn agent_ships_what_happens_in_the_cluster() {
         "{forbidden:?}"
     );
     assert!(!identity.kinds.contains(&"NetworkPolicy".to_string()));
-    assert!(
-        status
-            .lock()
-            .unwrap()
-            .unavailable
-            .contains_key("NetworkPolicy")
-    );
+    assert!(agent.status().unavailable.contains_key("NetworkPolicy"));
 
-    stop.send(()).unwrap();
-    let state = running.await.unwrap();
+    let state = agent.stop().await;
     // The agent ships once more as it stops: the bucket then holds its whole state (compared
     // after the stop: objects of other namespaces may arrive after the wait above).
     let (_, shipped) = common::replay(&store, &cluster).await.unwrap();
     assert_eq!(state.len(), shipped.len());
-    drop(watches);
     namespaces
         .delete(&ns, &DeleteParams::default())
         .await
@@ -923,21 +929,22 @@ async fn every_default_kind_and_a_custom_resource_ship_exactly() {
     }
 
     let cluster = ClusterName::new("kinds").unwrap();
-    let store = Store::open(&format!("memory://agent-kinds-{ns}"))
-        .await
-        .unwrap();
-    let mut kinds: Vec<String> = outpost::agent::config::DEFAULT_KINDS
+    let bucket = format!("memory://agent-kinds-{ns}");
+    let store = Store::open(&bucket).await.unwrap();
+    let gadget_kind = format!("Gadget.{group}");
+    let kinds: Vec<&str> = DEFAULT_KINDS
         .iter()
-        .map(|k| k.to_string())
+        .copied()
+        .chain([gadget_kind.as_str()])
         .collect();
-    kinds.push(format!("Gadget.{group}"));
-    let selection = Selection {
-        kinds,
-        namespaces: Namespaces::Only(vec![ns.clone()]),
-        ..Selection::default()
-    };
-    let agent_client = common::kube_client(&agent_config).await;
-    let agent = RunningAgent::start(&agent_client, &store, &cluster, selection).await;
+    let agent = RunningAgent::start(agent_settings(
+        "kinds",
+        &bucket,
+        Path::new(&agent_config),
+        &kinds,
+        &ns,
+    ))
+    .await;
     wait_for(&store, &cluster, "the first snapshot", |_| true).await;
 
     let labels = json!({"app": "shop"});
