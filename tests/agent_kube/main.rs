@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
-use outpost::agent::config::{self, AgentArgs, AgentSettings, DEFAULT_SIM_CHANGES_PER_SECOND};
+use outpost::agent::config::{
+    self, AgentArgs, AgentSettings, DEFAULT_SIM_CHANGES_PER_SECOND, MIN_INTERVAL,
+};
 use outpost::agent::run::{SharedStatus, Status};
 use outpost::agent::state::State;
 use outpost::format::ClusterName;
@@ -113,7 +115,7 @@ async fn wait_for(
 }
 
 /// The agent's settings for the test cluster, as `outpost agent` would take them from its flags:
-/// `cluster` shipping to `bucket` every second (the shortest interval accepted), reaching the API
+/// `cluster` shipping to `bucket` at the shortest interval accepted (a second), reaching the API
 /// server through `kubeconfig` and watching `kinds` in the namespace `ns` only.
 fn agent_settings(
     cluster: &str,
@@ -128,7 +130,7 @@ fn agent_settings(
         kubeconfig: Some(kubeconfig.to_path_buf()),
         kinds: Some(kinds.iter().map(|k| k.to_string()).collect()),
         namespaces: Some(vec![ns.to_string()]),
-        interval: Some(Duration::from_secs(1)),
+        interval: Some(MIN_INTERVAL),
         ..AgentSettings::default()
     }
 }
