@@ -28,7 +28,8 @@ use crate::store::Store;
 /// How often the configuration file is checked for changes.
 const CONFIG_POLL_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How often discovery runs again while a configured kind is not served.
+/// How often discovery runs again while a configured kind is not served, unless
+/// [`Agent::rediscover_every`] says otherwise.
 const REDISCOVERY_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How many source events may wait for the loop.
@@ -66,6 +67,8 @@ pub enum Error {
 pub struct Agent {
     core: Loop,
     source: Source,
+    /// How often discovery runs again while a configured kind is not served.
+    rediscovery: std::time::Duration,
 }
 
 /// Where the agent's events come from.
@@ -156,7 +159,11 @@ pub async fn build(config: &AgentConfig, store: Store) -> Result<Agent, Error> {
     };
     let shipper = Shipper::new(store.clone(), config.cluster.clone(), options);
     let core = Loop::new(store, shipper, identity, trigger, SharedStatus::default());
-    Ok(Agent { core, source })
+    Ok(Agent {
+        core,
+        source,
+        rediscovery: REDISCOVERY_PERIOD,
+    })
 }
 
 impl Agent {
@@ -165,11 +172,19 @@ impl Agent {
         self.core.status()
     }
 
+    /// Runs discovery again every `period` instead of every minute while a configured kind is
+    /// not served (a CRD not installed yet); a simulated cluster serves every kind it has. For
+    /// tests that install a CRD and cannot wait a minute for it to be watched.
+    pub fn rediscover_every(mut self, period: std::time::Duration) -> Self {
+        self.rediscovery = period;
+        self
+    }
+
     /// Starts the source and runs the loop until `shutdown` resolves (see [`Loop::run`]); the
     /// source stops with it. Returns what was held at the end.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> State {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let (scopes, tasks) = self.source.start(events_tx);
+        let (scopes, tasks) = self.source.start(events_tx, self.rediscovery);
         tracing::info!(cluster = %self.core.cluster(), scopes = scopes.len(), "agent started");
         let state = self.core.run(events, scopes, shutdown).await;
         for task in tasks {
@@ -180,8 +195,13 @@ impl Agent {
 }
 
 impl Source {
-    /// Starts sending events: the scopes to wait for, and the tasks to stop at the end.
-    fn start(self, events: mpsc::Sender<SourceEvent>) -> (BTreeSet<Scope>, Vec<JoinHandle<()>>) {
+    /// Starts sending events, running discovery again every `rediscovery` while a configured
+    /// kind is not served: the scopes to wait for, and the tasks to stop at the end.
+    fn start(
+        self,
+        events: mpsc::Sender<SourceEvent>,
+        rediscovery: std::time::Duration,
+    ) -> (BTreeSet<Scope>, Vec<JoinHandle<()>>) {
         match self {
             Source::Simulated {
                 cluster,
@@ -204,9 +224,7 @@ impl Source {
                 // Configured kinds not served yet (CRDs installed later) are picked up by
                 // rediscovery; changes of the configuration file are applied without a restart.
                 let (reconfigure_tx, reconfigure) = mpsc::channel(4);
-                let mut tasks = vec![tokio::spawn(
-                    watches.supervise(REDISCOVERY_PERIOD, reconfigure),
-                )];
+                let mut tasks = vec![tokio::spawn(watches.supervise(rediscovery, reconfigure))];
                 if let Some(path) = config.config_file.clone() {
                     tasks.push(tokio::spawn(follow_config_file(
                         path,
