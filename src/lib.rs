@@ -4,6 +4,7 @@ pub mod agent;
 pub mod cache;
 pub mod cli;
 pub mod format;
+pub mod gateway;
 pub mod indexer;
 pub mod settings;
 pub mod sim;

@@ -34,25 +34,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         }
     });
     tracing::info!(cluster = %config.cluster, bucket = %config.bucket.url, "agent starting");
-    let state = agent.run(shutdown_signal()).await;
+    let state = agent
+        .run(async {
+            super::shutdown_signal().await;
+            tracing::info!("shutdown requested: shipping what is pending");
+        })
+        .await;
     let status = status.lock().map(|s| s.clone()).unwrap_or_default();
     tracing::info!(cluster = %config.cluster, objects = state.len(), segments = status.segments, "agent stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves when SIGTERM or SIGINT arrives.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown requested: shipping what is pending");
 }

@@ -7,6 +7,7 @@
 
 mod agent;
 mod demo;
+mod gateway;
 mod index;
 mod inspect;
 mod status;
@@ -49,6 +50,7 @@ enum Command {
     Agent(Box<crate::agent::config::AgentArgs>),
     Index(Box<index::IndexArgs>),
     Status(status::StatusArgs),
+    Gateway(gateway::GatewayArgs),
     Demo(demo::DemoArgs),
     Inspect(inspect::InspectArgs),
 }
@@ -87,6 +89,7 @@ pub fn main() -> ExitCode {
             Command::Agent(args) => agent::run(*args).await,
             Command::Index(args) => index::run(*args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
         }
@@ -98,6 +101,31 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Resolves on SIGTERM or Ctrl-C: how every long-running command is asked to stop.
+fn shutdown_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    })
 }
 
 /// An error and its causes on one line, each said once.

@@ -144,15 +144,29 @@ fn mask(url: &str) -> String {
 impl Database {
     /// Connects (SQLite: creating the file if missing) and creates the `outpost_*` tables.
     pub async fn connect(url: &str, table_namespace: Option<&str>) -> Result<Self, Error> {
+        let database = Self::open(url, table_namespace, true).await?;
+        database.migrate().await?;
+        Ok(database)
+    }
+
+    /// Connects to a database the indexer made, to read it only: nothing is created (a
+    /// reader's database user may have no other right than `SELECT`), and SQLite opens the file
+    /// read-only.
+    pub async fn connect_reader(url: &str) -> Result<Self, Error> {
+        Self::open(url, None, false).await
+    }
+
+    async fn open(url: &str, table_namespace: Option<&str>, write: bool) -> Result<Self, Error> {
         let (dialect, display_url) = parse_url(url)?;
         sqlx::any::install_default_drivers();
         // SQLite: create the file if missing; `mariadb://` is spelled `mysql://` for the driver.
         let driver_url = match dialect {
             Dialect::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                let mode = if write { "rwc" } else { "ro" };
                 if url.contains('?') {
-                    format!("{url}&mode=rwc")
+                    format!("{url}&mode={mode}")
                 } else {
-                    format!("{url}?mode=rwc")
+                    format!("{url}?mode={mode}")
                 }
             }
             Dialect::MySql if url.starts_with("mariadb:") => format!("mysql:{}", &url[8..]),
@@ -203,7 +217,6 @@ impl Database {
             account_storage_seen: Arc::default(),
             read_committed,
         };
-        database.migrate().await?;
         Ok(database)
     }
 
