@@ -89,7 +89,7 @@ impl Source {
     ) -> Result<Option<Value>, Error> {
         let what = format!("reading {kind} {namespace}/{name} of account {account}");
         let db = &self.database;
-        let object: Option<String> = sqlx::query_scalar(&db.sql(
+        let row = sqlx::query(&db.sql(
             "SELECT object FROM outpost_resources WHERE account = ? AND namespace = ? AND api_version = ? AND kind = ? AND name = ?",
         ))
         .bind(account)
@@ -99,8 +99,12 @@ impl Source {
         .bind(name)
         .fetch_optional(db.pool())
         .await
-        .map_err(|e| db.query_error(what, e))?;
-        Ok(object.and_then(|json| serde_json::from_str(&json).ok()))
+        .map_err(|e| db.query_error(what.clone(), e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let object = text(&row, "object").map_err(|e| db.query_error(what, e))?;
+        Ok(serde_json::from_str(&object).ok())
     }
 
     /// Up to `batch` objects of `kind` in `namespace` (every namespace: `None`), in (namespace,
