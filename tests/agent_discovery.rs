@@ -300,6 +300,76 @@ async fn identity_describes_the_kinds_watched_as_the_api_server_serves_them() {
     revoke(&admin, &role).await;
 }
 
+/// A process killed when dropped: a failed test leaves no agent running.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `outpost agent` itself (its build path: discovery, then identity.json) writes the resources
+/// of the kinds it watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_process_writes_the_resources_it_watches() {
+    let Some(admin_config) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let agent_config = common::server_url("OUTPOST_TEST_AGENT_KUBECONFIG").unwrap();
+    let admin = common::kube_client(&admin_config).await;
+    let role = format!("outpost-agent-discovery-{:08x}", rand::random::<u32>());
+    grant(&admin, &role, &[("apps", "statefulsets"), ("", "services")]).await;
+    let ns = common::new_namespace(&admin, "discovery-process").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    // A bucket folder exists before anyone uses it (docs/FORMAT.md §7.4).
+    std::fs::create_dir(&bucket).unwrap();
+    let config_file = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "kubeconfig: {agent_config}\nlisten: 127.0.0.1:0\ninterval: 1s\ncluster: discovery-process\nbucket: file://{}\nkinds: [StatefulSet, Service]\nnamespaces: [{ns}]\n",
+            bucket.display()
+        ),
+    )
+    .unwrap();
+    let _agent = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["agent", "--config"])
+            .arg(&config_file)
+            .env("POD_NAMESPACE", &ns)
+            .env_remove("OUTPOST_REDACTION_KEY_FILE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let store = Store::open(&format!("file://{}", bucket.display()))
+        .await
+        .unwrap();
+    let cluster = ClusterName::new("discovery-process").unwrap();
+    let identity = identity_when(&store, &cluster, "both kinds watched", |i| {
+        i.kinds.len() == 2
+    })
+    .await;
+    revoke(&admin, &role).await;
+    assert_consistent(&identity);
+    let short_names: Vec<(&str, &[String])> = identity
+        .resources
+        .iter()
+        .map(|r| (r.kind.as_str(), r.short_names.as_slice()))
+        .collect();
+    assert_eq!(
+        short_names,
+        [
+            ("Service", &["svc".to_string()][..]),
+            ("StatefulSet", &["sts".to_string()][..])
+        ]
+    );
+}
+
 /// A group-version whose discovery document cannot be read (here: one the API server never
 /// served) costs its kinds their short names, not the agent its identity: they are described
 /// from what kube's discovery kept, and the other kinds as the API server serves them.
