@@ -1,9 +1,12 @@
 //! Writes the golden v1 fixtures (`fixtures/v1/`): a bucket folder holding two clusters with
 //! identity, head, a snapshot and diffs, built from realistic simulated objects through the
-//! agent's redaction, plus `expected.json`, the state a reader must arrive at.
+//! agent's redaction, plus `expected.json`, the state a reader must arrive at, and `documents/`,
+//! single documents of the format.
 //!
 //! Run once per format version (`just fixtures`); the files are committed and every later
-//! version of outpost must still read them (`tests/fixtures_v1.rs`). Refuses to overwrite.
+//! version of outpost must still read them (`tests/fixtures_v1.rs`). Refuses to overwrite: once
+//! the bucket exists, only documents missing from `documents/` (added to the format later) are
+//! written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +14,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use outpost::agent::redact::Redactor;
-use outpost::format::documents::{AccountRequest, ForbiddenKind};
+use outpost::format::documents::{AccountRequest, ForbiddenKind, ServedResource};
 use outpost::format::segment::{Counts, ObjectKey, ObjectRef, Window};
 use outpost::format::{
     ClusterName, Decommissioned, EncodeOptions, Epoch, Head, Identity, Record, SegmentHeader,
@@ -176,12 +179,79 @@ fn of_kind<'a>(objects: &'a [Value], kind: &str) -> impl Iterator<Item = &'a Val
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1");
-    if root.exists() {
+    let existed = root.exists();
+    if !existed {
+        write_bucket(&root).await?;
+    }
+    // Documents added to the format after the bucket was frozen: each written once, where missing.
+    let added = write_documents(&root)?;
+    if existed && added == 0 {
         bail!(
             "{} exists: golden fixtures are never regenerated in place",
             root.display()
         );
     }
+    println!("wrote {}", root.display());
+    Ok(())
+}
+
+/// `documents/`: single documents of the format beside the bucket (decoded by
+/// `tests/fixtures_v1.rs`); returns how many were missing and written.
+fn write_documents(root: &std::path::Path) -> anyhow::Result<usize> {
+    let dir = root.join("documents");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("identity-with-resources.json");
+    if path.exists() {
+        return Ok(0);
+    }
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 12, 7, 3, 0, 0)
+        .single()
+        .context("valid time")?;
+    let mut identity = Identity::new(ClusterName::new("fixture-gateway")?, t0);
+    identity.kube_system_uid = Some("5d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into());
+    identity.server_version = Some("v1.33.1".into());
+    identity.ca_fingerprint = Some(outpost::format::sha256_hex(b"fixture-gateway cluster CA"));
+    let widget = "Widget.example.com";
+    identity.kinds = ["Deployment", "Namespace", "Pod", "Service", widget]
+        .map(String::from)
+        .to_vec();
+    identity.forbidden_kinds = vec![ForbiddenKind {
+        kind: "Secret".into(),
+        reason: "secrets is forbidden: User \"system:serviceaccount:outpost:agent\" cannot list resource \"secrets\" in API group \"\" at the cluster scope".into(),
+    }];
+    let mut resources =
+        outpost::agent::simulated::simulated_resources(identity.kinds.iter().map(String::as_str));
+    resources.push(ServedResource {
+        group: "example.com".into(),
+        version: "v1beta1".into(),
+        name: "widgets".into(),
+        singular_name: "widget".into(),
+        kind: "Widget".into(),
+        namespaced: true,
+        short_names: vec!["wdg".into()],
+        categories: vec!["all".into(), "example".into()],
+        verbs: [
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "create",
+            "update",
+            "watch",
+        ]
+        .map(String::from)
+        .to_vec(),
+    });
+    resources.sort();
+    identity.resources = resources;
+    std::fs::write(&path, identity.to_json()?)?;
+    Ok(1)
+}
+
+/// `bucket/` and `expected.json`: the clusters' chains and the state a reader must arrive at.
+async fn write_bucket(root: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(root.join("bucket"))?;
     let store = Store::open(&format!("file://{}", root.join("bucket").display())).await?;
     let t0 = Utc
@@ -375,6 +445,5 @@ async fn main() -> anyhow::Result<()> {
     let mut text = serde_json::to_vec_pretty(&expected)?;
     text.push(b'\n');
     std::fs::write(root.join("expected.json"), text)?;
-    println!("wrote {}", root.display());
     Ok(())
 }

@@ -59,6 +59,46 @@ async fn fixtures_decode_to_the_expected_state() {
     }
 }
 
+/// An identity.json naming the API server's discovery of each watched kind (`resources`) decodes
+/// with every member, and names one resource per watched kind.
+#[test]
+fn an_identity_with_resources_decodes() {
+    let path = fixtures().join("documents/identity-with-resources.json");
+    let identity =
+        outpost::format::Identity::from_json("identity.json", &std::fs::read(path).unwrap())
+            .unwrap();
+    assert_eq!(identity.cluster.as_str(), "fixture-gateway");
+    assert_eq!(identity.resources.len(), identity.kinds.len());
+    let deployments = identity
+        .resources
+        .iter()
+        .find(|r| r.kind == "Deployment")
+        .unwrap();
+    assert_eq!(
+        (deployments.group.as_str(), deployments.version.as_str()),
+        ("apps", "v1")
+    );
+    assert_eq!(deployments.name, "deployments");
+    assert_eq!(deployments.singular_name, "deployment");
+    assert_eq!(deployments.short_names, ["deploy"]);
+    assert_eq!(deployments.categories, ["all"]);
+    assert!(deployments.namespaced);
+    assert!(deployments.verbs.iter().any(|v| v == "list"));
+    let widgets = identity.resources.last().unwrap();
+    assert_eq!(
+        (widgets.group.as_str(), widgets.kind.as_str()),
+        ("example.com", "Widget")
+    );
+    assert_eq!(widgets.short_names, ["wdg"]);
+    assert!(
+        identity
+            .resources
+            .iter()
+            .any(|r| r.kind == "Namespace" && !r.namespaced)
+    );
+    assert_eq!(identity.forbidden_kinds[0].kind, "Secret");
+}
+
 #[test]
 fn fixtures_hold_the_promised_kinds_and_no_secret_values() {
     let bucket = fixtures().join("bucket");

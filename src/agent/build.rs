@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::api_error::ApiError;
 use super::config::{self, AgentConfig, ClusterAccess, ShipTrigger};
+use super::discovery;
 use super::key;
 use super::redact::{self, MIN_KEY_BYTES, Redactor};
 use super::run::{Loop, SharedStatus};
@@ -90,8 +91,8 @@ enum Source {
 }
 
 /// Builds the agent `config` describes, shipping into `store`: reaches the cluster (or makes up
-/// a simulated one), finds its redaction key, describes it for `identity.json` and discovers
-/// what it serves. Nothing runs until [`Agent::run`].
+/// a simulated one), finds its redaction key, discovers what it serves and describes it for
+/// `identity.json`. Nothing runs until [`Agent::run`].
 pub async fn build(config: &AgentConfig, store: Store) -> Result<Agent, Error> {
     let mut identity = Identity::new(config.cluster.clone(), chrono::Utc::now());
     identity.kinds = config.watch.effective_kinds();
@@ -113,7 +114,7 @@ pub async fn build(config: &AgentConfig, store: Store) -> Result<Agent, Error> {
                 redactor.clone(),
                 selection,
             );
-            identity.kinds = cluster.scopes().iter().map(|s| s.kind.clone()).collect();
+            cluster.describe(&mut identity);
             identity.server_version = Some("simulated".into());
             let source = Source::Simulated {
                 cluster,
@@ -130,6 +131,12 @@ pub async fn build(config: &AgentConfig, store: Store) -> Result<Agent, Error> {
             let served = watch::discover(&client)
                 .await
                 .map_err(|e| Error::Discovery(ApiError(e)))?;
+            identity.resources = discovery::served_resources(
+                &client,
+                &served,
+                identity.kinds.iter().map(String::as_str),
+            )
+            .await;
             let source = Source::Watches {
                 client,
                 served,

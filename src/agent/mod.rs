@@ -5,6 +5,7 @@ pub mod api_error;
 mod build;
 pub mod compressed;
 pub mod config;
+pub mod discovery;
 pub mod health;
 pub mod key;
 pub mod redact;

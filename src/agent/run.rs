@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::compressed;
+use super::discovery;
 use super::ship::{Shipped, Shipper};
 use super::state::{Scope, State};
 use super::watch::SourceEvent;
@@ -54,7 +55,9 @@ pub struct Loop {
     cluster: ClusterName,
     shipper: Shipper,
     state: State,
-    /// The identity document, completed with the kinds as they turn out to be watchable.
+    /// The identity document, completed with the kinds as they turn out to be watchable; its
+    /// `resources` describe every kind configured and served, watchable or not (a forbidden
+    /// kind may become readable).
     identity: Identity,
     /// When the shipper runs.
     trigger: Trigger,
@@ -75,6 +78,8 @@ impl Loop {
         trigger: Trigger,
         status: SharedStatus,
     ) -> Self {
+        let mut identity = identity;
+        identity.resources = discovery::sorted(std::mem::take(&mut identity.resources));
         Self {
             store,
             cluster: identity.cluster.clone(),
@@ -125,7 +130,7 @@ impl Loop {
         shutdown: impl Future<Output = ()>,
     ) -> State {
         self.pending = scopes;
-        let mut identity_written: Option<(BTreeMap<String, String>, Vec<String>)> = None;
+        let mut identity_written: Option<Identity> = None;
         let mut next_ship = tokio::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
@@ -147,9 +152,9 @@ impl Loop {
                     if !self.pending.is_empty() {
                         continue;
                     }
-                    let identity_now = (self.unavailable.clone(), self.identity.kinds.clone());
+                    let identity_now = self.identity_now();
                     if identity_written.as_ref() != Some(&identity_now) {
-                        self.write_identity().await;
+                        self.write_identity(identity_now.clone()).await;
                         identity_written = Some(identity_now);
                     }
                     self.ship().await;
@@ -212,7 +217,14 @@ impl Loop {
             }
             SourceEvent::KindsChanged(kinds) => {
                 unavailable.retain(|kind, _| kinds.contains(kind));
+                self.identity
+                    .resources
+                    .retain(|resource| kinds.contains(&discovery::kind_of(resource)));
                 self.identity.kinds = kinds;
+            }
+            SourceEvent::Discovered(resources) => {
+                let known = std::mem::take(&mut self.identity.resources);
+                self.identity.resources = discovery::sorted(known.into_iter().chain(resources));
             }
             SourceEvent::Unavailable { kind, reason } => {
                 status.watch_errors += 1;
@@ -320,10 +332,11 @@ impl Loop {
         }
     }
 
-    async fn write_identity(&mut self) {
+    /// `identity.json` as it stands (but for its date): the kinds watched and their resources,
+    /// the kinds that cannot be watched and why.
+    fn identity_now(&self) -> Identity {
         let unavailable = &self.unavailable;
         let mut identity = self.identity.clone();
-        identity.updated_at = Utc::now();
         identity.forbidden_kinds = unavailable
             .iter()
             .map(|(kind, reason)| ForbiddenKind {
@@ -332,6 +345,15 @@ impl Loop {
             })
             .collect();
         identity.kinds.retain(|k| !unavailable.contains_key(k));
+        let kinds = &identity.kinds;
+        identity
+            .resources
+            .retain(|resource| kinds.contains(&discovery::kind_of(resource)));
+        identity
+    }
+
+    async fn write_identity(&self, mut identity: Identity) {
+        identity.updated_at = Utc::now();
         let key = self.store.layout().identity(&self.cluster);
         match identity.to_json() {
             Ok(bytes) => {
@@ -386,7 +408,7 @@ mod tests {
     use crate::agent::redact::{Redactor, RemoveRule};
     use crate::agent::ship::ShipOptions;
     use crate::agent::watch::redacted_entry;
-    use crate::format::{DecodeLimits, Head, Record, SegmentType};
+    use crate::format::{DecodeLimits, Head, Record, SegmentType, ServedResource};
 
     fn rule(pointer: &str) -> RemoveRule {
         RemoveRule {
@@ -494,6 +516,100 @@ mod tests {
         let state = running.await.unwrap();
         let held = state.entries().next().unwrap().object.to_json().unwrap();
         assert!(!held.contains("planted"), "{held}");
+    }
+
+    fn served(group: &str, version: &str, kind: &str) -> ServedResource {
+        ServedResource {
+            group: group.into(),
+            version: version.into(),
+            name: format!("{}s", kind.to_lowercase()),
+            singular_name: kind.to_lowercase(),
+            kind: kind.into(),
+            namespaced: true,
+            short_names: Vec::new(),
+            categories: Vec::new(),
+            verbs: vec!["list".into(), "watch".into()],
+        }
+    }
+
+    /// identity.json describes exactly the kinds it names as watched: a kind forbidden or not
+    /// served yet has no resource there until it is watched, a kind no longer configured
+    /// loses it, and rediscovery's description replaces the one held.
+    #[tokio::test]
+    async fn identity_resources_follow_the_kinds_watched() {
+        let store = Store::open("memory://run-resources").await.unwrap();
+        let cluster = ClusterName::new("resources").unwrap();
+        let widget = "Widget.example.com";
+        let mut identity = Identity::new(cluster.clone(), Utc::now());
+        identity.kinds = vec!["Pod".into(), "Service".into(), widget.into()];
+        identity.resources = vec![served("", "v1", "Service"), served("", "v1", "Pod")];
+        let mut agent = Loop::new(
+            store.clone(),
+            Shipper::new(store, cluster, ShipOptions::default()),
+            identity,
+            Trigger::Every(Duration::from_secs(15)),
+            SharedStatus::default(),
+        );
+        let described = |agent: &Loop| -> (Vec<String>, Vec<String>, Vec<String>) {
+            let identity = agent.identity_now();
+            let forbidden = identity.forbidden_kinds.iter().map(|f| f.kind.clone());
+            (
+                identity.kinds.clone(),
+                identity.resources.iter().map(discovery::kind_of).collect(),
+                forbidden.collect(),
+            )
+        };
+        let strings =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|n| n.to_string()).collect() };
+        let scope = |kind: &str| Scope {
+            kind: kind.into(),
+            namespace: None,
+        };
+        let unavailable = |kind: &str| SourceEvent::Unavailable {
+            kind: kind.into(),
+            reason: "forbidden".into(),
+        };
+        // Sorted: Pod before Service.
+        assert_eq!(agent.identity_now().resources[0].kind, "Pod");
+
+        agent.apply(unavailable(widget));
+        agent.apply(unavailable("Service"));
+        assert_eq!(
+            described(&agent),
+            (
+                strings(&["Pod"]),
+                strings(&["Pod"]),
+                strings(&["Service", widget])
+            )
+        );
+        agent.apply(SourceEvent::Discovered(vec![served(
+            "example.com",
+            "v1",
+            "Widget",
+        )]));
+        assert_eq!(described(&agent).1, strings(&["Pod"]));
+        agent.apply(SourceEvent::RelistDone(scope(widget)));
+        agent.apply(SourceEvent::RelistDone(scope("Service")));
+        assert_eq!(
+            described(&agent),
+            (
+                strings(&["Pod", "Service", widget]),
+                strings(&["Pod", "Service", widget]),
+                vec![]
+            )
+        );
+
+        agent.apply(SourceEvent::KindsChanged(strings(&["Pod", widget])));
+        agent.apply(SourceEvent::Discovered(vec![served("", "v2", "Pod")]));
+        let identity = agent.identity_now();
+        assert_eq!(
+            identity.resources,
+            vec![
+                served("", "v2", "Pod"),
+                served("example.com", "v1", "Widget")
+            ]
+        );
+        assert_eq!(identity.kinds, strings(&["Pod", widget]));
     }
 
     #[test]

@@ -10,15 +10,99 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::discovery;
 use super::redact::{self, Redactor};
 use super::run::{Loop, SharedStatus};
 use super::ship::{self, ShipOptions, Shipped, Shipper};
 use super::state::{Scope, State, kind_name};
 use super::watch::{Selection, SourceEvent, redacted_entry};
-use crate::format::{ClusterName, Identity};
+use crate::format::{ClusterName, Identity, ServedResource};
 use crate::settings::schedule::Trigger;
 use crate::sim::{Churn, ChurnEvent};
 use crate::store::Store;
+
+/// One resource of the simulated API server's discovery: group, version, plural, singular, kind,
+/// namespaced, short names, categories.
+type SimulatedResource = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// What the simulated API server's discovery says of each kind the simulator makes, as a recent
+/// kube-apiserver's `APIResourceList`s say it (so that a reader serving the simulated cluster's
+/// API back serves what kubectl expects).
+#[rustfmt::skip]
+const SIMULATED_RESOURCES: &[SimulatedResource] = &[
+    ("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[]),
+    ("", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], &[]),
+    ("", "v1", "events", "event", "Event", true, &["ev"], &[]),
+    ("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], &[]),
+    ("", "v1", "nodes", "node", "Node", false, &["no"], &[]),
+    ("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], &[]),
+    ("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], &[]),
+    ("", "v1", "pods", "pod", "Pod", true, &["po"], &["all"]),
+    ("", "v1", "secrets", "secret", "Secret", true, &[], &[]),
+    ("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[]),
+    ("", "v1", "services", "service", "Service", true, &["svc"], &["all"]),
+    ("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], &["all"]),
+    ("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], &["all"]),
+    ("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], &["all"]),
+    ("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], &["all"]),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], &["all"]),
+    ("batch", "v1", "cronjobs", "cronjob", "CronJob", true, &["cj"], &["all"]),
+    ("batch", "v1", "jobs", "job", "Job", true, &[], &["all"]),
+    ("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], &[]),
+    ("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", true, &["ing"], &[]),
+    ("networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], &[]),
+];
+
+/// The verbs an API server lists for every simulated resource but Namespace, which it lists
+/// without `deletecollection`.
+const SIMULATED_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// What the simulated API server's discovery says of the kinds named `kinds` (`Kind` or
+/// `Kind.group`) that it serves, sorted.
+pub fn simulated_resources<'a>(kinds: impl IntoIterator<Item = &'a str>) -> Vec<ServedResource> {
+    let kinds: BTreeSet<&str> = kinds.into_iter().collect();
+    let strings = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    let resources = SIMULATED_RESOURCES.iter().map(
+        |&(group, version, name, singular_name, kind, namespaced, short_names, categories)| {
+            ServedResource {
+                group: group.into(),
+                version: version.into(),
+                name: name.into(),
+                singular_name: singular_name.into(),
+                kind: kind.into(),
+                namespaced,
+                short_names: strings(short_names),
+                categories: strings(categories),
+                verbs: SIMULATED_VERBS
+                    .iter()
+                    .filter(|verb| kind != "Namespace" || **verb != "deletecollection")
+                    .map(|verb| verb.to_string())
+                    .collect(),
+            }
+        },
+    );
+    discovery::sorted(
+        resources.filter(|resource| kinds.contains(discovery::kind_of(resource).as_str())),
+    )
+}
 
 /// A simulated cluster seen through a selection: what the agent's watches would report of it.
 pub struct Simulated {
@@ -76,6 +160,14 @@ impl Simulated {
     /// The simulated cluster itself.
     pub fn churn(&self) -> &Churn {
         &self.churn
+    }
+
+    /// Sets `identity`'s kinds and resources as an agent watching this cluster would: the kinds
+    /// watched, and what the simulated API server's discovery says of them.
+    pub fn describe(&self, identity: &mut Identity) {
+        identity.kinds = self.scopes.iter().map(|s| s.kind.clone()).collect();
+        identity.kinds.dedup();
+        identity.resources = simulated_resources(identity.kinds.iter().map(String::as_str));
     }
 
     /// Whether an object is selected: its kind is watched and its namespace is selected.
@@ -175,10 +267,12 @@ impl SimAgent {
                 ..ShipOptions::default()
             },
         );
+        let mut identity = Identity::new(name.clone(), Utc::now());
+        source.describe(&mut identity);
         let mut agent = Loop::new(
             store.clone(),
             shipper,
-            Identity::new(name.clone(), Utc::now()),
+            identity,
             Trigger::Every(std::time::Duration::from_secs(15)),
             SharedStatus::default(),
         );
@@ -205,6 +299,12 @@ impl SimAgent {
     /// The simulated cluster.
     pub fn churn(&self) -> &Churn {
         self.source.churn()
+    }
+
+    /// Sets `identity`'s kinds and resources as this agent watches them (see
+    /// [`Simulated::describe`]).
+    pub fn describe(&self, identity: &mut Identity) {
+        self.source.describe(identity);
     }
 
     /// One change of the cluster, as its watch reports it.
@@ -274,6 +374,60 @@ mod tests {
             panic!("churn ships a diff, not {shipped:?}");
         };
         assert!(records > 0);
+    }
+
+    #[test]
+    fn every_kind_the_simulator_makes_is_described_once() {
+        let redactor = Arc::new(Redactor::new(&[1; 32], vec![]).unwrap());
+        let mut cluster = Simulated::everything(Churn::new(5, 2000), redactor);
+        let mut identity = Identity::new(ClusterName::new("sim").unwrap(), Utc::now());
+        cluster.describe(&mut identity);
+        let mut described: Vec<String> =
+            identity.resources.iter().map(discovery::kind_of).collect();
+        described.sort();
+        assert_eq!(described, identity.kinds);
+        assert!(identity.kinds.len() >= 14, "{:?}", identity.kinds);
+        // Kinds that only churn makes are described too.
+        let mut kinds: BTreeSet<String> = identity.kinds.iter().cloned().collect();
+        for change in cluster.churn.step(600.0, 5.0) {
+            let object = change.object();
+            kinds.insert(kind_name(
+                object["apiVersion"].as_str().unwrap(),
+                object["kind"].as_str().unwrap(),
+            ));
+        }
+        for kind in &kinds {
+            let resources = simulated_resources([kind.as_str()]);
+            assert_eq!(resources.len(), 1, "{kind}: {resources:?}");
+            assert_eq!(&discovery::kind_of(&resources[0]), kind);
+        }
+    }
+
+    #[test]
+    fn simulated_built_in_kinds_are_served_as_kubernetes_serves_them() {
+        let resources =
+            simulated_resources(["Deployment", "Pod", "Namespace", "CronJob", "NoSuch"]);
+        let by_kind = |kind: &str| resources.iter().find(|r| r.kind == kind).unwrap();
+        assert_eq!(resources.len(), 4);
+        let deployments = by_kind("Deployment");
+        assert_eq!(
+            (deployments.group.as_str(), deployments.version.as_str()),
+            ("apps", "v1")
+        );
+        assert_eq!(deployments.name, "deployments");
+        assert_eq!(deployments.short_names, ["deploy"]);
+        assert_eq!(deployments.categories, ["all"]);
+        assert!(deployments.namespaced);
+        assert_eq!(deployments.verbs, SIMULATED_VERBS);
+        assert_eq!(by_kind("Pod").short_names, ["po"]);
+        assert_eq!(by_kind("CronJob").group, "batch");
+        let namespaces = by_kind("Namespace");
+        assert!(!namespaces.namespaced);
+        assert!(!namespaces.verbs.iter().any(|v| v == "deletecollection"));
+        assert!(namespaces.verbs.iter().any(|v| v == "watch"));
+        let mut sorted = resources.clone();
+        sorted.sort();
+        assert_eq!(sorted, resources);
     }
 
     #[test]

@@ -19,8 +19,10 @@ use tokio::task::JoinHandle;
 use super::api_error::{ApiError, describe_watch_error};
 use super::compressed::CompressedJson;
 use super::config::{AgentConfig, Namespaces};
+use super::discovery;
 use super::redact::Redactor;
 use super::state::{Entry, Scope, kind_name};
+use crate::format::ServedResource;
 use crate::format::segment::{ObjectKey, ObjectRef};
 use crate::settings::selector::LabelSelector;
 
@@ -48,6 +50,9 @@ pub enum SourceEvent {
     },
     /// The configured kinds changed (for identity.json).
     KindsChanged(Vec<String>),
+    /// What the API server's discovery says of kinds about to be watched (for identity.json's
+    /// `resources`): replaces what was known of the same kinds. Sent before their watches start.
+    Discovered(Vec<ServedResource>),
 }
 
 /// What to watch and how to filter it.
@@ -189,6 +194,20 @@ impl Watches {
         }
     }
 
+    /// Sends the loop what the API server's discovery says of the configured kinds that are
+    /// served and not watched yet, before [`Watches::extend`] starts their watches: so the loop
+    /// never holds a watched kind it could not describe in identity.json.
+    async fn announce(&self, served: &BTreeMap<String, (ApiResource, ApiCapabilities)>) {
+        let starting = self.selection.kinds.iter().filter(|kind| {
+            served.contains_key(*kind) && !self.running.keys().any(|scope| &scope.kind == *kind)
+        });
+        let resources =
+            discovery::served_resources(&self.client, served, starting.map(String::as_str)).await;
+        if !resources.is_empty() {
+            let _ = self.events.send(SourceEvent::Discovered(resources)).await;
+        }
+    }
+
     /// The scopes being watched.
     pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
         self.running.keys()
@@ -229,7 +248,10 @@ impl Watches {
                         continue;
                     }
                     match discover(&self.client).await {
-                        Ok(served) => self.extend(&served),
+                        Ok(served) => {
+                            self.announce(&served).await;
+                            self.extend(&served);
+                        }
                         Err(error) => tracing::warn!(error = %ApiError(error), "API discovery failed; retrying"),
                     }
                 }
@@ -315,6 +337,7 @@ impl Watches {
             .await;
         self.selection = selection;
         self.redactor = redactor;
+        self.announce(served).await;
         self.extend(served);
     }
 }

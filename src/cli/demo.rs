@@ -169,10 +169,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let mut identity = Identity::new(cluster.name.clone(), Utc::now());
         identity.server_version = Some("simulated".into());
         identity.kube_system_uid = Some(format!("{:032x}", rand::random::<u128>()));
-        identity.kinds = crate::agent::config::DEFAULT_KINDS
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
+        cluster.describe(&mut identity);
         store
             .put_overwrite(
                 &store.layout().identity(&cluster.name),

@@ -70,10 +70,12 @@ impl SimCluster {
         self
     }
 
-    /// Writes the cluster's `identity.json`, with `kube_system_uid`, dated at its clock.
+    /// Writes the cluster's `identity.json`, with `kube_system_uid` and the kinds and resources
+    /// its agent watches, dated at its clock.
     pub async fn write_identity(&self, store: &Store, kube_system_uid: &str) {
         let mut identity = Identity::new(self.agent.name.clone(), self.t);
         identity.kube_system_uid = Some(kube_system_uid.to_string());
+        self.agent.describe(&mut identity);
         store
             .put_overwrite(
                 &store.layout().identity(&self.agent.name),
