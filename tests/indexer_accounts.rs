@@ -84,7 +84,7 @@ async fn accounts_follow_clusters(kind: &str) {
     ))
     .await
     .expect("a bucket");
-    let database = Database::connect(&db.url, None).await.expect("a database");
+    let mut database = Database::connect(&db.url, None).await.expect("a database");
     let server = database.dialect() != Dialect::Sqlite;
     let template = AccountTemplate {
         prefix: "op-".into(),
@@ -119,6 +119,9 @@ async fn accounts_follow_clusters(kind: &str) {
             "{pending:?}"
         );
         clouddriver_tables(&database).await;
+        // A process that found the tables missing looks again only after
+        // ACCOUNT_STORAGE_RECHECK: the next indexer process finds them at once.
+        database = Database::connect(&db.url, None).await.expect("a database");
         eu.step(60.0, 1.0);
         eu.ship_after(15).await;
     }

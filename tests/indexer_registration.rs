@@ -42,7 +42,7 @@ async fn registers_once_and_respects_other_owners(kind: &str) {
     let Some(db) = common::db::fresh_database(kind).await else {
         return;
     };
-    let database = Database::connect(&db.url, None).await.unwrap();
+    let mut database = Database::connect(&db.url, None).await.unwrap();
     let template = AccountTemplate {
         prefix: "outpost-".into(),
         ..AccountTemplate::default()
@@ -69,6 +69,16 @@ async fn registers_once_and_respects_other_owners(kind: &str) {
         );
         drop(conn);
         clouddriver_tables(&database).await;
+        // Found missing, they are looked for again only after a while, or by the next process.
+        let mut conn = database.connection("test").await.unwrap();
+        assert!(
+            !registration::storage_present(&database, &mut conn)
+                .await
+                .unwrap(),
+            "not looked for again at once"
+        );
+        drop(conn);
+        database = Database::connect(&db.url, None).await.unwrap();
     }
 
     assert_eq!(

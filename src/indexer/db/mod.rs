@@ -67,6 +67,10 @@ pub struct CacheTables {
     pub rel: String,
 }
 
+/// How long Clouddriver's account storage tables, found missing, are taken to be missing
+/// before they are looked for again (the catalog queries cost milliseconds on MySQL).
+pub const ACCOUNT_STORAGE_RECHECK: Duration = Duration::from_secs(60);
+
 /// A connected database.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -81,6 +85,9 @@ pub struct Database {
     /// Whether Clouddriver's account storage tables were seen (they are never dropped while
     /// Clouddriver runs, so a process looks for them until it finds them, then no more).
     account_storage_seen: Arc<AtomicBool>,
+    /// When they were last found missing: looked for again only after
+    /// [`ACCOUNT_STORAGE_RECHECK`], not on every cluster's run.
+    account_storage_missing: Arc<Mutex<Option<std::time::Instant>>>,
     /// MySQL: whether cluster transactions run READ COMMITTED (see
     /// [`Database::begin_cluster`]); not where statement-based binary logging forbids it.
     read_committed: bool,
@@ -215,6 +222,7 @@ impl Database {
             table_namespace: table_namespace.map(str::to_string),
             created: Arc::default(),
             account_storage_seen: Arc::default(),
+            account_storage_missing: Arc::default(),
             read_committed,
         };
         Ok(database)
@@ -594,10 +602,21 @@ impl Database {
         if self.account_storage_seen.load(Ordering::Relaxed) {
             return Ok(true);
         }
+        let server = self.dialect != Dialect::Sqlite;
+        if server
+            && let Ok(missing) = self.account_storage_missing.lock()
+            && missing.is_some_and(|at| at.elapsed() < ACCOUNT_STORAGE_RECHECK)
+        {
+            return Ok(false);
+        }
         let present = self.table_exists(conn, "accounts").await?
             && self.table_exists(conn, "accounts_history").await?;
-        if present && self.dialect != Dialect::Sqlite {
-            self.account_storage_seen.store(true, Ordering::Relaxed);
+        if server {
+            if present {
+                self.account_storage_seen.store(true, Ordering::Relaxed);
+            } else if let Ok(mut missing) = self.account_storage_missing.lock() {
+                *missing = Some(std::time::Instant::now());
+            }
         }
         Ok(present)
     }
