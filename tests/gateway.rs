@@ -426,6 +426,27 @@ async fn kubectl_reads_through_the_gateway() {
     let bad = kubeconfig("bad", "not-a-token-of-this-gateway-at-all");
     let deployments = held(&served, "Deployment").await;
     let (namespace, name) = deployments.iter().next().expect("a deployment").clone();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).expect("a token file");
+    let template = outpost::cache::definition::AccountTemplate {
+        gateway: Some(outpost::cache::definition::Gateway {
+            url: format!("https://{}", served.address),
+            ca_file: cert.display().to_string(),
+            token_file: token_file.display().to_string(),
+        }),
+        ..Default::default()
+    };
+    let definition = template
+        .definition("eu-1", &[namespace.clone()])
+        .expect("a definition");
+    let registered = dir.path().join("registered");
+    std::fs::write(
+        &registered,
+        definition["kubeconfigContents"]
+            .as_str()
+            .expect("a kubeconfig"),
+    )
+    .expect("the account's kubeconfig");
     for binary in &binaries {
         let run = |config: &Path, args: &[&str]| kubectl(binary, config, args);
         let context = binary.display().to_string();
@@ -476,6 +497,16 @@ async fn kubectl_reads_through_the_gateway() {
         assert!(
             !ok && err.to_lowercase().contains("unauthorized"),
             "{context}: {err}"
+        );
+        // The kubeconfig a registered account carries, with the template's gateway: what
+        // Clouddriver's kubectl would run with.
+        let (ok, out, err) = run(
+            &registered,
+            &["get", "deployments", "-n", &namespace, "-o", "name"],
+        );
+        assert!(
+            ok && out.contains(&format!("deployment.apps/{name}")),
+            "{context}: {out}{err}"
         );
     }
     served.serving.abort();
