@@ -249,8 +249,9 @@ pub const MAX_NAMESPACES: usize = 10_000;
 /// The namespaces `account`'s cluster reports: the names of its Namespace objects and the
 /// namespaces its objects are in (a cluster whose agent does not watch Namespaces still has
 /// them), sorted; at most [`MAX_NAMESPACES`] + 1, so that one too many is seen and refused.
-/// On PostgreSQL and SQLite the query is led through the `(account, namespace, …)` index once
-/// per namespace rather than once per object; MySQL's `DISTINCT` walks the index by itself.
+/// The query walks the `(account, namespace, …)` index once per namespace rather than reading
+/// every object: PostgreSQL and SQLite are led through it by a recursive query, MySQL by a
+/// `GROUP BY` on the index's leading columns.
 pub async fn reported_namespaces(
     database: &Database,
     conn: &mut AnyConnection,
@@ -259,9 +260,11 @@ pub async fn reported_namespaces(
     let what = format!("reading the namespaces of account {account}");
     let limit = MAX_NAMESPACES + 1;
     let distinct = match database.dialect() {
-        // No ORDER BY: MariaDB then walks the index for DISTINCT, twice as fast (BENCHMARKS.md).
+        // MariaDB answers a DISTINCT from the primary key, row by row; a GROUP BY on the
+        // index's leading columns it answers by walking the index ("Using index for group-by"),
+        // 16 times faster at 20,000 objects (BENCHMARKS.md).
         Dialect::MySql => format!(
-            "SELECT DISTINCT namespace FROM outpost_resources WHERE account = ? AND namespace > '' LIMIT {limit}"
+            "SELECT namespace FROM outpost_resources WHERE account = ? AND namespace > '' GROUP BY account, namespace LIMIT {limit}"
         ),
         Dialect::Postgres | Dialect::Sqlite => format!(
             "WITH RECURSIVE ns(namespace) AS (
