@@ -263,6 +263,15 @@ async fn kube_rs_reads_through_the_gateway(kind: &str) {
     assert_eq!(unique.len(), seen.len(), "no pod twice");
     assert_eq!(unique, held(&served, "Pod").await);
 
+    // Events are served whether or not the agent ships them (this one does not: empty).
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(client.clone(), &namespace);
+    let involved = events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .expect("events");
+    assert!(involved.items.is_empty());
+
     // What the gateway refuses, and how.
     let (code, message) = status_code(in_namespace.get("no-such-deployment").await.unwrap_err());
     assert_eq!(code, 404, "{message}");
@@ -489,6 +498,18 @@ async fn kubectl_reads_through_the_gateway() {
             ok && out.contains("deployments") && out.contains("deploy"),
             "{context}: {out}{err}"
         );
+        let (ok, out, err) = run(
+            &good,
+            &[
+                "get",
+                "events",
+                "-n",
+                &namespace,
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+            ],
+        );
+        assert!(ok, "{context}: {out}{err}");
         let (ok, out, err) = run(&good, &["api-versions"]);
         assert!(ok && out.contains("apps/v1"), "{context}: {out}{err}");
         let (ok, _, err) = run(&good, &["delete", "deployment", &name, "-n", &namespace]);

@@ -289,6 +289,30 @@ pub fn resource_list(resources: &[ServedResource], group: &str, version: &str) -
     }))
 }
 
+/// The resources the gateway serves for a cluster: those its agent reported, and core `events`
+/// always, since Clouddriver and `kubectl describe` ask for the events of what they show. When
+/// the agent does not ship Events, their list is empty.
+pub fn served_resources(reported: &[ServedResource]) -> Vec<ServedResource> {
+    let mut resources = reported.to_vec();
+    if !resources
+        .iter()
+        .any(|r| r.group.is_empty() && r.name == "events")
+    {
+        resources.push(ServedResource {
+            group: String::new(),
+            version: "v1".into(),
+            name: "events".into(),
+            singular_name: "event".into(),
+            kind: "Event".into(),
+            namespaced: true,
+            short_names: vec!["ev".into()],
+            categories: vec![],
+            verbs: vec!["get".into(), "list".into()],
+        });
+    }
+    resources
+}
+
 /// The resource `request` names, if the cluster's agent watches it.
 pub fn served<'a>(
     resources: &'a [ServedResource],
@@ -543,6 +567,15 @@ mod tests {
         let groups = group_list(&resources);
         assert_eq!(groups["groups"].as_array().unwrap().len(), 2);
         assert!(group(&resources, "batch").is_none());
+    }
+
+    #[test]
+    fn events_are_always_served_once() {
+        let resources = served_resources(&deployments());
+        let events: Vec<_> = resources.iter().filter(|r| r.name == "events").collect();
+        assert_eq!(events.len(), 1);
+        assert!(events[0].namespaced && events[0].group.is_empty());
+        assert_eq!(served_resources(&resources).len(), resources.len());
     }
 
     #[test]

@@ -374,11 +374,14 @@ async fn serve(
     parameters: &BTreeMap<String, String>,
     wanted: Wanted,
 ) -> Result<Answer, Error> {
-    let resources = cluster
-        .identity
-        .as_ref()
-        .map(|i| i.resources.as_slice())
-        .unwrap_or_default();
+    let resources = api::served_resources(
+        cluster
+            .identity
+            .as_ref()
+            .map(|i| i.resources.as_slice())
+            .unwrap_or_default(),
+    );
+    let resources = resources.as_slice();
     let found = |document: Option<Value>, what: &str| match document {
         Some(document) => Answer::in_form(&document, wanted),
         None => Answer::status(
