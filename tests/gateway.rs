@@ -446,7 +446,7 @@ async fn kubectl_reads_through_the_gateway() {
         ..Default::default()
     };
     let definition = template
-        .definition("eu-1", &[namespace.clone()])
+        .definition("eu-1", std::slice::from_ref(&namespace))
         .expect("a definition");
     let registered = dir.path().join("registered");
     std::fs::write(
