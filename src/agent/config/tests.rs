@@ -16,11 +16,11 @@ struct Cli {
 fn args(flags: &[&str]) -> AgentArgs {
     let mut argv = vec!["agent"];
     argv.extend_from_slice(flags);
-    Cli::try_parse_from(argv).unwrap().args
+    Cli::try_parse_from(argv).expect("the flags parse").args
 }
 
 fn yaml(text: &str) -> AgentSettings {
-    parse_file(text).unwrap()
+    parse_file(text).expect("the YAML parses")
 }
 
 fn base() -> AgentArgs {
@@ -51,8 +51,14 @@ const EVERY_SETTING: &str = "cluster: c1\nbucket: memory://t\nkubeconfig: /k\nco
 /// The reference file from the module documentation.
 fn reference_yaml() -> String {
     let source = include_str!("mod.rs");
-    let start = source.find("//! ```yaml\n").unwrap() + "//! ```yaml\n".len();
-    let end = start + source[start..].find("//! ```\n").unwrap();
+    let start = source
+        .find("//! ```yaml\n")
+        .expect("the module doc has its reference YAML")
+        + "//! ```yaml\n".len();
+    let end = start
+        + source[start..]
+            .find("//! ```\n")
+            .expect("the module doc has its reference YAML");
     source[start..end]
         .lines()
         .map(|line| {
@@ -65,10 +71,10 @@ fn reference_yaml() -> String {
 
 #[test]
 fn the_reference_file_parses_and_resolves() {
-    let file = parse_file(&reference_yaml()).unwrap();
+    let file = parse_file(&reference_yaml()).expect("the YAML parses");
     assert_eq!(file.cluster.as_deref(), Some("prod-eu-1"));
     assert_eq!(file.interval, Some(Duration::from_secs(15)));
-    let config = resolve(&args(&[]), Some(&file)).unwrap();
+    let config = resolve(&args(&[]), Some(&file)).expect("the settings resolve");
     assert_eq!(config.cluster.as_str(), "prod-eu-1");
     assert_eq!(config.access, ClusterAccess::InCluster);
     assert_eq!(config.effective_kinds().len(), 12);
@@ -91,7 +97,10 @@ fn the_reference_file_parses_and_resolves() {
         "/metadata/annotations/example.com~1notes"
     );
     assert_eq!(config.account.permissions["WRITE"], vec!["sre".to_string()]);
-    assert_eq!(config.listen, "0.0.0.0:9090".parse().unwrap());
+    assert_eq!(
+        config.listen,
+        "0.0.0.0:9090".parse().expect("a valid literal")
+    );
     // Everything the reference file sets is the default, but for the watch selection and
     // redaction/account.
     let defaults = resolve(
@@ -103,7 +112,7 @@ fn the_reference_file_parses_and_resolves() {
         ]),
         None,
     )
-    .unwrap();
+    .expect("the settings resolve");
     assert_eq!(config.shipping, defaults.shipping);
     assert_eq!(config.heartbeat, defaults.heartbeat);
     assert_eq!(config.takeover_grace, defaults.takeover_grace);
@@ -116,10 +125,13 @@ fn the_reference_file_parses_and_resolves() {
 fn every_file_field_parses() {
     let file = yaml(EVERY_SETTING);
     // Every key has a flag and an environment variable, but the file-only ones.
-    let keys = serde_json::to_value(&file).unwrap();
+    let keys = serde_json::to_value(&file).expect("settings serialise to JSON");
     let command = Cli::command();
     let mut seen = 0;
-    for (key, value) in keys.as_object().unwrap() {
+    for (key, value) in keys
+        .as_object()
+        .expect("settings serialise to a JSON object")
+    {
         let nested: Vec<String> = match value.as_object() {
             Some(object) => object.keys().map(|k| format!("{key}.{k}")).collect(),
             None => vec![key.clone()],
@@ -138,7 +150,7 @@ fn every_file_field_parses() {
                 );
                 continue;
             };
-            let long = arg.get_long().unwrap();
+            let long = arg.get_long().expect("every setting has a long flag");
             assert_eq!(
                 arg.get_env().and_then(|e| e.to_str()),
                 Some(format!("OUTPOST_{}", long.replace('-', "_").to_uppercase()).as_str()),
@@ -154,13 +166,13 @@ fn every_file_field_parses() {
         }
     }
     // The file round-trips through YAML.
-    let text = serde_yaml_ng::to_string(&file).unwrap();
-    assert_eq!(parse_file(&text).unwrap(), file);
+    let text = serde_yaml_ng::to_string(&file).expect("settings serialise to YAML");
+    assert_eq!(parse_file(&text).expect("the YAML parses"), file);
 }
 
 #[test]
 fn defaults() {
-    let config = resolve(&base(), None).unwrap();
+    let config = resolve(&base(), None).expect("the settings resolve");
     assert_eq!(config.access, ClusterAccess::InCluster);
     assert_eq!(config.effective_kinds(), DEFAULT_KINDS);
     assert_eq!(config.watch.namespaces, Namespaces::All);
@@ -204,7 +216,7 @@ fn defaults() {
         ]),
         None,
     )
-    .unwrap();
+    .expect("the settings resolve");
     assert_eq!(config.heartbeat, Duration::from_secs(600));
     assert_eq!(config.takeover_grace, Duration::from_secs(1800));
 }
@@ -215,7 +227,7 @@ fn flags_beat_the_file_which_beats_defaults() {
         "cluster: from-file\nbucket: memory://file\nzstdLevel: 9\nheartbeat: 2m\nkinds: [Pod, Service]\n\
          onlySpinnakerManaged: true\nlisten: '127.0.0.1:1000'\nredaction: {keyFile: /file.key}\n",
     );
-    let config = resolve(&args(&[]), Some(&file)).unwrap();
+    let config = resolve(&args(&[]), Some(&file)).expect("the settings resolve");
     assert_eq!(config.cluster.as_str(), "from-file");
     assert_eq!(config.zstd_level, 9);
     assert_eq!(config.heartbeat, Duration::from_secs(120));
@@ -236,7 +248,7 @@ fn flags_beat_the_file_which_beats_defaults() {
         "--redaction-key-file",
         "/flag.key",
     ]);
-    let config = resolve(&flags, Some(&file)).unwrap();
+    let config = resolve(&flags, Some(&file)).expect("the settings resolve");
     assert_eq!(config.cluster.as_str(), "from-flag");
     assert_eq!(config.bucket.url, "memory://file");
     assert_eq!(config.zstd_level, 1);
@@ -249,14 +261,14 @@ fn flags_beat_the_file_which_beats_defaults() {
         args(&["--only-spinnaker-managed"])
             .settings
             .only_spinnaker_managed
-            .unwrap()
+            .expect("the flag sets it")
     );
     assert!(args(&["--decommission"]).decommission);
     assert_eq!(
         args(&["--kinds", "A", "--kinds", "B,C"])
             .settings
             .kinds
-            .unwrap(),
+            .expect("the flag sets it"),
         ["A", "B", "C"]
     );
 }
@@ -275,7 +287,7 @@ fn paired_settings_are_decided_at_the_highest_level() {
         "--namespaces",
         "shop",
     ]);
-    let config = resolve(&flags, Some(&file)).unwrap();
+    let config = resolve(&flags, Some(&file)).expect("the settings resolve");
     assert!(matches!(&config.shipping, ShipTrigger::Schedule(s) if s.has_seconds()));
     assert_eq!(
         config.watch.namespaces,
@@ -306,7 +318,7 @@ fn access_modes() {
         ]),
         None,
     )
-    .unwrap();
+    .expect("the settings resolve");
     assert_eq!(
         a.access,
         ClusterAccess::Kubeconfig {
@@ -327,7 +339,7 @@ fn access_modes() {
         ]),
         None,
     )
-    .unwrap();
+    .expect("the settings resolve");
     assert_eq!(
         a.access,
         ClusterAccess::Simulated {
@@ -606,9 +618,9 @@ fn good_schedules_and_kinds_pass() {
 
 #[test]
 fn unknown_fields_are_refused_with_their_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("agent.yaml");
-    std::fs::write(&path, "cluster: c1\n# a comment\nkindz: [Pod]\n").unwrap();
+    std::fs::write(&path, "cluster: c1\n# a comment\nkindz: [Pod]\n").expect("the file is written");
     let e = load_file(&path).unwrap_err().to_string();
     assert!(e.contains(&path.display().to_string()), "{e}");
     assert!(e.contains("unknown field `kindz`"), "{e}");
@@ -622,21 +634,22 @@ fn unknown_fields_are_refused_with_their_line() {
         &path,
         "redaction:\n  rules:\n    - id: a\n      kind: Pod\n      pointr: /x\n",
     )
-    .unwrap();
+    .expect("the file is written");
     let e = load_file(&path).unwrap_err().to_string();
     assert!(
         e.contains("unknown field `pointr`") && e.contains("line 5"),
         "{e}"
     );
 
-    std::fs::write(&path, "cluster: c1\ninterval: 15\n").unwrap();
+    std::fs::write(&path, "cluster: c1\ninterval: 15\n").expect("the file is written");
     let e = load_file(&path).unwrap_err().to_string();
     assert!(
         e.contains("interval") && e.contains("15s") && e.contains("line 2"),
         "{e}"
     );
 
-    std::fs::write(&path, "account:\n  permissions:\n    ADMIN: [x]\n").unwrap();
+    std::fs::write(&path, "account:\n  permissions:\n    ADMIN: [x]\n")
+        .expect("the file is written");
     let e = load_file(&path).unwrap_err().to_string();
     assert!(e.contains("ADMIN") && e.contains("READ"), "{e}");
 
@@ -648,16 +661,20 @@ fn unknown_fields_are_refused_with_their_line() {
         "{e}"
     );
 
-    std::fs::write(&path, "# nothing set yet\n").unwrap();
-    assert_eq!(load_file(&path).unwrap(), AgentSettings::default());
+    std::fs::write(&path, "# nothing set yet\n").expect("the file is written");
+    assert_eq!(
+        load_file(&path).expect("the file loads"),
+        AgentSettings::default()
+    );
 }
 
 #[test]
 fn load_reads_the_config_flag() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("agent.yaml");
-    std::fs::write(&path, "cluster: c9\nbucket: memory://x\n").unwrap();
-    let config = load(&args(&["--config", path.to_str().unwrap()])).unwrap();
+    std::fs::write(&path, "cluster: c9\nbucket: memory://x\n").expect("the file is written");
+    let config =
+        load(&args(&["--config", path.to_str().expect("a UTF-8 path")])).expect("a UTF-8 path");
     assert_eq!(config.cluster.as_str(), "c9");
     assert_eq!(config.config_file.as_deref(), Some(path.as_path()));
 }
@@ -669,18 +686,18 @@ fn a_duration_flag_that_is_not_a_duration_is_refused() {
 
 #[test]
 fn reloads_accept_watch_and_rule_changes_and_name_the_rest() {
-    let old = resolve(&base(), None).unwrap();
+    let old = resolve(&base(), None).expect("the settings resolve");
     let file = yaml(
         "kinds: [Pod]\nnamespaces: [shop]\nlabelSelector: a=b\nonlySpinnakerManaged: true\n\
          redaction: {rules: [{id: env, kind: Pod, pointer: /spec/containers/0/env}]}\n",
     );
-    let new = resolve(&base(), Some(&file)).unwrap();
+    let new = resolve(&base(), Some(&file)).expect("the settings resolve");
     assert!(old.reloadable_differs(&new));
-    check_reload(&old, &new).unwrap();
+    check_reload(&old, &new).expect("the change needs no restart");
     assert!(!old.reloadable_differs(&old.clone()));
 
     let file = yaml("listen: '127.0.0.1:1'\nbucket: memory://other\nzstdLevel: 5\n");
-    let new = resolve(&args(&["--cluster", "c1"]), Some(&file)).unwrap();
+    let new = resolve(&args(&["--cluster", "c1"]), Some(&file)).expect("the settings resolve");
     let e = check_reload(&old, &new).unwrap_err().to_string();
     assert!(
         e.starts_with("the change to bucket, zstdLevel, listen needs a restart"),
@@ -710,7 +727,7 @@ fn the_flags_are_well_formed() {
 
 #[test]
 fn each_reloadable_setting_applies_without_a_restart() {
-    let old = resolve(&base(), None).unwrap();
+    let old = resolve(&base(), None).expect("the settings resolve");
     let changes = [
         ("kinds", "kinds: [Pod]"),
         ("omitKinds", "omitKinds: [Pod]"),
@@ -726,12 +743,14 @@ fn each_reloadable_setting_applies_without_a_restart() {
     let keys: Vec<String> = changes.iter().map(|(key, _)| key.to_string()).collect();
     assert_eq!(reloadable_settings(), keys);
     for (key, text) in changes {
-        let new = resolve(&base(), Some(&yaml(text))).unwrap();
+        let new = resolve(&base(), Some(&yaml(text))).expect("the settings resolve");
         assert!(old.reloadable_differs(&new), "{key}");
         check_reload(&old, &new).unwrap_or_else(|e| panic!("{key}: {e}"));
     }
     let help = Cli::command().render_long_help().to_string();
-    let section = &help[help.find(RELOADABLE_HEADING).unwrap()..];
+    let section = &help[help
+        .find(RELOADABLE_HEADING)
+        .expect("--help has the reloadable heading")..];
     assert!(section.contains("--label-selector"), "{help}");
 }
 
@@ -739,8 +758,11 @@ fn each_reloadable_setting_applies_without_a_restart() {
 fn the_reference_file_documents_every_setting() {
     let every = yaml(EVERY_SETTING);
     let reference = reference_yaml();
-    let value = serde_json::to_value(&every).unwrap();
-    for (key, value) in value.as_object().unwrap() {
+    let value = serde_json::to_value(&every).expect("settings serialise to JSON");
+    for (key, value) in value
+        .as_object()
+        .expect("settings serialise to a JSON object")
+    {
         let mut keys = vec![key.clone()];
         if let Some(object) = value.as_object() {
             keys.extend(object.keys().cloned());
@@ -824,7 +846,7 @@ fn a_level_laid_over_another_wins_setting_by_setting() {
         "--redaction-key-file",
         "/k",
     ]);
-    let merged = flags.settings.over(&file).unwrap();
+    let merged = flags.settings.over(&file).expect("the layers merge");
     // A flag replaces the file's setting whole (a list too); the others stay.
     assert_eq!(merged.kinds, Some(vec!["Service".to_string()]));
     assert_eq!(merged.zstd_level, Some(9));
@@ -836,26 +858,41 @@ fn a_level_laid_over_another_wins_setting_by_setting() {
     assert_eq!(merged.interval, Some(Duration::from_secs(60)));
     assert_eq!(merged.schedule, None);
     // Nothing over the file is the file; the file over nothing is the file.
-    assert_eq!(AgentSettings::default().over(&file).unwrap(), file);
-    assert_eq!(file.over(&AgentSettings::default()).unwrap(), file);
+    assert_eq!(
+        AgentSettings::default()
+            .over(&file)
+            .expect("the layers merge"),
+        file
+    );
+    assert_eq!(
+        file.over(&AgentSettings::default())
+            .expect("the layers merge"),
+        file
+    );
     // What differs, by dotted key, in the file's order.
     assert_eq!(
-        file.differing(&merged).unwrap(),
+        file.differing(&merged).expect("the settings compare"),
         ["kinds", "interval", "schedule", "redaction.keyFile"]
     );
-    assert!(merged.differing(&merged).unwrap().is_empty());
+    assert!(
+        merged
+            .differing(&merged)
+            .expect("the settings compare")
+            .is_empty()
+    );
 }
 
 #[test]
 fn a_default_written_out_in_a_reloaded_file_needs_no_restart() {
-    let old = resolve(&base(), None).unwrap();
-    let new = resolve(&base(), Some(&yaml("interval: 15s\nzstdLevel: 3\n"))).unwrap();
-    check_reload(&old, &new).unwrap();
+    let old = resolve(&base(), None).expect("the settings resolve");
+    let new = resolve(&base(), Some(&yaml("interval: 15s\nzstdLevel: 3\n")))
+        .expect("the settings resolve");
+    check_reload(&old, &new).expect("the change needs no restart");
     let new = resolve(
         &base(),
         Some(&yaml("redaction: {keyFile: /k}\naccount: {name: other}\n")),
     )
-    .unwrap();
+    .expect("the settings resolve");
     let e = check_reload(&old, &new).unwrap_err().to_string();
     assert!(
         e.starts_with("the change to redaction.keyFile, account.name needs a restart"),

@@ -19,7 +19,9 @@ fn id(o: &Value) -> Id {
 }
 
 fn rv(o: &Value) -> u64 {
-    o.str_at("/metadata/resourceVersion").parse().unwrap()
+    o.str_at("/metadata/resourceVersion")
+        .parse()
+        .expect("a valid literal")
 }
 
 /// Applies `events` to `state`, checking the watch invariants on the way.
@@ -50,7 +52,7 @@ fn apply_all(state: &mut BTreeMap<Id, Value>, events: &[ChurnEvent], last_rv: &m
                 let old = state.remove(&id(o));
                 assert!(old.is_some(), "delete of missing {:?}", id(o));
                 assert_eq!(
-                    old.unwrap().str_at("/metadata/uid"),
+                    old.expect("asserted just above").str_at("/metadata/uid"),
                     o.str_at("/metadata/uid")
                 );
             }
@@ -110,7 +112,11 @@ fn events_replayed_on_the_initial_list_give_the_current_objects() {
     let mut churn = Churn::new(7, 800);
     let mut state = as_map(churn.initial());
     assert_eq!(state.len(), churn.len());
-    let mut last_rv = state.values().map(rv).max().unwrap();
+    let mut last_rv = state
+        .values()
+        .map(rv)
+        .max()
+        .expect("the state is not empty");
     check_owners(&state);
     let mut events = 0;
     for i in 0..300 {
@@ -202,7 +208,7 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
                     created_pending += 1;
                 }
                 (ChurnEvent::Apply(_), "Pod") => {
-                    let before = before.unwrap();
+                    let before = before.expect("an applied object was held before");
                     if o.count_at("/status/containerStatuses/0/restartCount")
                         > before.count_at("/status/containerStatuses/0/restartCount")
                     {
@@ -214,7 +220,7 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
                     }
                 }
                 (ChurnEvent::Apply(_), "Deployment") if before.is_some() && !terminating(o) => {
-                    let before = before.unwrap();
+                    let before = before.expect("an applied object was held before");
                     if before["spec"] != o["spec"] {
                         assert_eq!(
                             o.u64_at("/metadata/generation"),
@@ -224,18 +230,18 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
                     }
                     let times: Vec<&str> = o["metadata"]["managedFields"]
                         .as_array()
-                        .unwrap()
+                        .expect("the simulator writes managedFields")
                         .iter()
                         .map(|e| e.str_at("/time"))
                         .collect();
-                    let newest = times.iter().max().unwrap();
+                    let newest = times.iter().max().expect("the state is not empty");
                     let old_newest = before["metadata"]["managedFields"]
                         .as_array()
-                        .unwrap()
+                        .expect("the simulator writes managedFields")
                         .iter()
                         .map(|e| e.str_at("/time").to_string())
                         .max()
-                        .unwrap();
+                        .expect("the state is not empty");
                     assert!(
                         *newest >= old_newest.as_str() && *newest >= step_start.as_str(),
                         "managedFields not re-timed: {newest} after {old_newest}, step from {step_start}"
@@ -285,9 +291,9 @@ fn pod_lifecycle_and_rollouts_look_like_a_real_api_server() {
             .max_by_key(|r| {
                 r.str_at("/metadata/annotations/deployment.kubernetes.io~1revision")
                     .parse::<u64>()
-                    .unwrap()
+                    .expect("revisions are numbers")
             })
-            .unwrap();
+            .expect("a deployment has replica sets");
         assert_eq!(
             newest.u64_at("/spec/replicas"),
             d.u64_at("/spec/replicas"),
@@ -313,7 +319,9 @@ fn ten_thousand_objects_step_quickly() {
     let steps = 600u32;
     for _ in 0..steps {
         for e in churn.step(1.0, 1.0) {
-            bytes += serde_json::to_vec(e.object()).unwrap().len();
+            bytes += serde_json::to_vec(e.object())
+                .expect("objects serialise")
+                .len();
             events += 1;
         }
     }
