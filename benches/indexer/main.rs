@@ -113,24 +113,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let config = config();
-    let urls = (
-        std::env::var("OUTPOST_TEST_POSTGRES_URL").ok(),
-        std::env::var("OUTPOST_TEST_MYSQL_URL").ok(),
-    );
-    let (pg, my) = match urls {
-        (Some(pg), Some(my)) => (pg, my),
-        _ if config.full => (
-            urls.0
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-            urls.1
-                .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/mysql".into()),
-        ),
-        _ => {
-            println!(
-                "indexer bench: OUTPOST_TEST_POSTGRES_URL / OUTPOST_TEST_MYSQL_URL not set; skipped (run `just bench-indexer`)."
-            );
-            return ExitCode::SUCCESS;
-        }
+    let Some((pg, my)) = outpost::test_support::db::bench_servers(config.full) else {
+        println!(
+            "indexer bench: OUTPOST_TEST_POSTGRES_URL / OUTPOST_TEST_MYSQL_URL not set; skipped (run `just bench-indexer`)."
+        );
+        return ExitCode::SUCCESS;
     };
     runtime.block_on(bench(config, pg, my));
     ExitCode::SUCCESS

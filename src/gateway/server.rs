@@ -216,14 +216,18 @@ async fn handle(State(gateway): State<Shared>, request: Request<Body>) -> Respon
     response
 }
 
+/// Whether the request asks to watch (`?watch=true`).
+fn watching(parameters: &BTreeMap<String, String>) -> bool {
+    parameters
+        .get("watch")
+        .is_some_and(|w| w == "true" || w == "1")
+}
+
 /// The Kubernetes verb of a request, as the API server's audit names it.
 fn verb(method: &Method, parameters: &BTreeMap<String, String>, path: &str) -> String {
     match *method {
         Method::GET | Method::HEAD => {
-            if parameters
-                .get("watch")
-                .is_some_and(|w| w == "true" || w == "1")
-            {
+            if watching(parameters) {
                 "watch".into()
             } else {
                 match api::route(
@@ -430,11 +434,7 @@ async fn serve_objects(
     parameters: &BTreeMap<String, String>,
     wanted: Wanted,
 ) -> Result<Answer, Error> {
-    let watching = request.watch
-        || parameters
-            .get("watch")
-            .is_some_and(|w| w == "true" || w == "1");
-    if watching {
+    if request.watch || watching(parameters) {
         return Ok(Answer::status(
             405,
             "MethodNotAllowed",

@@ -438,7 +438,6 @@ impl Indexer {
             return Ok(());
         }
         let account = planned.account.as_str();
-        let refused = |reason: String| Registration::Refused(reason);
         let outcome = if planned.identity.is_none() {
             Registration::Pending(format!(
                 "{} is missing: the cluster's identity is pinned before it becomes an account",
@@ -448,7 +447,7 @@ impl Indexer {
             let namespaces =
                 registration::reported_namespaces(&self.database, tx.conn(), account).await?;
             if namespaces.len() > registration::MAX_NAMESPACES {
-                refused(format!(
+                Registration::Refused(format!(
                     "the cluster reports more than {} namespaces, more than an account definition lists",
                     registration::MAX_NAMESPACES
                 ))
@@ -464,7 +463,7 @@ impl Indexer {
                         )
                         .await?
                     }
-                    Err(e) => refused(e.to_string()),
+                    Err(e) => Registration::Refused(e.to_string()),
                 }
             }
         };

@@ -23,6 +23,26 @@ pub fn server_var(kind: &str) -> &'static str {
     }
 }
 
+/// The PostgreSQL and MySQL servers a benchmark runs against: `OUTPOST_TEST_POSTGRES_URL` and
+/// `OUTPOST_TEST_MYSQL_URL`, or, for a full run (`cargo bench`), the local ones of
+/// `scripts/test-db` for whichever is unset. `None`: a smoke run without servers, to skip.
+pub fn bench_servers(full: bool) -> Option<(String, String)> {
+    let urls = (
+        std::env::var(server_var("postgres")).ok(),
+        std::env::var(server_var("mysql")).ok(),
+    );
+    match urls {
+        (Some(pg), Some(my)) => Some((pg, my)),
+        _ if full => Some((
+            urls.0
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+            urls.1
+                .unwrap_or_else(|| "mysql://root@127.0.0.1:3306/mysql".into()),
+        )),
+        _ => None,
+    }
+}
+
 /// A fresh database of `kind` (`sqlite`, `postgres`, `mysql`) for a test; `None` when that
 /// kind's server is not set (see [`super::server_url`]).
 pub async fn fresh_database(kind: &str) -> Option<TestDb> {
