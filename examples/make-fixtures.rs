@@ -110,7 +110,7 @@ impl Chain {
             writer.write(record)?;
         }
         let (bytes, summary) = writer.finish()?;
-        self.store.put_create(&key, Bytes::from(bytes)).await?;
+        self.store.put_segment(&key, Bytes::from(bytes)).await?;
         let reference = SegmentRef {
             seq,
             key: key.relative.clone(),

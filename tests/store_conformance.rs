@@ -356,6 +356,108 @@ async fn damaged_segment_is_named(store: Store) {
     assert!(err.to_string().contains(key.path.as_ref()), "{err}");
 }
 
+async fn segment_puts_are_create_only(store: Store) {
+    let key = store
+        .layout()
+        .segment(&cluster("a"), &epoch(), 1, SegmentType::Snapshot);
+    store
+        .put_segment(&key, Bytes::from_static(b"segment"))
+        .await
+        .unwrap();
+    // The same bytes again are a retry whose first answer was lost; other bytes are refused.
+    store
+        .put_segment(&key, Bytes::from_static(b"segment"))
+        .await
+        .unwrap();
+    let err = store
+        .put_segment(&key, Bytes::from_static(b"other"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(
+        store.get(&key).await.unwrap().0,
+        Bytes::from_static(b"segment")
+    );
+}
+
+/// On S3, segments carry the lifecycle tag and nothing else does, unless the URL turns tags off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_segments_carry_the_lifecycle_tag_and_documents_do_not() {
+    let Some(base) = common::server_url("OUTPOST_TEST_S3_URL") else {
+        return;
+    };
+    let endpoint = base
+        .split("endpoint=")
+        .nth(1)
+        .and_then(|e| e.split('&').next())
+        .expect("the S3 test URL names its endpoint")
+        .trim_start_matches("http://")
+        .to_string();
+    let bucket = base
+        .trim_start_matches("s3://")
+        .split(['?', '/'])
+        .next()
+        .unwrap()
+        .to_string();
+    // moto answers an anonymous request as a public one (403); it checks no signature, but it
+    // wants one to be there.
+    const SIGNED: &str = "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n";
+    let tags_of = |path: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&endpoint).unwrap();
+        write!(
+            stream,
+            "GET /{bucket}/{path}?tagging HTTP/1.1\r\nHost: {endpoint}\r\n{SIGNED}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+    };
+    let (tag, value) = outpost::store::SEGMENT_TAG;
+    let tagged = format!("<Key>{tag}</Key><Value>{value}</Value>");
+
+    let unique = format!("t{:016x}", rand::random::<u64>());
+    let store = Store::open(&with_prefix(&base, &unique)).await.unwrap();
+    let segment = store
+        .layout()
+        .segment(&cluster("a"), &epoch(), 1, SegmentType::Diff);
+    store
+        .put_segment(&segment, Bytes::from_static(b"s"))
+        .await
+        .unwrap();
+    let head = store.layout().head(&cluster("a"));
+    store
+        .put_create(&head, Bytes::from_static(b"h"))
+        .await
+        .unwrap();
+    let identity = store.layout().identity(&cluster("a"));
+    store
+        .put_overwrite(&identity, Bytes::from_static(b"i"))
+        .await
+        .unwrap();
+    assert!(
+        tags_of(segment.path.as_ref())
+            .replace(['\n', ' '], "")
+            .contains(&tagged)
+    );
+    for document in [&head, &identity] {
+        assert!(!tags_of(document.path.as_ref()).contains(tag), "{document}");
+    }
+
+    let untagged = with_prefix(&format!("{base}&tag_segments=false"), &unique);
+    let store = Store::open(&untagged).await.unwrap();
+    let segment = store
+        .layout()
+        .segment(&cluster("b"), &epoch(), 1, SegmentType::Diff);
+    store
+        .put_segment(&segment, Bytes::from_static(b"s"))
+        .await
+        .unwrap();
+    assert!(!tags_of(segment.path.as_ref()).contains(tag));
+}
+
 /// One test per case for a backend.
 macro_rules! backend_cases {
     ($backend:ident: $($case:ident),*) => {
@@ -378,7 +480,7 @@ macro_rules! conformance {
         $(
             backend_cases!($backend: create_only_puts, compare_and_swap, conditional_get,
                 list_clusters, overwrite, concurrent_head_race, concurrent_create_race,
-                segment_streaming, damaged_segment_is_named);
+                segment_streaming, damaged_segment_is_named, segment_puts_are_create_only);
         )*
     };
 }

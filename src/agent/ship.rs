@@ -471,7 +471,7 @@ impl Shipper {
         bytes: Vec<u8>,
         summary: &format::SegmentSummary,
     ) -> Result<SegmentRef, Error> {
-        match self.store.put_create(key, Bytes::from(bytes)).await {
+        match self.store.put_segment(key, Bytes::from(bytes)).await {
             Ok(_) => Ok(SegmentRef {
                 seq: summary.header.seq,
                 key: key.relative.clone(),

@@ -32,6 +32,9 @@ pub enum Backend {
         /// Path-style requests; when not given: true with a custom endpoint (from the URL or
         /// `AWS_ENDPOINT_URL`), false for AWS itself.
         path_style: Option<bool>,
+        /// Tag each segment with [`crate::store::SEGMENT_TAG`] so lifecycle rules can select
+        /// segments alone (S3 filters by prefix, size and tags, never by suffix).
+        tag_segments: bool,
     },
     /// Google Cloud Storage.
     Gcs { bucket: String },
@@ -132,12 +135,16 @@ impl BucketLocation {
                 let endpoint = options.remove("endpoint");
                 let region = options.remove("region");
                 let path_style = take_bool(&mut options, "path_style").map_err(&invalid)?;
+                let tag_segments = take_bool(&mut options, "tag_segments")
+                    .map_err(&invalid)?
+                    .unwrap_or(true);
                 (
                     Backend::S3 {
                         bucket,
                         region,
                         endpoint,
                         path_style,
+                        tag_segments,
                     },
                     prefix,
                 )
@@ -257,6 +264,7 @@ mod tests {
                 region: Some("eu-west-1".into()),
                 endpoint: Some("http://127.0.0.1:9000".into()),
                 path_style: None,
+                tag_segments: true,
             }
         );
         assert!(l.allow_http);
@@ -269,12 +277,15 @@ mod tests {
             }
         ));
         assert!(!l.allow_http);
-        let l =
-            BucketLocation::parse("s3://b?path_style=false&retries=3&retry_timeout=20").unwrap();
+        let l = BucketLocation::parse(
+            "s3://b?path_style=false&retries=3&retry_timeout=20&tag_segments=no",
+        )
+        .unwrap();
         assert!(matches!(
             l.backend,
             Backend::S3 {
                 path_style: Some(false),
+                tag_segments: false,
                 ..
             }
         ));

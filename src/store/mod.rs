@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::{
     BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, RetryConfig, UpdateVersion,
+    PutPayload, RetryConfig, TagSet, UpdateVersion,
 };
 
 use crate::format::ClusterName;
@@ -143,7 +143,14 @@ pub struct Store {
     inner: Inner,
     layout: Layout,
     url: String,
+    /// The tags a segment is written with: [`SEGMENT_TAG`] on S3, none elsewhere.
+    segment_tags: TagSet,
 }
+
+/// The object tag every segment carries on S3 (`docs/FORMAT.md` §7.7): lifecycle rules select
+/// segments by it, because S3 filters cannot match a key suffix and a prefix filter would also
+/// expire `head.json`, `identity.json` and `decommissioned.json`.
+pub const SEGMENT_TAG: (&str, &str) = ("outpost-object", "segment");
 
 /// The largest small document (`head.json`, `identity.json`, …) read whole into memory.
 pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
@@ -168,6 +175,7 @@ impl Store {
             max_retries: location.retry.max_retries,
             retry_timeout: Duration::from_secs(location.retry.retry_timeout_secs),
         };
+        let mut segment_tags = TagSet::default();
         let inner = match &location.backend {
             Backend::Folder { root } => Inner::Folder(Folder::open(root)?),
             Backend::Memory { name } => {
@@ -183,7 +191,11 @@ impl Store {
                 region,
                 endpoint,
                 path_style,
+                tag_segments,
             } => {
+                if *tag_segments {
+                    segment_tags.push(SEGMENT_TAG.0, SEGMENT_TAG.1);
+                }
                 let environment = aws::load_environment().await;
                 let mut builder = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(bucket)
@@ -241,6 +253,7 @@ impl Store {
             inner,
             layout,
             url: url.to_string(),
+            segment_tags,
         })
     }
 
@@ -324,10 +337,18 @@ impl Store {
         }
     }
 
-    /// Writes an object that must not exist (segments). A retry of a write whose first attempt
-    /// landed but whose answer was lost is recognised by content and counts as success.
+    /// Writes an object that must not exist (the first `head.json`, `decommissioned.json`). A
+    /// retry of a write whose first attempt landed but whose answer was lost is recognised by
+    /// content and counts as success.
     pub async fn put_create(&self, key: &Key, bytes: Bytes) -> Result<Version, Error> {
-        self.put_conditional(key, bytes, None).await
+        self.put_conditional(key, bytes, None, TagSet::default())
+            .await
+    }
+
+    /// Writes a segment: a create-only put, tagged with [`SEGMENT_TAG`] on S3.
+    pub async fn put_segment(&self, key: &Key, bytes: Bytes) -> Result<Version, Error> {
+        self.put_conditional(key, bytes, None, self.segment_tags.clone())
+            .await
     }
 
     /// Replaces an object only if it still has version `expected` (the head CAS). A retry whose
@@ -338,7 +359,7 @@ impl Store {
         bytes: Bytes,
         expected: &Version,
     ) -> Result<Version, Error> {
-        self.put_conditional(key, bytes, Some(expected.clone()))
+        self.put_conditional(key, bytes, Some(expected.clone()), TagSet::default())
             .await
     }
 
@@ -348,6 +369,7 @@ impl Store {
         key: &Key,
         bytes: Bytes,
         expected: Option<Version>,
+        tags: TagSet,
     ) -> Result<Version, Error> {
         let result = match &self.inner {
             Inner::Folder(folder) => {
@@ -365,6 +387,7 @@ impl Store {
                 };
                 let options = PutOptions {
                     mode,
+                    tags,
                     ..PutOptions::default()
                 };
                 objects

@@ -120,7 +120,7 @@ impl Chain {
                 .unwrap();
         } else {
             self.store
-                .put_create(&key, Bytes::from(bytes))
+                .put_segment(&key, Bytes::from(bytes))
                 .await
                 .unwrap();
         }
