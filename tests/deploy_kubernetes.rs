@@ -1,7 +1,8 @@
-//! The agent's in-cluster objects as `terraform/modules/kubernetes-agent/manifests` renders them,
-//! against the real kube-apiserver: they pass its server-side dry run, and the agent, holding a
-//! token of exactly that ServiceAccount (TokenRequest) under exactly that ClusterRole, ships a
-//! snapshot and is refused a kind the role does not grant.
+//! The in-cluster objects `terraform/modules/*/manifests` render, against the real
+//! kube-apiserver: they pass its server-side dry run; the agent, holding a token of exactly its
+//! ServiceAccount (TokenRequest) under exactly its ClusterRole, ships a snapshot and is refused a
+//! kind the role does not grant; and the gateway, started with its Deployment's arguments and its
+//! Secret's files, answers kubectl holding the token and CA of the Secret Clouddriver mounts.
 //!
 //! Needs Terraform or OpenTofu (`OUTPOST_TEST_TERRAFORM`, set by `scripts/test-terraform env`),
 //! kubectl (`OUTPOST_TEST_KUBECTL`) and the API server (`scripts/test-kube`).
@@ -20,9 +21,11 @@ use serde_json::json;
 
 mod common;
 
-/// The module every manifest comes from.
-fn module_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/modules/kubernetes-agent/manifests")
+/// A module of `terraform/modules`.
+fn module_dir(module: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("terraform/modules")
+        .join(module)
 }
 
 /// The first of a colon-separated list of binaries in `var`, or `None` (with a printed reason)
@@ -52,9 +55,9 @@ fn run(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Renders the module with `inputs` (HCL assignments) in a root of its own under `dir`, offline,
+/// Renders `module` with `inputs` (HCL assignments) in a root of its own under `dir`, offline,
 /// and returns its multi-document YAML.
-fn render(terraform: &Path, dir: &Path, inputs: &str) -> String {
+fn render(terraform: &Path, dir: &Path, module: &str, inputs: &str) -> String {
     let root = dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(
@@ -62,7 +65,7 @@ fn render(terraform: &Path, dir: &Path, inputs: &str) -> String {
         format!(
             "module \"agent\" {{\n  source = \"{}\"\n{inputs}\n}}\n\
              output \"yaml\" {{\n  value     = module.agent.yaml\n  sensitive = true\n}}\n",
-            module_dir().display()
+            module_dir(module).display()
         ),
     )
     .unwrap();
@@ -125,6 +128,7 @@ async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_t
     let yaml = render(
         &terraform,
         dir.path(),
+        "kubernetes-agent/manifests",
         &format!(
             r#"  name       = "{name}"
   namespace  = "{namespace}"
@@ -286,4 +290,222 @@ async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_t
         .map(|k| k.kind.as_str())
         .collect();
     assert_eq!(forbidden, ["ConfigMap"], "{log}");
+}
+
+/// The documents of a multi-document YAML stream, by `kind/name`.
+fn documents(yaml: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    yaml.split("\n---\n")
+        .map(|doc| serde_yaml_ng::from_str::<serde_json::Value>(doc).expect("a YAML document"))
+        .map(|doc| {
+            let key = format!(
+                "{}/{}",
+                doc["kind"].as_str().unwrap(),
+                doc["metadata"]["name"].as_str().unwrap()
+            );
+            (key, doc)
+        })
+        .collect()
+}
+
+fn secret_file(secret: &serde_json::Value, key: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(
+            secret["data"][key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} in {secret}")),
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_runs_from_its_rendered_objects_and_clouddriver_reaches_it_with_its_secret() {
+    let (Some(terraform), Some(kubectl_binary)) = (
+        binary("OUTPOST_TEST_TERRAFORM"),
+        binary("OUTPOST_TEST_KUBECTL"),
+    ) else {
+        return;
+    };
+    let Some(admin_kubeconfig) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let unique = format!("{:08x}", rand::random::<u32>());
+    let namespace = format!("spinnaker-{unique}");
+
+    // A serving certificate for 127.0.0.1, as the parent module makes one for the Service.
+    let (cert, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=outpost-gateway"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    let db = dir.path().join("cache.db");
+    let db_url = format!("sqlite://{}", db.display());
+    let empty_bucket = dir.path().join("empty-bucket");
+    std::fs::create_dir_all(&empty_bucket).unwrap();
+    // The indexer makes the tables the gateway reads.
+    run(Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["index", "--once", "--bucket"])
+        .arg(format!("file://{}", empty_bucket.display()))
+        .args(["--db", &db_url]));
+    let token = "t".repeat(48);
+    let yaml = render(
+        &terraform,
+        dir.path(),
+        "kubernetes-gateway/manifests",
+        &format!(
+            r#"  namespace        = "{namespace}"
+  client_namespace = "{namespace}"
+  image            = "outpost:test"
+  database_url     = "{db_url}"
+  tls_cert_pem     = file("{cert}")
+  tls_key_pem      = file("{key}")
+  ca_pem           = file("{cert}")
+  tokens           = [{{ name = "clouddriver", token = "{token}" }}]
+  client_token     = "{token}"
+  kubernetes_minor_version = 20"#,
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    );
+    let manifests = dir.path().join("gateway.yaml");
+    std::fs::write(&manifests, &yaml).unwrap();
+    kubectl(
+        &kubectl_binary,
+        &admin_kubeconfig,
+        &["create", "namespace", &namespace],
+    );
+    let dry_run = kubectl(
+        &kubectl_binary,
+        &admin_kubeconfig,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            manifests.to_str().unwrap(),
+        ],
+    );
+    for object in [
+        "secret/outpost-gateway",
+        "secret/outpost-gateway-client",
+        "deployment.apps/outpost-gateway",
+        "service/outpost-gateway",
+        "poddisruptionbudget.policy/outpost-gateway",
+    ] {
+        assert!(
+            dry_run.contains(&format!("{object} created (server dry run)")),
+            "{object} in:\n{dry_run}"
+        );
+    }
+
+    // The container as the Deployment runs it: its arguments, its env from the Secret, the
+    // Secret's files where the volume mounts them.
+    let docs = documents(&yaml);
+    let deployment = &docs["Deployment/outpost-gateway"];
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mount_path = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+    let mount = dir.path().join("mount");
+    std::fs::create_dir_all(&mount).unwrap();
+    let secret = &docs["Secret/outpost-gateway"];
+    for item in deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["items"]
+        .as_array()
+        .unwrap()
+    {
+        let (key, path) = (
+            item["key"].as_str().unwrap(),
+            item["path"].as_str().unwrap(),
+        );
+        std::fs::write(mount.join(path), secret_file(secret, key)).unwrap();
+    }
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace(mount_path, mount.to_str().unwrap())
+                .replace("0.0.0.0:8443", "127.0.0.1:0")
+        })
+        .collect();
+    let env = &container["env"][0];
+    assert_eq!(env["name"], "OUTPOST_DB");
+    let db_key = env["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap();
+    let stderr = dir.path().join("gateway.stderr");
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(&args)
+        .env(
+            "OUTPOST_DB",
+            String::from_utf8(secret_file(secret, db_key)).unwrap(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("outpost gateway starts");
+    let mut address = None;
+    for _ in 0..100 {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        if let Some(rest) = log.split("listening on ").nth(1) {
+            address = rest.lines().next().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let address = address.unwrap_or_else(|| {
+        let _ = gateway.kill();
+        panic!(
+            "the gateway did not start: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        )
+    });
+
+    // What Clouddriver mounts: the token and the CA of the client Secret.
+    let client = &docs["Secret/outpost-gateway-client"];
+    let ca = dir.path().join("client-ca.crt");
+    std::fs::write(&ca, secret_file(client, "ca.crt")).unwrap();
+    let kubeconfig = |file: &str, token: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: gw\n  cluster: {{server: \"https://{address}/clusters/absent\", certificate-authority: \"{}\"}}\nusers:\n- name: gw\n  user: {{token: {token}}}\ncontexts:\n- name: gw\n  context: {{cluster: gw, user: gw}}\ncurrent-context: gw\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let client_token = String::from_utf8(secret_file(client, "token")).unwrap();
+    let attempt = |config: &Path| {
+        Command::new(&kubectl_binary)
+            .arg("--kubeconfig")
+            .arg(config)
+            .args(["get", "--raw", "/clusters/absent/api"])
+            .output()
+            .unwrap()
+    };
+    let good = attempt(&kubeconfig("good", &client_token));
+    let bad = attempt(&kubeconfig("bad", &"x".repeat(48)));
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let (good, bad) = (
+        String::from_utf8_lossy(&good.stderr).into_owned(),
+        String::from_utf8_lossy(&bad.stderr).into_owned(),
+    );
+    // Past TLS and the token: the gateway itself says it holds no cluster of that account.
+    assert!(
+        good.contains("no indexed cluster holds account absent"),
+        "{good}"
+    );
+    assert!(bad.contains("Unauthorized"), "{bad}");
 }

@@ -10,6 +10,7 @@ locals {
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_18:Access logs go to the bucket named by access_log_bucket (aws_s3_bucket_logging below); a logging bucket is the operator's to choose.
   #checkov:skip=CKV_AWS_144:No replication: the bucket is a transport, not a record; every agent writes a fresh snapshot when its chain is gone.
+  #checkov:skip=CKV2_AWS_62:The notifications of written heads and decommission markers belong to aws-indexer (s3_notifications), which owns the bucket's one notification configuration.
   #checkov:skip=CKV_AWS_21:Versioning is optional (var.versioning): segments are create-only under the bucket policy, so versions would only keep old heads.
   bucket        = var.name
   force_destroy = false
@@ -135,25 +136,4 @@ resource "aws_s3_bucket_policy" "this" {
   policy = module.policy.json
   # The public access block must exist first, or S3 may judge the policy before it applies.
   depends_on = [aws_s3_bucket_public_access_block.this]
-}
-
-resource "aws_s3_bucket_notification" "indexer" {
-  count  = var.notify_lambda_arn == null ? 0 : 1
-  bucket = aws_s3_bucket.this.id
-  # A head moves on every shipped segment and heartbeat; a marker evicts a cluster at once. The
-  # indexer reads the cluster each key names (segments need no event: a head names them).
-  lambda_function {
-    id                  = "outpost-heads"
-    lambda_function_arn = var.notify_lambda_arn
-    events              = ["s3:ObjectCreated:*"]
-    filter_prefix       = local.root
-    filter_suffix       = "/head.json"
-  }
-  lambda_function {
-    id                  = "outpost-decommissions"
-    lambda_function_arn = var.notify_lambda_arn
-    events              = ["s3:ObjectCreated:*"]
-    filter_prefix       = local.root
-    filter_suffix       = "/decommissioned.json"
-  }
 }

@@ -47,12 +47,6 @@ variable "admin_role_arns" {
   default     = []
 }
 
-variable "notify_lambda_arn" {
-  description = "The indexer Lambda function to notify when a head or decommission marker is written (aws-indexer's function_arn), or null for schedule-only indexing."
-  type        = string
-  default     = null
-}
-
 variable "tags" {
   description = "Tags for the bucket and the key."
   type        = map(string)
