@@ -172,6 +172,7 @@ async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_t
         format!("clusterrole.rbac.authorization.k8s.io/{name}"),
         format!("clusterrolebinding.rbac.authorization.k8s.io/{name}"),
         format!("configmap/{name}"),
+        format!("configmap/{name}-settings"),
         format!("deployment.apps/{name}"),
         format!("poddisruptionbudget.policy/{name}"),
         format!("cronjob.batch/{name}-decommission"),
@@ -246,10 +247,31 @@ async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_t
     let config_file = dir.path().join("agent-config.yaml");
     std::fs::write(&config_file, serde_yaml_ng::to_string(&config).unwrap()).unwrap();
     let stderr = dir.path().join("agent.stderr");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_outpost"))
+    // Who the cluster is and where it ships: the settings ConfigMap, as the pod's env reads it.
+    let settings = config_maps.get(&format!("{name}-settings")).await.unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_outpost"));
+    agent
         .args(["agent", "--config"])
         .arg(&config_file)
-        .env("POD_NAMESPACE", &namespace)
+        .env("POD_NAMESPACE", &namespace);
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        &namespace,
+        &common::resource("apps", "v1", "Deployment"),
+    );
+    let deployment = deployments.get(&name).await.unwrap();
+    for env in deployment.data["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+    {
+        if let Some(key) = env["valueFrom"]["configMapKeyRef"]["key"].as_str() {
+            agent.env(
+                env["name"].as_str().unwrap(),
+                settings.data["data"][key].as_str().unwrap(),
+            );
+        }
+    }
+    let mut agent = agent
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()

@@ -28,3 +28,13 @@ output "decommission_cronjob" {
   description = "The name of the suspended CronJob that writes the decommission marker when a Job is created from it."
   value       = "${local.name}-decommission"
 }
+
+output "decommission_job" {
+  description = "The Job the decommission CronJob would create (for a Helm pre-delete hook)."
+  value = {
+    apiVersion = "batch/v1"
+    kind       = "Job"
+    metadata   = merge(local.meta, { name = "${local.name}-decommission" })
+    spec       = local.decommission_job_spec
+  }
+}
