@@ -531,3 +531,185 @@ async fn the_gateway_runs_from_its_rendered_objects_and_clouddriver_reaches_it_w
     );
     assert!(bad.contains("Unauthorized"), "{bad}");
 }
+
+/// The kubectl binaries of `OUTPOST_TEST_KUBECTL` and any on `PATH`.
+fn kubectls() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::env::var("OUTPOST_TEST_KUBECTL")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let candidate = Path::new(dir).join("kubectl");
+        if candidate.is_file() && !found.contains(&candidate) {
+            found.push(candidate);
+        }
+    }
+    found
+}
+
+/// `kubectl apply --dry-run=server` of `documents`; every one must be accepted as created.
+fn server_dry_run(
+    kubectl_binary: &Path,
+    admin_kubeconfig: &str,
+    dir: &Path,
+    documents: &[serde_json::Value],
+) {
+    let file = dir.join(format!("dry-run-{:08x}.yaml", rand::random::<u32>()));
+    let yaml: Vec<String> = documents
+        .iter()
+        .map(|d| serde_yaml_ng::to_string(d).unwrap())
+        .collect();
+    std::fs::write(&file, yaml.join("---\n")).unwrap();
+    let answer = kubectl(
+        kubectl_binary,
+        admin_kubeconfig,
+        &["apply", "--dry-run=server", "-f", file.to_str().unwrap()],
+    );
+    assert_eq!(
+        answer.matches("created (server dry run)").count(),
+        documents.len(),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_helm_chart_and_kustomize_base_pass_the_dry_run() {
+    let (Some(helm), Some(kubectl_binary)) =
+        (binary("OUTPOST_TEST_HELM"), binary("OUTPOST_TEST_KUBECTL"))
+    else {
+        return;
+    };
+    let Some(admin_kubeconfig) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
+        return;
+    };
+    let admin = common::kube_client(&admin_kubeconfig).await;
+    let version = admin.apiserver_version().await.unwrap();
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/outpost-agent");
+    let namespace = format!("helm-{:08x}", rand::random::<u32>());
+
+    // Helm: the values it needs are required, by name.
+    for (set, missing) in [
+        ("cluster=helm-test", "values.bucketUrl is required"),
+        ("bucketUrl=s3://fleet", "values.cluster is required"),
+    ] {
+        let refused = Command::new(&helm)
+            .args(["template", "outpost"])
+            .arg(&chart)
+            .args(["--set", set])
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(missing), "{stderr}");
+    }
+    let rendered = run(Command::new(&helm)
+        .args(["template", "outpost"])
+        .arg(&chart)
+        .args([
+            "--namespace",
+            &namespace,
+            "--kube-version",
+            &version.git_version,
+        ])
+        .args([
+            "--set",
+            "cluster=helm-test",
+            "--set",
+            "bucketUrl=s3://fleet/prod",
+        ])
+        .args([
+            "--set",
+            "roleArn=arn:aws:iam::111122223333:role/outpost-agent-helm-test",
+        ]));
+    let documents: Vec<serde_json::Value> = rendered
+        .split("\n---\n")
+        .filter(|d| {
+            d.lines()
+                .any(|l| l.starts_with("\"kind\"") || l.starts_with("kind:"))
+        })
+        .map(|d| serde_yaml_ng::from_str(d).expect("a YAML document"))
+        .collect();
+    let kinds: Vec<&str> = documents
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "CronJob",
+        "Job",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let account = documents
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .unwrap();
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::111122223333:role/outpost-agent-helm-test"
+    );
+    let settings = documents
+        .iter()
+        .find(|d| d["metadata"]["name"] == "outpost-agent-settings")
+        .unwrap();
+    assert_eq!(settings["data"]["cluster"], "helm-test");
+    kubectl(
+        &kubectl_binary,
+        &admin_kubeconfig,
+        &["create", "namespace", &namespace],
+    );
+    server_dry_run(&kubectl_binary, &admin_kubeconfig, dir.path(), &documents);
+
+    // Kustomize: the example overlay, built by a kubectl whose kustomize reads it (Debian's 1.20
+    // carries a kustomize too old for `patches`).
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kustomize/example");
+    let built = kubectls().into_iter().find_map(|binary| {
+        let output = Command::new(&binary)
+            .arg("kustomize")
+            .arg(&example)
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    });
+    let Some(built) = built else {
+        panic!(
+            "no kubectl of OUTPOST_TEST_KUBECTL or PATH builds {}",
+            example.display()
+        );
+    };
+    let documents: Vec<serde_json::Value> = built
+        .split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str(d).expect("a YAML document"))
+        .collect();
+    let settings = documents
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "outpost-agent-settings")
+        .expect("the overlay's settings");
+    assert_eq!(settings["data"]["cluster"], "shop-prod");
+    // The base is for 1.21 and later (policy/v1, batch/v1); an older server is shown the rest.
+    let served: Vec<serde_json::Value> = documents
+        .into_iter()
+        .filter(|d| {
+            minor >= 21 || !matches!(d["kind"].as_str(), Some("PodDisruptionBudget" | "CronJob"))
+        })
+        .filter(|d| d["kind"] != "Namespace")
+        .collect();
+    let _ = Command::new(&kubectl_binary)
+        .arg("--kubeconfig")
+        .arg(&admin_kubeconfig)
+        .args(["create", "namespace", "outpost"])
+        .output();
+    server_dry_run(&kubectl_binary, &admin_kubeconfig, dir.path(), &served);
+}

@@ -1,5 +1,6 @@
 # The agent's Kubernetes objects as data (pure: no provider, no resource): the one source of
-# them, which the kubernetes-agent module applies and `output "yaml"` gives to kubectl. The agent
+# them, which the kubernetes-agent module applies and scripts/render-deploy turns into deploy/'s
+# kustomize base and Helm chart. The agent
 # only reads: its ClusterRole grants get, list and watch on exactly the kinds its config names.
 
 locals {
