@@ -2039,3 +2039,637 @@ const HORIZONTAL_POD_AUTOSCALER: &[Column] = &[
         description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-10T12:00:00Z")
+            .expect("a time")
+            .with_timezone(&Utc)
+    }
+
+    fn cells(group: &str, kind: &str, object: Value) -> Vec<Value> {
+        row(group, kind, &object, now()).cells
+    }
+
+    const CREATED: &str = "2026-01-10T11:55:30Z";
+
+    #[test]
+    fn every_printed_kind_has_a_cell_per_column_even_for_an_empty_object() {
+        let kinds = [
+            ("", "Pod"),
+            ("", "Service"),
+            ("", "ConfigMap"),
+            ("", "Secret"),
+            ("", "Namespace"),
+            ("", "Node"),
+            ("", "Event"),
+            ("events.k8s.io", "Event"),
+            ("", "PersistentVolumeClaim"),
+            ("", "ServiceAccount"),
+            ("", "Endpoints"),
+            ("", "ReplicationController"),
+            ("apps", "Deployment"),
+            ("extensions", "Deployment"),
+            ("apps", "ReplicaSet"),
+            ("apps", "StatefulSet"),
+            ("apps", "DaemonSet"),
+            ("batch", "Job"),
+            ("batch", "CronJob"),
+            ("networking.k8s.io", "Ingress"),
+            ("networking.k8s.io", "NetworkPolicy"),
+            ("autoscaling", "HorizontalPodAutoscaler"),
+            ("example.com", "Widget"),
+        ];
+        // Empty, null, and fields of the wrong types: never a panic, always a full row.
+        let messy = [
+            json!({}),
+            Value::Null,
+            json!({"metadata": 3, "spec": "x", "status": []}),
+            json!({"metadata": {"name": 7, "creationTimestamp": "yesterday"},
+                   "spec": {"containers": "none", "replicas": "three", "selector": {"matchLabels": {"a": 1}},
+                            "ports": [{"port": "http"}], "rules": [null, 4], "metrics": [{"type": "Pods"}]},
+                   "status": {"containerStatuses": [null, {"state": null}], "initContainerStatuses": [{"state": {"terminated": null}}],
+                              "conditions": "ready", "loadBalancer": {"ingress": [{}]}},
+                   "subsets": [{"addresses": [{}], "ports": [{}]}, {}], "involvedObject": [], "series": {}}),
+        ];
+        for (group, kind) in kinds {
+            for object in &messy {
+                let printed = row(group, kind, object, now());
+                assert_eq!(
+                    printed.cells.len(),
+                    columns(group, kind).len(),
+                    "{group}/{kind} of {object}"
+                );
+            }
+        }
+        assert_eq!(columns("example.com", "Widget"), DEFAULT);
+        assert_eq!(columns("apps", "Widget"), DEFAULT);
+        // A kind of another group keeps the default columns: a printer is per group and kind.
+        assert_eq!(columns("example.com", "Pod"), DEFAULT);
+    }
+
+    #[test]
+    fn columns_are_the_api_servers_with_wide_ones_at_priority_one() {
+        let names = |group, kind| -> Vec<(&str, u8)> {
+            columns(group, kind)
+                .iter()
+                .map(|c| (c.name, c.priority))
+                .collect()
+        };
+        assert_eq!(
+            names("", "Pod"),
+            [
+                ("Name", 0),
+                ("Ready", 0),
+                ("Status", 0),
+                ("Restarts", 0),
+                ("Age", 0),
+                ("IP", 1),
+                ("Node", 1),
+                ("Nominated Node", 1),
+                ("Readiness Gates", 1)
+            ]
+        );
+        assert_eq!(columns("", "Pod")[3].kind, "integer");
+        assert_eq!(columns("", "Pod")[0].format, "name");
+        let definition = columns("batch", "CronJob")[2].definition();
+        assert_eq!(definition["name"], "Suspend");
+        assert_eq!(definition["type"], "boolean");
+        // Events list the name last, and only in the wide form.
+        assert_eq!(names("", "Event").last(), Some(&("Name", 1)));
+        for (group, kind) in [("", "Pod"), ("apps", "Deployment"), ("", "Node")] {
+            assert!(
+                columns(group, kind)
+                    .iter()
+                    .all(|c| !c.description.is_empty())
+            );
+        }
+    }
+
+    #[test]
+    fn durations_read_as_the_api_server_writes_them() {
+        let d = |s: i64| human_duration(chrono::Duration::seconds(s));
+        let cases = [
+            (-5, "<invalid>"),
+            (-1, "0s"),
+            (0, "0s"),
+            (119, "119s"),
+            (120, "2m"),
+            (330, "5m30s"),
+            (599, "9m59s"),
+            (600, "10m"),
+            (179 * 60 + 59, "179m"),
+            (3 * 3600, "3h"),
+            (2 * 3600 + 15 * 60 + 5, "135m"),
+            (3 * 3600 + 15 * 60, "3h15m"),
+            (8 * 3600, "8h"),
+            (47 * 3600, "47h"),
+            (48 * 3600, "2d"),
+            (3 * 86400 + 4 * 3600, "3d4h"),
+            (8 * 86400, "8d"),
+            (729 * 86400, "729d"),
+            (730 * 86400, "2y"),
+            (830 * 86400, "2y100d"),
+            (9 * 365 * 86400, "9y"),
+        ];
+        for (seconds, text) in cases {
+            assert_eq!(d(seconds), text, "{seconds} s");
+        }
+        assert_eq!(since(None, now()), "<unknown>");
+    }
+
+    #[test]
+    fn pods_print_readiness_status_restarts_and_placement() {
+        let running = json!({
+            "metadata": {"name": "web", "creationTimestamp": CREATED},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "a"}, {"name": "b"}],
+                     "readinessGates": [{"conditionType": "x"}, {"conditionType": "y"}]},
+            "status": {"phase": "Running", "podIPs": [{"ip": "10.0.0.9"}, {"ip": "fd00::9"}],
+                       "conditions": [{"type": "x", "status": "True"}, {"type": "y", "status": "False"}],
+                       "containerStatuses": [
+                           {"ready": true, "restartCount": 2, "state": {"running": {}}},
+                           {"ready": true, "restartCount": 1, "state": {"running": {}}}]}
+        });
+        assert_eq!(
+            cells("", "Pod", running),
+            [
+                json!("web"),
+                json!("2/2"),
+                json!("Running"),
+                json!(3),
+                json!("4m30s"),
+                json!("10.0.0.9"),
+                json!("node-a"),
+                json!("<none>"),
+                json!("1/2")
+            ]
+        );
+        let status = |status: Value| {
+            let pod =
+                json!({"spec": {"initContainers": [{}, {}], "containers": [{}]}, "status": status});
+            let printed = row("", "Pod", &pod, now());
+            (
+                printed.cells[2].clone(),
+                printed.cells[3].clone(),
+                printed.conditions,
+            )
+        };
+        let cases = [
+            (json!({"phase": "Pending"}), "Pending"),
+            (json!({"phase": "Failed", "reason": "Evicted"}), "Evicted"),
+            (
+                json!({"initContainerStatuses": [{"state": {"terminated": {"exitCode": 0}}}, {"state": {"running": {}}}]}),
+                "Init:1/2",
+            ),
+            (
+                json!({"initContainerStatuses": [{"state": {"terminated": {"exitCode": 2}}}]}),
+                "Init:ExitCode:2",
+            ),
+            (
+                json!({"initContainerStatuses": [{"state": {"terminated": {"exitCode": 2, "signal": 9}}}]}),
+                "Init:Signal:9",
+            ),
+            (
+                json!({"initContainerStatuses": [{"state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}),
+                "Init:Error",
+            ),
+            (
+                json!({"initContainerStatuses": [{"state": {"waiting": {"reason": "ImagePullBackOff"}}}]}),
+                "Init:ImagePullBackOff",
+            ),
+            (
+                json!({"initContainerStatuses": [{"state": {"waiting": {"reason": "PodInitializing"}}}]}),
+                "Init:0/2",
+            ),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+                "CrashLoopBackOff",
+            ),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"state": {"terminated": {"exitCode": 3}}}]}),
+                "ExitCode:3",
+            ),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"state": {"terminated": {"signal": 15}}}]}),
+                "Signal:15",
+            ),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"state": {"terminated": {"reason": "Completed"}}}, {"ready": true, "state": {"running": {}}}]}),
+                "NotReady",
+            ),
+            (
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": [{"state": {"terminated": {"reason": "Completed"}}}, {"ready": true, "state": {"running": {}}}]}),
+                "Running",
+            ),
+        ];
+        for (pod_status, reason) in cases {
+            assert_eq!(status(pod_status.clone()).0, reason, "{pod_status}");
+        }
+        // Restarts count the init containers while they run, the containers after.
+        assert_eq!(
+            status(json!({"initContainerStatuses": [{"restartCount": 4, "state": {"running": {}}}], "containerStatuses": [{"restartCount": 9}]})).1,
+            4
+        );
+        let (_, _, conditions) = status(json!({"phase": "Succeeded"}));
+        assert_eq!(
+            conditions,
+            Some(
+                json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}])
+            )
+        );
+        assert_eq!(
+            status(json!({"phase": "Failed"})).2.expect("a condition")[0]["reason"],
+            "Failed"
+        );
+        assert_eq!(status(json!({"phase": "Running"})).2, None);
+        let terminating =
+            json!({"metadata": {"deletionTimestamp": CREATED}, "status": {"phase": "Running"}});
+        assert_eq!(cells("", "Pod", terminating)[2], "Terminating");
+        let lost = json!({"metadata": {"deletionTimestamp": CREATED}, "status": {"phase": "Running", "reason": "NodeLost"}});
+        assert_eq!(cells("", "Pod", lost)[2], "Unknown");
+    }
+
+    #[test]
+    fn selectors_print_sorted_by_key_and_invalid_ones_say_so() {
+        let selector = json!({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [
+            {"key": "c", "operator": "NotIn", "values": ["y", "x", "x"]},
+            {"key": "a", "operator": "Exists"},
+            {"key": "d", "operator": "DoesNotExist"},
+            {"key": "e", "operator": "In", "values": ["one"]}]});
+        assert_eq!(
+            label_selector(Some(&selector)).as_deref(),
+            Some("a=1,a,b=2,c notin (x,y),!d,e in (one)")
+        );
+        assert_eq!(format_label_selector(Some(&json!({}))), "<none>");
+        assert_eq!(format_label_selector(None), "<none>");
+        for invalid in [
+            json!({"matchExpressions": [{"key": "a", "operator": "In"}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+            json!({"matchLabels": {"a": 1}}),
+        ] {
+            assert_eq!(
+                format_label_selector(Some(&invalid)),
+                "<error>",
+                "{invalid}"
+            );
+        }
+        let deployment = json!({"spec": {"selector": {"matchExpressions": [{"key": "a"}]}}});
+        assert_eq!(cells("apps", "Deployment", deployment)[7], "<invalid>");
+        // A deployment without a selector prints an empty one, a replica set `<none>`.
+        assert_eq!(cells("apps", "Deployment", json!({}))[7], "");
+        assert_eq!(cells("apps", "ReplicaSet", json!({}))[7], "<none>");
+        assert_eq!(format_labels(Some(&json!({"z": "1", "a": "2"}))), "a=2,z=1");
+        assert_eq!(format_labels(Some(&json!({}))), "<none>");
+    }
+
+    #[test]
+    fn workloads_print_replicas_containers_and_images() {
+        let template = json!({"spec": {"containers": [{"name": "a", "image": "i:1"}, {"name": "b", "image": "j:2"}]}});
+        let deployment = json!({"metadata": {"name": "d", "creationTimestamp": CREATED},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "d"}}, "template": template},
+            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 1}});
+        assert_eq!(
+            cells("apps", "Deployment", deployment),
+            [
+                json!("d"),
+                json!("2/3"),
+                json!(3),
+                json!(1),
+                json!("4m30s"),
+                json!("a,b"),
+                json!("i:1,j:2"),
+                json!("app=d")
+            ]
+        );
+        // Unset replicas read as the API server defaults them.
+        assert_eq!(cells("apps", "StatefulSet", json!({}))[1], "0/1");
+        let daemon_set = json!({"spec": {"template": {"spec": {"nodeSelector": {"os": "linux"}}}}});
+        assert_eq!(cells("apps", "DaemonSet", daemon_set)[6], "os=linux");
+        assert_eq!(cells("apps", "DaemonSet", json!({}))[6], "<none>");
+        let job = |spec: Value, status: Value| {
+            let c = cells("batch", "Job", json!({"spec": spec, "status": status}));
+            (c[1].clone(), c[2].clone())
+        };
+        assert_eq!(
+            job(json!({"completions": 5}), json!({"succeeded": 2})),
+            (json!("2/5"), json!(""))
+        );
+        assert_eq!(job(json!({"parallelism": 3}), json!({})).0, "0/1 of 3");
+        assert_eq!(
+            job(json!({"parallelism": 1}), json!({"succeeded": 1})).0,
+            "1/1"
+        );
+        assert_eq!(
+            job(json!({}), json!({"startTime": "2026-01-10T11:00:00Z", "completionTime": "2026-01-10T11:03:20Z"})).1,
+            "3m20s"
+        );
+        assert_eq!(
+            job(json!({}), json!({"startTime": "2026-01-10T10:00:00Z"})).1,
+            "120m"
+        );
+        let cron = |spec: Value, status: Value| {
+            cells("batch", "CronJob", json!({"spec": spec, "status": status}))
+        };
+        let c = cron(
+            json!({"schedule": "*/5 * * * *", "suspend": false}),
+            json!({"active": [{}, {}], "lastScheduleTime": "2026-01-10T11:59:00Z"}),
+        );
+        assert_eq!(
+            (&c[1], &c[2], &c[3], &c[4]),
+            (
+                &json!("*/5 * * * *"),
+                &json!("False"),
+                &json!(2),
+                &json!("60s")
+            )
+        );
+        let c = cron(json!({}), json!({}));
+        assert_eq!((&c[2], &c[4]), (&json!("<unset>"), &json!("<none>")));
+    }
+
+    #[test]
+    fn services_print_addresses_and_ports_by_type() {
+        let service = |spec: Value, status: Value| {
+            let c = cells("", "Service", json!({"spec": spec, "status": status}));
+            (
+                c[1].clone(),
+                c[2].clone(),
+                c[3].clone(),
+                c[4].clone(),
+                c[6].clone(),
+            )
+        };
+        assert_eq!(
+            service(
+                json!({"type": "ClusterIP", "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5", "fd00::5"], "ports": [{"port": 80, "protocol": "TCP"}], "selector": {"app": "x"}}),
+                json!({})
+            ),
+            (
+                json!("ClusterIP"),
+                json!("10.0.0.5"),
+                json!("<none>"),
+                json!("80/TCP"),
+                json!("app=x")
+            )
+        );
+        assert_eq!(service(json!({"type": "NodePort", "clusterIP": "10.0.0.6", "externalIPs": ["1.2.3.4", "5.6.7.8"], "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}]}), json!({})).2, "1.2.3.4,5.6.7.8");
+        assert_eq!(service(json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "protocol": "UDP"}]}), json!({})).3, "80:30080/UDP");
+        assert_eq!(
+            service(json!({"type": "LoadBalancer"}), json!({})).2,
+            "<pending>"
+        );
+        assert_eq!(
+            service(json!({"type": "LoadBalancer", "externalIPs": ["9.9.9.9"]}), json!({"loadBalancer": {"ingress": [{"hostname": "b.example"}, {"ip": "1.1.1.1", "hostname": "x"}, {"ip": "1.1.1.1"}]}})).2,
+            "1.1.1.1,b.example,9.9.9.9"
+        );
+        assert_eq!(
+            service(
+                json!({"type": "ExternalName", "externalName": "db.example"}),
+                json!({})
+            )
+            .2,
+            "db.example"
+        );
+        let (kind, ip, external, ports, selector) = service(json!({}), json!({}));
+        assert_eq!(
+            (kind, ip, external, ports, selector),
+            (
+                json!(""),
+                json!("<none>"),
+                json!("<unknown>"),
+                json!("<none>"),
+                json!("<none>")
+            )
+        );
+    }
+
+    #[test]
+    fn nodes_print_readiness_roles_and_system_info() {
+        let node = json!({
+            "metadata": {"name": "n1", "creationTimestamp": CREATED, "labels": {
+                "node-role.kubernetes.io/worker": "", "node-role.kubernetes.io/control-plane": "",
+                "node-role.kubernetes.io/": "x", "kubernetes.io/role": "infra"}},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "False"}],
+                       "addresses": [{"type": "InternalIP", "address": "10.1.1.1"}, {"type": "Hostname", "address": "n1"}],
+                       "nodeInfo": {"kubeletVersion": "v1.31.4", "osImage": "Debian", "kernelVersion": "6.1", "containerRuntimeVersion": ""}}
+        });
+        assert_eq!(
+            cells("", "Node", node),
+            [
+                json!("n1"),
+                json!("NotReady,SchedulingDisabled"),
+                json!("control-plane,infra,worker"),
+                json!("4m30s"),
+                json!("v1.31.4"),
+                json!("10.1.1.1"),
+                json!("<none>"),
+                json!("Debian"),
+                json!("6.1"),
+                json!("<unknown>")
+            ]
+        );
+        let c = cells("", "Node", json!({}));
+        assert_eq!((&c[1], &c[2]), (&json!("Unknown"), &json!("<none>")));
+        assert_eq!(
+            cells(
+                "",
+                "Node",
+                json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+            )[1],
+            "Ready"
+        );
+    }
+
+    #[test]
+    fn events_print_their_object_source_and_count() {
+        let event = json!({"metadata": {"name": "e.1"}, "type": "Warning", "reason": "BackOff", "message": " Back-off \n",
+            "involvedObject": {"kind": "Pod", "name": "web", "fieldPath": "spec.containers{a}"},
+            "source": {"component": "kubelet"}, "firstTimestamp": "2026-01-10T11:00:00Z", "lastTimestamp": "2026-01-10T11:59:00Z", "count": 4});
+        assert_eq!(
+            cells("", "Event", event),
+            [
+                json!("60s"),
+                json!("Warning"),
+                json!("BackOff"),
+                json!("pod/web"),
+                json!("spec.containers{a}"),
+                json!("kubelet"),
+                json!("Back-off"),
+                json!("60m"),
+                json!(4),
+                json!("e.1")
+            ]
+        );
+        // Fractions of a second are dropped (119.88 s is `119s`), as the API server drops them.
+        let series = json!({"involvedObject": {"kind": "Node"}, "eventTime": "2026-01-10T11:58:00.123456Z",
+            "series": {"count": 9, "lastObservedTime": "2026-01-10T11:59:30.000000Z"}, "reportingComponent": "kubelet", "reportingInstance": "n1"});
+        let c = cells("", "Event", series);
+        assert_eq!(
+            (&c[0], &c[3], &c[5], &c[7], &c[8]),
+            (
+                &json!("30s"),
+                &json!("node"),
+                &json!("kubelet, n1"),
+                &json!("119s"),
+                &json!(9)
+            )
+        );
+        let c = cells("", "Event", json!({}));
+        assert_eq!(
+            (&c[0], &c[7], &c[8]),
+            (&json!("<unknown>"), &json!("<unknown>"), &json!(1))
+        );
+    }
+
+    #[test]
+    fn storage_network_and_scaling_kinds_print_their_own_cells() {
+        let claim = json!({"metadata": {"annotations": {"volume.beta.kubernetes.io/storage-class": "old"}},
+            "spec": {"volumeName": "pv", "storageClassName": "new", "volumeMode": "Block"},
+            "status": {"phase": "Bound", "accessModes": ["ReadWriteMany", "ReadWriteOnce", "ReadWriteOnce"], "capacity": {"storage": "10Gi"}}});
+        let c = cells("", "PersistentVolumeClaim", claim);
+        assert_eq!(
+            &c[1..6],
+            [
+                json!("Bound"),
+                json!("pv"),
+                json!("10Gi"),
+                json!("RWO,RWX"),
+                json!("old")
+            ]
+        );
+        assert_eq!(c[7], "Block");
+        let c = cells(
+            "",
+            "PersistentVolumeClaim",
+            json!({"metadata": {"deletionTimestamp": CREATED}, "spec": {"storageClassName": "new"}, "status": {"phase": "Pending"}}),
+        );
+        assert_eq!(
+            &c[1..6],
+            [
+                json!("Terminating"),
+                json!(""),
+                json!(""),
+                json!(""),
+                json!("new")
+            ]
+        );
+        assert_eq!(c[7], "<unset>");
+        let endpoints = json!({"subsets": [
+            {"addresses": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}], "ports": [{"port": 80}, {"port": 81}]},
+            {"addresses": [{"ip": "10.0.0.2"}]}]});
+        assert_eq!(
+            cells("", "Endpoints", endpoints)[1],
+            "10.0.0.1:80,[fd00::1]:80,10.0.0.1:81 + 2 more..."
+        );
+        assert_eq!(
+            cells(
+                "",
+                "Endpoints",
+                json!({"subsets": [{"addresses": [{"ip": "10.0.0.2"}]}]})
+            )[1],
+            "10.0.0.2"
+        );
+        assert_eq!(cells("", "Endpoints", json!({}))[1], "<none>");
+        let ingress = |spec: Value| cells("networking.k8s.io", "Ingress", json!({"spec": spec}));
+        let c = ingress(
+            json!({"rules": [{"host": "a"}, {}, {"host": "b"}, {"host": "c"}, {}], "tls": [{}]}),
+        );
+        assert_eq!(
+            (&c[1], &c[2], &c[3], &c[4]),
+            (
+                &json!("<none>"),
+                &json!("a,b,c + 2 more..."),
+                &json!(""),
+                &json!("80, 443")
+            )
+        );
+        assert_eq!(ingress(json!({"rules": [{}]}))[2], "*");
+        assert_eq!(
+            ingress(json!({"rules": [{"host": "a"}, {"host": "b"}, {"host": "c"}]}))[2],
+            "a,b,c"
+        );
+        assert_eq!(
+            cells("networking.k8s.io", "NetworkPolicy", json!({}))[1],
+            "<none>"
+        );
+        let hpa = |spec: Value, status: Value| {
+            cells(
+                "autoscaling",
+                "HorizontalPodAutoscaler",
+                json!({"spec": spec, "status": status}),
+            )
+        };
+        let c = hpa(
+            json!({"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 80}),
+            json!({"currentReplicas": 2}),
+        );
+        assert_eq!(
+            &c[1..6],
+            [
+                json!("Deployment/web"),
+                json!("<unknown>/80%"),
+                json!("1"),
+                json!(5),
+                json!(2)
+            ]
+        );
+        assert_eq!(hpa(json!({}), json!({}))[3], "<unset>");
+        let metrics = json!({"metrics": [
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "500Mi"}}},
+            {"type": "Pods"}]});
+        let status = json!({"currentMetrics": [{"type": "Resource", "resource": {"current": {"averageUtilization": 30}}}]});
+        assert_eq!(
+            hpa(metrics, status)[2],
+            "30%/60%, <unknown>/500Mi + 1 more..."
+        );
+        assert_eq!(hpa(json!({"metrics": []}), json!({}))[2], "<none>");
+        assert_eq!(
+            hpa(
+                json!({"metrics": [{"type": "Resource", "resource": {"target": {}}}]}),
+                json!({})
+            )[2],
+            "<unknown>/<auto>"
+        );
+        let config_map = json!({"data": {"a": "1"}, "binaryData": {"b": "AA=="}});
+        assert_eq!(cells("", "ConfigMap", config_map)[1], 2);
+        assert_eq!(
+            cells("", "Secret", json!({"type": "Opaque", "data": {"a": "x"}}))[1..3],
+            [json!("Opaque"), json!(1)]
+        );
+        assert_eq!(
+            cells("", "ServiceAccount", json!({"secrets": [{}, {}]}))[1],
+            2
+        );
+        assert_eq!(
+            cells("", "Namespace", json!({"status": {"phase": "Terminating"}}))[1],
+            "Terminating"
+        );
+        assert_eq!(
+            cells(
+                "",
+                "ReplicationController",
+                json!({"spec": {"selector": {"app": "x"}}})
+            )[7],
+            "app=x"
+        );
+    }
+
+    #[test]
+    fn other_kinds_print_the_name_and_the_age() {
+        let widget = json!({"metadata": {"name": "w", "creationTimestamp": CREATED}});
+        assert_eq!(
+            cells("example.com", "Widget", widget),
+            [json!("w"), json!("4m30s")]
+        );
+        assert_eq!(
+            cells("example.com", "Widget", json!({})),
+            [json!(""), json!("<unknown>")]
+        );
+    }
+}
