@@ -301,6 +301,39 @@ fn objects() -> Vec<(&'static str, Value, Option<Value>)> {
 
 /// Creates the objects in `ns` and sets their status.
 async fn create_all(admin: &kube::Client, ns: &str) {
+    // The custom resource's definition (the same in every run: applied, not created).
+    let definitions: Api<DynamicObject> = Api::all_with(
+        admin.clone(),
+        &common::resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+    );
+    let definition: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .expect("a CustomResourceDefinition");
+    definitions
+        .patch(
+            "widgets.example.com",
+            &PatchParams::apply("outpost-test").force(),
+            &Patch::Apply(&definition),
+        )
+        .await
+        .expect("the Widget CRD is applied");
+    let widgets: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        ns,
+        &common::resource("example.com", "v1", "Widget"),
+    );
+    for _ in 0..60 {
+        if widgets.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let mut uids = BTreeMap::new();
     for (kind_name, mut body, status) in objects() {
         let kind = KINDS

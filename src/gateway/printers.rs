@@ -36,22 +36,22 @@ impl Column {
 }
 
 /// The columns of a kind without a printer of its own (custom resources, and kinds not printed
-/// here): the name and the age, as the API server prints a custom resource without printer
-/// columns.
+/// here): the name and the age, as the API server prints a custom resource whose definition has
+/// no printer columns (the age a `date` column, its cell already the time since creation).
 pub const DEFAULT: &[Column] = &[
     Column {
         name: "Name",
         kind: "string",
         format: "name",
         priority: 0,
-        description: "Name must be unique within a namespace.",
+        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
     },
     Column {
         name: "Age",
-        kind: "string",
+        kind: "date",
         format: "",
         priority: 0,
-        description: "The time since the object was created.",
+        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
     },
 ];
 
