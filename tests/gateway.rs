@@ -351,7 +351,9 @@ fn kubectls() -> Vec<PathBuf> {
     if let Ok(path) = std::env::var("PATH") {
         for dir in path.split(':') {
             let candidate = Path::new(dir).join("kubectl");
-            if candidate.is_file() && !found.contains(&candidate) {
+            // `/bin` is often `/usr/bin`: one binary is run once.
+            let same = |p: &PathBuf| p.canonicalize().ok() == candidate.canonicalize().ok();
+            if candidate.is_file() && !found.iter().any(same) {
                 found.push(candidate);
             }
         }

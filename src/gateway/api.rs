@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::printers;
 use crate::format::ServedResource;
 
 /// What a request under `/clusters/<account>` asks for.
@@ -323,19 +324,10 @@ pub fn served<'a>(
     })
 }
 
-/// The age of an object as `kubectl get` prints it: `42s`, `5m`, `3h`, `4d`, `2y`.
+/// The age of an object as the API server prints it in a `Table`: `42s`, `5m30s`, `3h`, `4d`,
+/// `2y`; `<unknown>` without a creation time.
 pub fn age(created: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    let Some(created) = created else {
-        return "<unknown>".into();
-    };
-    let seconds = (now - created).num_seconds().max(0);
-    match seconds {
-        0..120 => format!("{seconds}s"),
-        120..7_200 => format!("{}m", seconds / 60),
-        7_200..172_800 => format!("{}h", seconds / 3_600),
-        172_800..63_072_000 => format!("{}d", seconds / 86_400),
-        _ => format!("{}y", seconds / 31_536_000),
-    }
+    printers::since(created, now)
 }
 
 /// What a `Table` row carries of its object: `includeObject=Object` (the object),
@@ -358,9 +350,12 @@ impl IncludeObject {
     }
 }
 
-/// The `Table` of `objects` (`meta.k8s.io/v1`), as the API server answers `kubectl get` for a
-/// kind without printer columns of its own: the name and the age.
+/// The `Table` of `objects` of `kind` in API group `group` (`meta.k8s.io/v1`), as the API server
+/// answers `kubectl get`: the kind's own columns where the API server has a printer for it
+/// ([`printers`]), else the name and the age.
 pub fn table(
+    group: &str,
+    kind: &str,
     objects: &[Value],
     include: IncludeObject,
     list_metadata: Value,
@@ -369,21 +364,18 @@ pub fn table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| {
-            let metadata = &object["metadata"];
-            let created = metadata["creationTimestamp"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc));
-            let mut row = json!({
-                "cells": [metadata["name"].clone(), age(created, now)],
-            });
+            let printed = printers::row(group, kind, object, now);
+            let mut row = json!({"cells": printed.cells});
+            if let Some(conditions) = printed.conditions {
+                row["conditions"] = conditions;
+            }
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Metadata => {
                     row["object"] = json!({
                         "kind": "PartialObjectMetadata",
                         "apiVersion": "meta.k8s.io/v1",
-                        "metadata": metadata,
+                        "metadata": object["metadata"],
                     });
                 }
                 IncludeObject::Object => row["object"] = object.clone(),
@@ -391,14 +383,15 @@ pub fn table(
             row
         })
         .collect();
+    let columns: Vec<Value> = printers::columns(group, kind)
+        .iter()
+        .map(printers::Column::definition)
+        .collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_metadata,
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "The time since the object was created.", "priority": 0},
-        ],
+        "columnDefinitions": columns,
         "rows": rows,
     })
 }
@@ -593,7 +586,7 @@ mod tests {
                 ago(4 * 86400),
                 ago(800 * 86400)
             ],
-            ["5s", "10m", "3h", "4d", "2y"]
+            ["5s", "10m", "3h", "4d", "2y70d"]
         );
     }
 

@@ -4,6 +4,7 @@
 //! `/clusters/<account>`; every object is as the cluster had it at its last applied diff.
 
 pub mod api;
+pub mod printers;
 pub mod query;
 pub mod server;
 pub mod source;

@@ -489,6 +489,8 @@ async fn serve_objects(
                     Wanted::Table => Answer::json(
                         StatusCode::OK,
                         &api::table(
+                            &served.group,
+                            &served.kind,
                             &[object],
                             IncludeObject::parse(
                                 parameters.get("includeObject").map(String::as_str),
@@ -555,6 +557,8 @@ async fn serve_objects(
         Wanted::Table => Answer::json(
             StatusCode::OK,
             &api::table(
+                &served.group,
+                &served.kind,
                 &items,
                 IncludeObject::parse(parameters.get("includeObject").map(String::as_str)),
                 metadata,
