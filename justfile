@@ -16,6 +16,15 @@ servers-start:
 servers-stop:
     scripts/test-servers stop
 
+# The AWS Lambda zip (runtime provided.al2023): the release binary, stripped, as `bootstrap`, in
+# target/lambda/outpost-lambda.zip; fails if the binary needs a glibc newer than 2.34.
+lambda-zip:
+    scripts/package lambda-zip
+
+# The container image (Dockerfile; needs a running Docker engine or another builder).
+image TAG="outpost:dev":
+    docker build -t {{ TAG }} .
+
 # Clippy on every target, warnings are errors.
 lint:
     cargo clippy --all-targets -- -D warnings

@@ -18,9 +18,9 @@ use crate::indexer::Database;
     after_help = "Examples:\n  outpost gateway --db postgres://reader@db/clouddriver --tls-cert tls.crt --tls-key tls.key --tokens tokens.yaml\n  outpost gateway --db sqlite:///var/tmp/outpost-demo/cache.db --plain-http --listen 127.0.0.1:8443 --tokens tokens.yaml\n\nA kubeconfig for one account: server https://<gateway>/clusters/<account>, the CA of --tls-cert, and a token of --tokens."
 )]
 pub struct GatewayArgs {
-    /// The indexer's database: postgres://, mysql:// or sqlite:// URL (read only).
-    #[arg(long, env = "OUTPOST_DB", hide_env_values = true)]
-    pub db: String,
+    // The indexer's database, only read.
+    #[command(flatten)]
+    pub database: super::DatabaseArgs,
     /// Where to listen.
     #[arg(long, env = "OUTPOST_GATEWAY_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
@@ -53,7 +53,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let tokens = Tokens::load(&args.tokens)?;
-    let database = Database::connect_reader(&args.db).await?;
+    let database = Database::connect_reader(&args.database.url().await?).await?;
     let (bound, serving) =
         server::bind(args.listen, listener, Source::new(database), tokens).await?;
     tracing::info!(address = %bound, "serving the gateway");

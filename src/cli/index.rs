@@ -21,16 +21,15 @@ use super::EXIT_FAULT;
 #[derive(Debug, Clone, Args)]
 #[command(
     about = "Load the bucket's clusters into Clouddriver's SQL cache (once, or in a loop)",
-    long_about = "Reads every cluster's head.json, verifies the segments it has not applied yet and applies them to the database: its own outpost_* tables and Clouddriver's cats_v1_* tables, rows and checkpoint in one transaction per cluster, so runs may overlap, crash and be retried without losing or duplicating a change. A cluster whose data is faulty is reported and left untouched; the others go on.\n\nWith --once, exits 1 if any cluster failed. In a loop (--interval or --schedule), a failing run is logged and the loop goes on.",
-    after_help = "Examples:\n  outpost index --bucket s3://fleet-bucket/prod --db postgres://clouddriver@db/clouddriver --once\n  outpost index --bucket gs://fleet --db mysql://clouddriver:secret@db/clouddriver --interval 30s\n  outpost index --bucket file:///var/tmp/outpost-demo --db sqlite:///var/tmp/cache.db --once --cluster eu-1"
+    long_about = "Reads every cluster's head.json, verifies the segments it has not applied yet and applies them to the database: its own outpost_* tables and Clouddriver's cats_v1_* tables, rows and checkpoint in one transaction per cluster, so runs may overlap, crash and be retried without losing or duplicating a change. A cluster whose data is faulty is reported and left untouched; the others go on.\n\nWith --once, exits 1 if any cluster failed. In a loop (--interval or --schedule), a failing run is logged and the loop goes on.\n\nThe database is --db, or --db-secret: an AWS Secrets Manager secret holding its URL or RDS's JSON for it, read once at start (so a Lambda function's settings hold an ARN, not a password).\n\nAs an AWS Lambda function (runtime provided.al2023): `just lambda-zip` builds target/lambda/outpost-lambda.zip, this binary as the custom runtime's `bootstrap`; set OUTPOST_BUCKET and OUTPOST_DB or OUTPOST_DB_SECRET (and any other OUTPOST_* setting below) on the function. A scheduled event indexes every cluster, an S3 event notification the clusters its keys name, {\"clusters\": [...]} those.",
+    after_help = "Examples:\n  outpost index --bucket s3://fleet-bucket/prod --db postgres://clouddriver@db/clouddriver --once\n  outpost index --bucket gs://fleet --db mysql://clouddriver:secret@db/clouddriver --interval 30s\n  outpost index --bucket file:///var/tmp/outpost-demo --db sqlite:///var/tmp/cache.db --once --cluster eu-1\n  outpost index --bucket s3://fleet-bucket/prod --db-secret arn:aws:secretsmanager:eu-west-1:123456789012:secret:outpost-db-AbCdEf --once"
 )]
 pub struct IndexArgs {
     /// The bucket URL (file://, memory://, s3://, gs://, az://).
     #[arg(long, env = "OUTPOST_BUCKET")]
     pub bucket: String,
-    /// The database: postgres://, mysql:// (MySQL or MariaDB) or sqlite:// URL.
-    #[arg(long, env = "OUTPOST_DB", hide_env_values = true)]
-    pub db: String,
+    #[command(flatten)]
+    pub database: super::DatabaseArgs,
     /// Index once and exit (the default when neither --interval nor --schedule is given).
     #[arg(long, conflicts_with_all = ["interval", "schedule"])]
     pub once: bool,
@@ -271,7 +270,8 @@ pub async fn run(args: IndexArgs) -> anyhow::Result<ExitCode> {
         (None, None) => None,
     };
     let store = Store::open(&args.bucket).await?;
-    let database = Database::connect(&args.db, args.table_namespace.as_deref()).await?;
+    let db = args.database.url().await?;
+    let database = Database::connect(&db, args.table_namespace.as_deref()).await?;
     let indexer = Indexer {
         store,
         database,

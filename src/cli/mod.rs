@@ -14,7 +14,8 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Exit code: a fault was found.
 pub const EXIT_FAULT: u8 = 1;
@@ -99,6 +100,37 @@ pub fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {}", error_chain(&error));
             ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Where `index`, `status` and `gateway` find their database: its URL, or an AWS Secrets
+/// Manager secret holding it (exactly one of the two).
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct DatabaseArgs {
+    /// The database: postgres://, mysql:// (MySQL or MariaDB) or sqlite:// URL.
+    #[arg(long, env = "OUTPOST_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Instead of --db: the ARN (or name) of an AWS Secrets Manager secret whose SecretString
+    /// is the database URL, or the JSON RDS keeps for a database ({"engine": "postgres" |
+    /// "mysql" | "mariadb", "host", "port", "username", "password", "dbname"}); read once at
+    /// start with the AWS default credentials (environment, profile, web identity, container or
+    /// instance role, the Lambda function's role), which need secretsmanager:GetSecretValue on it
+    /// (and kms:Decrypt when it is encrypted with a key of your own).
+    #[arg(long, env = "OUTPOST_DB_SECRET", value_name = "ARN")]
+    pub db_secret: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database URL: the one given, or the one the secret holds.
+    pub async fn url(&self) -> anyhow::Result<String> {
+        match (&self.db, &self.db_secret) {
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(secret)) => crate::indexer::db::secret::read_database_url(secret)
+                .await
+                .context("cannot get the database URL from --db-secret"),
+            _ => anyhow::bail!("give exactly one of --db and --db-secret"),
         }
     }
 }

@@ -25,9 +25,8 @@ use super::EXIT_FAULT;
     after_help = "Examples:\n  outpost status --db sqlite:///var/tmp/outpost-demo/cache.db\n  outpost status --db postgres://clouddriver@db/clouddriver --bucket s3://fleet-bucket/prod --json"
 )]
 pub struct StatusArgs {
-    /// The database: postgres://, mysql:// or sqlite:// URL.
-    #[arg(long, env = "OUTPOST_DB", hide_env_values = true)]
-    pub db: String,
+    #[command(flatten)]
+    pub database: super::DatabaseArgs,
     /// Also read each cluster's head.json from this bucket.
     #[arg(long, env = "OUTPOST_BUCKET")]
     pub bucket: Option<String>,
@@ -268,7 +267,7 @@ fn short_position(position: String) -> String {
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let database = Database::connect(&args.db, None).await?;
+    let database = Database::connect(&args.database.url().await?, None).await?;
     let store = match &args.bucket {
         Some(bucket) => Some(Store::open(bucket).await?),
         None => None,

@@ -3,6 +3,7 @@
 //! which a cluster's rows and checkpoint commit in one transaction.
 
 mod schema;
+pub mod secret;
 mod transaction;
 
 use std::collections::BTreeSet;
