@@ -6,7 +6,7 @@
 # with scripts/package image-rootfs: the binary, the shared libraries it loads and the dynamic
 # loader, CA certificates, /etc/passwd and /etc/group with the user nonroot (65532), an empty
 # /tmp. The tests run that same script and start the result with chroot, as uid 65532, without
-# Docker (tests/packaging.rs).
+# Docker (tests/image_rootfs.rs).
 #
 # Stage "runtime" is that directory and nothing else: no shell, no package manager, non-root.
 

@@ -38,7 +38,7 @@ variable "bucket_account_id" {
 }
 
 variable "database_url_secret_arn" {
-  description = "A Secrets Manager secret holding the database URL (postgres://… or mysql://…) or an RDS-managed secret's JSON (engine, host, port, username, password, dbname). The user needs write access to Clouddriver's cats tables and Outpost's own."
+  description = "A Secrets Manager secret holding the database URL (postgres://… or mysql://…) or the JSON of an RDS secret that names its database (engine, host, port, username, password, dbname; RDS's managed master-user secret holds only the user and password, so it is refused). The user needs write access to Clouddriver's cats tables and Outpost's own."
   type        = string
 }
 
