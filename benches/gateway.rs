@@ -1090,7 +1090,7 @@ async fn bench(config: Config, kubeconfig: String, postgres: String) {
         for side in &sides {
             let t = time(side, &plan, op, &config, tick).await;
             println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.2} + {:.2} |",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} + {:.2} |",
                 op.describe(),
                 side.name,
                 t.bytes,
@@ -1121,12 +1121,36 @@ async fn bench(config: Config, kubeconfig: String, postgres: String) {
     }
     drop(gateway_process);
     drop(before_gateway);
+    // PostgreSQL ends a killed client's sessions a moment later; the drop waits for that.
+    if let (Some(name), Ok(admin)) = (db.name(), sqlx::AnyPool::connect(&postgres).await) {
+        for _ in 0..100 {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(name)
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap_or(0);
+            if sessions == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        admin.close().await;
+    }
     db.drop_database().await;
     if !config.full {
         // The smoke run shares its API server with the other tests: it leaves nothing behind
         // (unscheduled pods go at once; namespaces stay Terminating without a controller).
+        // Services have no collection delete: one at a time.
+        for o in plan.created.iter().filter(|o| o.plural == "services") {
+            delete(
+                &api,
+                &format!("/api/v1/namespaces/{}/services/{}", o.namespace, o.name),
+            )
+            .await;
+        }
         for ns in &plan.namespaces {
-            for plural in ["pods", "configmaps", "secrets", "services"] {
+            for plural in ["pods", "configmaps", "secrets"] {
                 delete(&api, &format!("/api/v1/namespaces/{ns}/{plural}")).await;
             }
             delete(&api, &format!("/api/v1/namespaces/{ns}")).await;
