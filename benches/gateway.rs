@@ -1121,21 +1121,20 @@ async fn bench(config: Config, kubeconfig: String, postgres: String) {
     }
     drop(gateway_process);
     drop(before_gateway);
-    // PostgreSQL ends a killed client's sessions a moment later; the drop waits for that.
+    // The gateways are gone and the bench's own pools closed, but PostgreSQL may not have
+    // noticed every session's end yet: what is left of them would refuse the drop.
     if let (Some(name), Ok(admin)) = (db.name(), sqlx::AnyPool::connect(&postgres).await) {
-        for _ in 0..100 {
-            let sessions: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(name)
-                    .fetch_one(&admin)
-                    .await
-                    .unwrap_or(0);
-            if sessions == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let ended = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&admin)
+        .await;
+        if let Err(error) = ended {
+            eprintln!("could not end the sessions of {name}: {error}");
         }
         admin.close().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     db.drop_database().await;
     if !config.full {
