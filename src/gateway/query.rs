@@ -164,6 +164,11 @@ impl ListQuery {
     }
 
     /// Whether the query selects `object`.
+    /// Whether every object is selected (no label or field selector).
+    pub fn selects_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_empty()
+    }
+
     pub fn selects(&self, object: &Value) -> bool {
         if let Some(labels) = &self.labels {
             let map: BTreeMap<String, String> = object["metadata"]["labels"]
@@ -214,6 +219,23 @@ mod tests {
             [q.selects(&web), q.selects(&db)]
         };
         assert_eq!(select(&[]), [true, true]);
+        assert!(
+            query("Deployment", &[("limit", "5")])
+                .unwrap()
+                .selects_everything()
+        );
+        for selector in ["labelSelector", "fieldSelector"] {
+            let value = if selector == "labelSelector" {
+                "app=web"
+            } else {
+                "metadata.name=db"
+            };
+            assert!(
+                !query("Deployment", &[(selector, value)])
+                    .unwrap()
+                    .selects_everything()
+            );
+        }
         assert_eq!(select(&[("labelSelector", "app=web")]), [true, false]);
         assert_eq!(
             select(&[("fieldSelector", "metadata.name=db")]),

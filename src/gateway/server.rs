@@ -520,7 +520,15 @@ async fn serve_objects(
     let mut after = query.after.clone();
     let mut last = None;
     let mut more = false;
+    let page = query.limit.min(MAX_PAGE);
     'pages: loop {
+        // Without a selector every object read is an item: one more than the page still
+        // holds says whether another page follows, without reading a whole batch more.
+        let wanted = if query.selects_everything() {
+            (page - items.len()).min(BATCH) + 1
+        } else {
+            BATCH
+        };
         let batch = gateway
             .source
             .list(
@@ -529,16 +537,16 @@ async fn serve_objects(
                 &served.kind,
                 request.namespace.as_deref(),
                 after.as_ref(),
-                BATCH,
+                wanted,
             )
             .await?;
-        let full = batch.len() == BATCH;
+        let full = batch.len() == wanted;
         for listed in batch {
             after = Some(listed.position.clone());
             if !query.selects(&listed.object) {
                 continue;
             }
-            if items.len() == query.limit.min(MAX_PAGE) {
+            if items.len() == page {
                 more = true;
                 break 'pages;
             }

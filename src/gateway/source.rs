@@ -130,7 +130,9 @@ impl Source {
             sql.push_str(" AND namespace = ?");
         }
         if after.is_some() {
-            sql.push_str(" AND (namespace > ? OR (namespace = ? AND name > ?))");
+            // `namespace >= ?` repeats what the rest implies so that an index on the namespace
+            // can start at the page's first namespace instead of the account's.
+            sql.push_str(" AND namespace >= ? AND (namespace > ? OR (namespace = ? AND name > ?))");
         }
         sql.push_str(&format!(" ORDER BY namespace, name LIMIT {batch}"));
         let sql = db.sql(&sql);
@@ -140,6 +142,7 @@ impl Source {
         }
         if let Some(after) = after {
             query = query
+                .bind(after.namespace.as_str())
                 .bind(after.namespace.as_str())
                 .bind(after.namespace.as_str())
                 .bind(after.name.as_str());
