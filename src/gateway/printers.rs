@@ -602,11 +602,13 @@ fn pod(o: &Object) -> Row {
             s.to_string()
         }
     };
+    // The API server converts a pod that sets only the older `podIP` into one `podIPs` entry
+    // before printing, so that is the fallback.
     let ip = o
         .items("/status/podIPs")
         .first()
         .and_then(|p| p["ip"].as_str())
-        .unwrap_or_default();
+        .unwrap_or_else(|| o.str("/status/podIP"));
     let gates = o.items("/spec/readinessGates");
     let readiness_gates = if gates.is_empty() {
         "<none>".to_string()
@@ -2207,6 +2209,13 @@ mod tests {
                 json!("1/2")
             ]
         );
+        let only_pod_ip = json!({"status": {"phase": "Running", "podIP": "10.0.0.7"}});
+        assert_eq!(
+            row("", "Pod", &only_pod_ip, now()).cells[5],
+            json!("10.0.0.7")
+        );
+        let both = json!({"status": {"podIP": "10.0.0.7", "podIPs": [{"ip": "10.0.0.8"}]}});
+        assert_eq!(row("", "Pod", &both, now()).cells[5], json!("10.0.0.8"));
         let status = |status: Value| {
             let pod =
                 json!({"spec": {"initContainers": [{}, {}], "containers": [{}]}, "status": status});
