@@ -35,17 +35,60 @@ impl Column {
     }
 }
 
+// Columns several kinds print alike, defined once.
+const NAME_COLUMN: Column = Column {
+    name: "Name",
+    kind: "string",
+    format: "name",
+    priority: 0,
+    description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
+};
+
+const AGE_COLUMN: Column = Column {
+    name: "Age",
+    kind: "string",
+    format: "",
+    priority: 0,
+    description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+};
+
+const CONTAINERS_COLUMN: Column = Column {
+    name: "Containers",
+    kind: "string",
+    format: "",
+    priority: 1,
+    description: "Names of each container in the template.",
+};
+
+const IMAGES_COLUMN: Column = Column {
+    name: "Images",
+    kind: "string",
+    format: "",
+    priority: 1,
+    description: "Images referenced by each container in the template.",
+};
+
+const READY_COLUMN: Column = Column {
+    name: "Ready",
+    kind: "string",
+    format: "",
+    priority: 0,
+    description: "Number of the pod with ready state",
+};
+
+const SELECTOR_COLUMN: Column = Column {
+    name: "Selector",
+    kind: "string",
+    format: "",
+    priority: 1,
+    description: "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+};
+
 /// The columns of a kind without a printer of its own (custom resources, and kinds not printed
 /// here): the name and the age, as the API server prints a custom resource whose definition has
 /// no printer columns (the age a `date` column, its cell already the time since creation).
 pub const DEFAULT: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Age",
         kind: "date",
@@ -1078,13 +1121,7 @@ fn hpa_targets(o: &Object) -> String {
 }
 
 const POD: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Ready",
         kind: "string",
@@ -1106,13 +1143,7 @@ const POD: &[Column] = &[
         priority: 0,
         description: "The number of times the containers in this pod have been restarted.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
     Column {
         name: "IP",
         kind: "string",
@@ -1143,13 +1174,7 @@ const POD: &[Column] = &[
     },
 ];
 const SERVICE: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Type",
         kind: "string",
@@ -1178,13 +1203,7 @@ const SERVICE: &[Column] = &[
         priority: 0,
         description: "The list of ports that are exposed by this service. More info: https://kubernetes.io/docs/concepts/services-networking/service/#virtual-ips-and-service-proxies",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
     Column {
         name: "Selector",
         kind: "string",
@@ -1194,13 +1213,7 @@ const SERVICE: &[Column] = &[
     },
 ];
 const CONFIG_MAP: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Data",
         kind: "string",
@@ -1208,22 +1221,10 @@ const CONFIG_MAP: &[Column] = &[
         priority: 0,
         description: "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const SECRET: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Type",
         kind: "string",
@@ -1238,22 +1239,10 @@ const SECRET: &[Column] = &[
         priority: 0,
         description: "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const NAMESPACE: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Status",
         kind: "string",
@@ -1261,22 +1250,10 @@ const NAMESPACE: &[Column] = &[
         priority: 0,
         description: "The status of the namespace",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const NODE: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Status",
         kind: "string",
@@ -1291,13 +1268,7 @@ const NODE: &[Column] = &[
         priority: 0,
         description: "The roles of the node",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
     Column {
         name: "Version",
         kind: "string",
@@ -1414,13 +1385,7 @@ const EVENT: &[Column] = &[
     },
 ];
 const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Status",
         kind: "string",
@@ -1456,13 +1421,7 @@ const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
         priority: 0,
         description: "StorageClass of the pvc",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
     Column {
         name: "VolumeMode",
         kind: "string",
@@ -1472,13 +1431,7 @@ const PERSISTENT_VOLUME_CLAIM: &[Column] = &[
     },
 ];
 const SERVICE_ACCOUNT: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Secrets",
         kind: "string",
@@ -1486,22 +1439,10 @@ const SERVICE_ACCOUNT: &[Column] = &[
         priority: 0,
         description: "Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount. More info: https://kubernetes.io/docs/concepts/configuration/secret",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const ENDPOINTS: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Endpoints",
         kind: "string",
@@ -1509,22 +1450,10 @@ const ENDPOINTS: &[Column] = &[
         priority: 0,
         description: "The set of all endpoints is the union of all subsets. Addresses are placed into subsets according to the IPs they share. A single address with multiple ports, some of which are ready and some of which are not (because they come from different containers) will result in the address being displayed in different subsets for the different ports. No address will appear in both Addresses and NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const REPLICATION_CONTROLLER: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Desired",
         kind: "integer",
@@ -1546,27 +1475,9 @@ const REPLICATION_CONTROLLER: &[Column] = &[
         priority: 0,
         description: "The number of ready replicas for this replication controller.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
     Column {
         name: "Selector",
         kind: "string",
@@ -1576,20 +1487,8 @@ const REPLICATION_CONTROLLER: &[Column] = &[
     },
 ];
 const DEPLOYMENT: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
-    Column {
-        name: "Ready",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "Number of the pod with ready state",
-    },
+    NAME_COLUMN,
+    READY_COLUMN,
     Column {
         name: "Up-to-date",
         kind: "string",
@@ -1604,27 +1503,9 @@ const DEPLOYMENT: &[Column] = &[
         priority: 0,
         description: "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
     Column {
         name: "Selector",
         kind: "string",
@@ -1634,13 +1515,7 @@ const DEPLOYMENT: &[Column] = &[
     },
 ];
 const REPLICA_SET: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Desired",
         kind: "integer",
@@ -1662,27 +1537,9 @@ const REPLICA_SET: &[Column] = &[
         priority: 0,
         description: "The number of ready replicas for this replica set.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
     Column {
         name: "Selector",
         kind: "string",
@@ -1692,50 +1549,14 @@ const REPLICA_SET: &[Column] = &[
     },
 ];
 const STATEFUL_SET: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
-    Column {
-        name: "Ready",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "Number of the pod with ready state",
-    },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
+    NAME_COLUMN,
+    READY_COLUMN,
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
 ];
 const DAEMON_SET: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Desired",
         kind: "integer",
@@ -1778,27 +1599,9 @@ const DAEMON_SET: &[Column] = &[
         priority: 0,
         description: "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
     Column {
         name: "Selector",
         kind: "string",
@@ -1808,13 +1611,7 @@ const DAEMON_SET: &[Column] = &[
     },
 ];
 const JOB: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Completions",
         kind: "string",
@@ -1829,43 +1626,13 @@ const JOB: &[Column] = &[
         priority: 0,
         description: "Time required to complete the job.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
-    Column {
-        name: "Selector",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
-    },
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
+    SELECTOR_COLUMN,
 ];
 const CRON_JOB: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Schedule",
         kind: "string",
@@ -1894,43 +1661,13 @@ const CRON_JOB: &[Column] = &[
         priority: 0,
         description: "Information when was the last time the job was successfully scheduled.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
-    Column {
-        name: "Containers",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Names of each container in the template.",
-    },
-    Column {
-        name: "Images",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "Images referenced by each container in the template.",
-    },
-    Column {
-        name: "Selector",
-        kind: "string",
-        format: "",
-        priority: 1,
-        description: "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
-    },
+    AGE_COLUMN,
+    CONTAINERS_COLUMN,
+    IMAGES_COLUMN,
+    SELECTOR_COLUMN,
 ];
 const INGRESS: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Class",
         kind: "string",
@@ -1959,22 +1696,10 @@ const INGRESS: &[Column] = &[
         priority: 0,
         description: "Ports of TLS configurations that open",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const NETWORK_POLICY: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Pod-Selector",
         kind: "string",
@@ -1982,22 +1707,10 @@ const NETWORK_POLICY: &[Column] = &[
         priority: 0,
         description: "Selects the pods to which this NetworkPolicy object applies.  The array of ingress rules is applied to any pods selected by this field. Multiple network policies can select the same set of pods.  In this case, the ingress rules for each are combined additively. This field is NOT optional and follows standard label selector semantics. An empty podSelector matches all pods in this namespace.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 const HORIZONTAL_POD_AUTOSCALER: &[Column] = &[
-    Column {
-        name: "Name",
-        kind: "string",
-        format: "name",
-        priority: 0,
-        description: "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names",
-    },
+    NAME_COLUMN,
     Column {
         name: "Reference",
         kind: "string",
@@ -2033,13 +1746,7 @@ const HORIZONTAL_POD_AUTOSCALER: &[Column] = &[
         priority: 0,
         description: "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler.",
     },
-    Column {
-        name: "Age",
-        kind: "string",
-        format: "",
-        priority: 0,
-        description: "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    },
+    AGE_COLUMN,
 ];
 
 #[cfg(test)]
