@@ -20,6 +20,7 @@ use outpost::format::ClusterName;
 use outpost::indexer::registration;
 use outpost::indexer::{Database, Graces, IndexOptions, Indexer, Outcome};
 use outpost::store::Store;
+use outpost::test_support::bench;
 use outpost::test_support::db::{TestDb, server_database, sqlite_database};
 use outpost::test_support::sim::SimCluster;
 
@@ -33,20 +34,10 @@ struct Config {
 }
 
 fn config() -> Config {
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| {
-                v.parse::<usize>()
-                    .unwrap_or_else(|e| panic!("{flag} {v}: {e}"))
-            })
-    };
+    let full = bench::is_full_run();
     Config {
-        objects: value("--objects").unwrap_or(if full { 20_000 } else { 400 }),
-        rounds: value("--rounds").unwrap_or(if full { 15 } else { 2 }),
+        objects: bench::flag("--objects").unwrap_or(if full { 20_000 } else { 400 }),
+        rounds: bench::flag("--rounds").unwrap_or(if full { 15 } else { 2 }),
         full,
     }
 }

@@ -33,7 +33,7 @@ use outpost::format::ClusterName;
 use outpost::indexer::{Database, IndexOptions, Indexer};
 use outpost::store::Store;
 use outpost::test_support::db::{bench_servers, server_database};
-use outpost::test_support::server_url;
+use outpost::test_support::{bench, server_url};
 use serde_json::{Value, json};
 
 #[global_allocator]
@@ -59,23 +59,13 @@ struct Config {
 }
 
 fn config() -> Config {
-    let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| {
-                v.parse::<f64>()
-                    .unwrap_or_else(|e| panic!("{flag} {v}: {e}"))
-            })
-    };
+    let full = bench::is_full_run();
     Config {
         full,
-        objects: value("--objects").unwrap_or(if full { 100_000.0 } else { 600.0 }) as usize,
-        namespaces: value("--namespaces").unwrap_or(if full { 150.0 } else { 3.0 }) as usize,
-        seconds: value("--seconds").unwrap_or(if full { 6.0 } else { 0.3 }),
-        clients: value("--clients").unwrap_or(if full { 8.0 } else { 2.0 }) as usize,
+        objects: bench::flag("--objects").unwrap_or(if full { 100_000 } else { 600 }),
+        namespaces: bench::flag("--namespaces").unwrap_or(if full { 150 } else { 3 }),
+        seconds: bench::flag("--seconds").unwrap_or(if full { 6.0 } else { 0.3 }),
+        clients: bench::flag("--clients").unwrap_or(if full { 8 } else { 2 }),
     }
 }
 

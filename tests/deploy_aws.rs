@@ -10,9 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
+
+mod common;
 
 /// One request as IAM sees it.
 #[derive(Debug, Clone)]
@@ -252,62 +253,22 @@ fn the_evaluator_follows_iam_logic() {
 
 const AGENT_ROLE: &str = "arn:aws:iam::111122223333:role/outpost-agent-eu-1";
 
-/// Renders the JSON outputs of a provider-free module with `inputs`, offline.
+/// A provider-free policy module's `json` output, rendered offline.
 fn render(terraform: &Path, module: &str, inputs: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(module);
-    std::fs::write(
-        dir.path().join("main.tf"),
-        format!(
-            "module \"m\" {{\n  source = \"{}\"\n{inputs}\n}}\noutput \"json\" {{ value = module.m.json }}\n",
-            source.display()
-        ),
-    )
-    .unwrap();
-    let cli_config = dir.path().join("terraformrc");
-    std::fs::write(&cli_config, "").unwrap();
-    let tf = |args: &[&str]| {
-        let output = Command::new(terraform)
-            .args(args)
-            .current_dir(dir.path())
-            .env("TF_CLI_CONFIG_FILE", &cli_config)
-            .env("CHECKPOINT_DISABLE", "1")
-            .output()
-            .expect("terraform starts");
-        assert!(
-            output.status.success(),
-            "terraform {args:?}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    };
-    tf(&["init", "-input=false", "-no-color"]);
-    tf(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    let json = tf(&["output", "-raw", "json"]);
-    serde_json::from_slice(&json).expect("the policy is JSON")
-}
-
-fn terraform() -> Option<std::path::PathBuf> {
-    let found = std::env::var("OUTPOST_TEST_TERRAFORM").ok().map(Into::into);
-    if found.is_none() {
-        assert!(
-            std::env::var("OUTPOST_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "OUTPOST_TEST_TERRAFORM is not set (scripts/test sets it)"
-        );
-        eprintln!("skipped: OUTPOST_TEST_TERRAFORM is not set");
-    }
-    found
+    serde_json::from_str(&common::terraform::render(
+        terraform, module, inputs, "json",
+    ))
+    .expect("the policy is JSON")
 }
 
 #[test]
 fn an_agent_reaches_only_its_own_cluster_and_never_deletes_or_overwrites() {
-    let Some(terraform) = terraform() else {
+    let Some(terraform) = common::terraform::binary("OUTPOST_TEST_TERRAFORM") else {
         return;
     };
     let identity = render(
         &terraform,
-        "terraform/modules/aws-agent-identity/policy",
+        "aws-agent-identity/policy",
         r#"  bucket = "fleet"
   prefix = "prod/"
   cluster = "eu-1"
@@ -316,7 +277,7 @@ fn an_agent_reaches_only_its_own_cluster_and_never_deletes_or_overwrites() {
     );
     let bucket = render(
         &terraform,
-        "terraform/modules/aws-bucket/policy",
+        "aws-bucket/policy",
         r#"  bucket = "fleet"
   prefix = "prod"
   agent_role_pattern = "arn:aws:iam::*:role/outpost-agent-*"

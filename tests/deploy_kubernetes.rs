@@ -7,7 +7,7 @@
 //! Needs Terraform or OpenTofu (`OUTPOST_TEST_TERRAFORM`, set by `scripts/test-terraform env`),
 //! kubectl (`OUTPOST_TEST_KUBECTL`) and the API server (`scripts/test-kube`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,74 +21,11 @@ use serde_json::json;
 
 mod common;
 
-/// A module of `terraform/modules`.
-fn module_dir(module: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("terraform/modules")
-        .join(module)
-}
-
-/// The first of a colon-separated list of binaries in `var`, or `None` (with a printed reason)
-/// when it is not set and the servers are not required.
-fn binary(var: &str) -> Option<PathBuf> {
-    let found = std::env::var(var)
-        .ok()
-        .and_then(|v| v.split(':').find(|p| !p.is_empty()).map(PathBuf::from));
-    if found.is_none() {
-        assert!(
-            std::env::var("OUTPOST_TEST_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "{var} is not set (scripts/test sets it)"
-        );
-        eprintln!("skipped: {var} is not set");
-    }
-    found
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("the command starts");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Renders `module` with `inputs` (HCL assignments) in a root of its own under `dir`, offline,
-/// and returns its multi-document YAML.
-fn render(terraform: &Path, dir: &Path, module: &str, inputs: &str) -> String {
-    let root = dir.join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(
-        root.join("main.tf"),
-        format!(
-            "module \"agent\" {{\n  source = \"{}\"\n{inputs}\n}}\n\
-             output \"yaml\" {{\n  value     = module.agent.yaml\n  sensitive = true\n}}\n",
-            module_dir(module).display()
-        ),
-    )
-    .unwrap();
-    let cli_config = dir.join("terraformrc");
-    std::fs::write(&cli_config, "").unwrap();
-    let tf = |args: &[&str]| {
-        run(Command::new(terraform)
-            .args(args)
-            .current_dir(&root)
-            .env("TF_CLI_CONFIG_FILE", &cli_config)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1"))
-    };
-    tf(&["init", "-input=false", "-no-color"]);
-    tf(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    tf(&["output", "-raw", "yaml"])
-}
-
+/// `kubectl` with `kubeconfig`, which must succeed; its stdout.
 fn kubectl(binary: &Path, kubeconfig: &str, args: &[&str]) -> String {
-    run(Command::new(binary)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args))
+    let (ok, stdout, stderr) = common::kubectl(binary, Path::new(kubeconfig), args);
+    assert!(ok, "kubectl {args:?} failed: {stdout}\n{stderr}");
+    stdout
 }
 
 /// A kubeconfig for the test server that authenticates with `token`.
@@ -108,8 +45,8 @@ fn token_kubeconfig(admin_kubeconfig: &str, token: &str, path: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_that_role() {
     let (Some(terraform), Some(kubectl_binary)) = (
-        binary("OUTPOST_TEST_TERRAFORM"),
-        binary("OUTPOST_TEST_KUBECTL"),
+        common::terraform::binary("OUTPOST_TEST_TERRAFORM"),
+        common::terraform::binary("OUTPOST_TEST_KUBECTL"),
     ) else {
         return;
     };
@@ -125,9 +62,8 @@ async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_t
     std::fs::create_dir_all(&bucket).unwrap();
 
     // Pods and Services and Secrets are granted; ConfigMaps are not.
-    let yaml = render(
+    let yaml = common::terraform::render(
         &terraform,
-        dir.path(),
         "kubernetes-agent/manifests",
         &format!(
             r#"  name       = "{name}"
@@ -148,6 +84,7 @@ async fn rendered_manifests_pass_the_dry_run_and_the_agent_ships_under_exactly_t
             bucket = bucket.display(),
             key = "k".repeat(40),
         ),
+        "yaml",
     );
     kubectl(
         &kubectl_binary,
@@ -343,8 +280,8 @@ fn secret_file(secret: &serde_json::Value, key: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_runs_from_its_rendered_objects_and_clouddriver_reaches_it_with_its_secret() {
     let (Some(terraform), Some(kubectl_binary)) = (
-        binary("OUTPOST_TEST_TERRAFORM"),
-        binary("OUTPOST_TEST_KUBECTL"),
+        common::terraform::binary("OUTPOST_TEST_TERRAFORM"),
+        common::terraform::binary("OUTPOST_TEST_KUBECTL"),
     ) else {
         return;
     };
@@ -356,34 +293,21 @@ async fn the_gateway_runs_from_its_rendered_objects_and_clouddriver_reaches_it_w
     let namespace = format!("spinnaker-{unique}");
 
     // A serving certificate for 127.0.0.1, as the parent module makes one for the Service.
-    let (cert, key) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=outpost-gateway"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
+    let (cert, key) = common::certificate(dir.path());
     let db = dir.path().join("cache.db");
     let db_url = format!("sqlite://{}", db.display());
     let empty_bucket = dir.path().join("empty-bucket");
     std::fs::create_dir_all(&empty_bucket).unwrap();
     // The indexer makes the tables the gateway reads.
-    run(Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["index", "--once", "--bucket"])
-        .arg(format!("file://{}", empty_bucket.display()))
-        .args(["--db", &db_url]));
+    common::terraform::run(
+        Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["index", "--once", "--bucket"])
+            .arg(format!("file://{}", empty_bucket.display()))
+            .args(["--db", &db_url]),
+    );
     let token = "t".repeat(48);
-    let yaml = render(
+    let yaml = common::terraform::render(
         &terraform,
-        dir.path(),
         "kubernetes-gateway/manifests",
         &format!(
             r#"  namespace        = "{namespace}"
@@ -399,6 +323,7 @@ async fn the_gateway_runs_from_its_rendered_objects_and_clouddriver_reaches_it_w
             cert = cert.display(),
             key = key.display(),
         ),
+        "yaml",
     );
     let manifests = dir.path().join("gateway.yaml");
     std::fs::write(&manifests, &yaml).unwrap();
@@ -532,23 +457,6 @@ async fn the_gateway_runs_from_its_rendered_objects_and_clouddriver_reaches_it_w
     assert!(bad.contains("Unauthorized"), "{bad}");
 }
 
-/// The kubectl binaries of `OUTPOST_TEST_KUBECTL` and any on `PATH`.
-fn kubectls() -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::env::var("OUTPOST_TEST_KUBECTL")
-        .unwrap_or_default()
-        .split(':')
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let candidate = Path::new(dir).join("kubectl");
-        if candidate.is_file() && !found.contains(&candidate) {
-            found.push(candidate);
-        }
-    }
-    found
-}
-
 /// `kubectl apply --dry-run=server` of `documents`; every one must be accepted as created.
 fn server_dry_run(
     kubectl_binary: &Path,
@@ -576,9 +484,10 @@ fn server_dry_run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_helm_chart_and_kustomize_base_pass_the_dry_run() {
-    let (Some(helm), Some(kubectl_binary)) =
-        (binary("OUTPOST_TEST_HELM"), binary("OUTPOST_TEST_KUBECTL"))
-    else {
+    let (Some(helm), Some(kubectl_binary)) = (
+        common::terraform::binary("OUTPOST_TEST_HELM"),
+        common::terraform::binary("OUTPOST_TEST_KUBECTL"),
+    ) else {
         return;
     };
     let Some(admin_kubeconfig) = common::server_url("OUTPOST_TEST_KUBECONFIG") else {
@@ -606,25 +515,27 @@ async fn the_generated_helm_chart_and_kustomize_base_pass_the_dry_run() {
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(stderr.contains(missing), "{stderr}");
     }
-    let rendered = run(Command::new(&helm)
-        .args(["template", "outpost"])
-        .arg(&chart)
-        .args([
-            "--namespace",
-            &namespace,
-            "--kube-version",
-            &version.git_version,
-        ])
-        .args([
-            "--set",
-            "cluster=helm-test",
-            "--set",
-            "bucketUrl=s3://fleet/prod",
-        ])
-        .args([
-            "--set",
-            "roleArn=arn:aws:iam::111122223333:role/outpost-agent-helm-test",
-        ]));
+    let rendered = common::terraform::run(
+        Command::new(&helm)
+            .args(["template", "outpost"])
+            .arg(&chart)
+            .args([
+                "--namespace",
+                &namespace,
+                "--kube-version",
+                &version.git_version,
+            ])
+            .args([
+                "--set",
+                "cluster=helm-test",
+                "--set",
+                "bucketUrl=s3://fleet/prod",
+            ])
+            .args([
+                "--set",
+                "roleArn=arn:aws:iam::111122223333:role/outpost-agent-helm-test",
+            ]),
+    );
     let documents: Vec<serde_json::Value> = rendered
         .split("\n---\n")
         .filter(|d| {
@@ -672,7 +583,7 @@ async fn the_generated_helm_chart_and_kustomize_base_pass_the_dry_run() {
     // Kustomize: the example overlay, built by a kubectl whose kustomize reads it (Debian's 1.20
     // carries a kustomize too old for `patches`).
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kustomize/example");
-    let built = kubectls().into_iter().find_map(|binary| {
+    let built = common::kubectls().into_iter().find_map(|binary| {
         let output = Command::new(&binary)
             .arg("kustomize")
             .arg(&example)

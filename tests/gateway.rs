@@ -6,8 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -340,44 +339,9 @@ async fn kube_rs_reads_through_the_gateway(kind: &str) {
 
 on_each_database!(kube_rs_reads_through_the_gateway: sqlite, postgres, mariadb);
 
-/// The `kubectl` binaries to try: `OUTPOST_TEST_KUBECTL` (colon-separated) and any on `PATH`.
-fn kubectls() -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::env::var("OUTPOST_TEST_KUBECTL")
-        .unwrap_or_default()
-        .split(':')
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in path.split(':') {
-            let candidate = Path::new(dir).join("kubectl");
-            // `/bin` is often `/usr/bin`: one binary is run once.
-            let same = |p: &PathBuf| p.canonicalize().ok() == candidate.canonicalize().ok();
-            if candidate.is_file() && !found.iter().any(same) {
-                found.push(candidate);
-            }
-        }
-    }
-    found
-}
-
-fn kubectl(binary: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(binary)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_reads_through_the_gateway() {
-    let binaries = kubectls();
+    let binaries = common::kubectls();
     if binaries.is_empty() {
         assert!(
             std::env::var_os("OUTPOST_TEST_REQUIRE_SERVERS").is_none()
@@ -389,34 +353,7 @@ async fn kubectl_reads_through_the_gateway() {
     }
     // kubectl sends a token only to an HTTPS server: a self-signed certificate for 127.0.0.1.
     let dir = tempfile::tempdir().expect("a folder");
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=outpost-gateway",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = common::certificate(dir.path());
     let tls = outpost::gateway::tls_config(&cert, &key).expect("a TLS configuration");
     let db = outpost::test_support::db::sqlite_database();
     let served = serve(&db.url, Listener::Tls(tls)).await;
@@ -459,7 +396,7 @@ async fn kubectl_reads_through_the_gateway() {
     )
     .expect("the account's kubeconfig");
     for binary in &binaries {
-        let run = |config: &Path, args: &[&str]| kubectl(binary, config, args);
+        let run = |config: &Path, args: &[&str]| common::kubectl(binary, config, args);
         let context = binary.display().to_string();
         let (ok, out, err) = run(&good, &["get", "deployments", "-A"]);
         assert!(ok, "{context}: {err}");

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -529,74 +528,6 @@ fn rows(table: &Value) -> BTreeMap<String, (Vec<Value>, Value)> {
         .collect()
 }
 
-/// A self-signed certificate for 127.0.0.1: kubectl sends a token only over HTTPS.
-fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=outpost-gateway",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    (cert, key)
-}
-
-/// The `kubectl` binaries to try: `OUTPOST_TEST_KUBECTL` (colon-separated) and any on `PATH`.
-fn kubectls() -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::env::var("OUTPOST_TEST_KUBECTL")
-        .unwrap_or_default()
-        .split(':')
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in path.split(':') {
-            let candidate = Path::new(dir).join("kubectl");
-            // `/bin` is often `/usr/bin`: one binary is run once.
-            let same = |p: &PathBuf| p.canonicalize().ok() == candidate.canonicalize().ok();
-            if candidate.is_file() && !found.iter().any(same) {
-                found.push(candidate);
-            }
-        }
-    }
-    found
-}
-
-fn kubectl(binary: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(binary)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// kubectl's table output as words per line (a wider age shifts the columns).
 fn words(output: &str) -> Vec<Vec<&str>> {
     output
@@ -638,7 +569,7 @@ async fn tables_and_kubectl_match_the_api_server() {
     let dir = tempfile::tempdir().expect("a folder");
     let tokens = dir.path().join("tokens.yaml");
     std::fs::write(&tokens, format!("- {{name: test, token: {TOKEN}}}\n")).expect("tokens");
-    let (cert, key) = certificate(dir.path());
+    let (cert, key) = common::certificate(dir.path());
     let tls = outpost::gateway::tls_config(&cert, &key).expect("a TLS configuration");
     // Served twice from the same tables: over HTTPS for kubectl, which sends a token only over
     // HTTPS, and over plain HTTP for this test's own client, whose TLS stack refuses a
@@ -726,7 +657,7 @@ async fn tables_and_kubectl_match_the_api_server() {
     }
 
     // Every kubectl prints the same tables from both, and reads the gateway as a cluster.
-    let binaries = kubectls();
+    let binaries = common::kubectls();
     assert!(
         !binaries.is_empty() || std::env::var_os("OUTPOST_TEST_REQUIRE_SERVERS").is_none(),
         "no kubectl found (scripts/test-kube sets OUTPOST_TEST_KUBECTL)"
@@ -734,7 +665,7 @@ async fn tables_and_kubectl_match_the_api_server() {
     let apiserver = PathBuf::from(&kubeconfig);
     for binary in &binaries {
         let context = binary.display().to_string();
-        let run = |config: &Path, args: &[&str]| kubectl(binary, config, args);
+        let run = |config: &Path, args: &[&str]| common::kubectl(binary, config, args);
         for kind in KINDS {
             let resource = if kind.group.is_empty() {
                 kind.plural.to_string()

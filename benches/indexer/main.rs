@@ -42,6 +42,7 @@ use std::time::Instant;
 
 use outpost::cache::Dialect;
 use outpost::indexer::Database;
+use outpost::test_support::bench;
 use outpost::test_support::db::{TestDb, server_database};
 
 use crate::report::{Report, Results};
@@ -75,13 +76,8 @@ pub struct Config {
 /// The configuration the arguments give.
 fn config() -> Config {
     let args: Vec<String> = std::env::args().collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let full = bench::is_full_run();
+    let value = bench::flag::<String>;
     let number = |flag: &str, default: usize| {
         value(flag)
             .map(|v| v.replace('_', "").parse().expect("a number"))

@@ -5,6 +5,7 @@
 //! A failure here is the calling test's or benchmark's failure, so these helpers panic saying what
 //! failed instead of returning errors.
 
+pub mod bench;
 pub mod db;
 pub mod rows;
 pub mod sim;

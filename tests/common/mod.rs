@@ -8,11 +8,15 @@ pub mod db;
 pub mod accounts;
 #[allow(dead_code)]
 pub mod chain;
+#[allow(dead_code)]
+pub mod terraform;
 
 #[allow(unused_imports)]
 pub use outpost::test_support::server_url;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use outpost::format::{ClusterName, DecodeLimits, Head, Record};
 use outpost::store::Store;
@@ -91,4 +95,76 @@ pub async fn new_namespace(admin: &kube::Client, prefix: &str) -> String {
         .await
         .unwrap();
     ns
+}
+
+/// A self-signed certificate for 127.0.0.1: kubectl sends a token only over HTTPS.
+#[allow(dead_code)]
+pub fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=outpost-gateway",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
+
+/// The `kubectl` binaries to try: `OUTPOST_TEST_KUBECTL` (colon-separated) and any on `PATH`.
+#[allow(dead_code)]
+pub fn kubectls() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::env::var("OUTPOST_TEST_KUBECTL")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in path.split(':') {
+            let candidate = Path::new(dir).join("kubectl");
+            // `/bin` is often `/usr/bin`: one binary is run once.
+            let same = |p: &PathBuf| p.canonicalize().ok() == candidate.canonicalize().ok();
+            if candidate.is_file() && !found.iter().any(same) {
+                found.push(candidate);
+            }
+        }
+    }
+    found
+}
+
+/// Runs `kubectl --kubeconfig <kubeconfig> <args>`: whether it succeeded, its stdout, its stderr.
+#[allow(dead_code)]
+pub fn kubectl(binary: &Path, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(binary)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
